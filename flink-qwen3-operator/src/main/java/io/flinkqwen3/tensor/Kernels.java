@@ -1,0 +1,109 @@
+package io.flinkqwen3.tensor;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Element-wise and reduction kernels over fp32 activations: Vector API main loop, scalar tail.
+ * They know nothing of models: offsets and lengths in, results written in place or to out.
+ */
+public final class Kernels {
+    /** The widest float species of this CPU, chosen at run time. */
+    public static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+
+    private Kernels() {}
+
+    public static float dot(float[] a, int aOff, float[] b, int bOff, int n) {
+        var acc = FloatVector.zero(F);
+        int i = 0;
+        for (int upper = F.loopBound(n); i < upper; i += F.length()) {
+            acc = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc);
+        }
+        float sum = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            sum += a[aOff + i] * b[bOff + i];
+        }
+        return sum;
+    }
+
+    /** y[yOff..+n) += a * x[xOff..+n). */
+    public static void axpy(float a, float[] x, int xOff, float[] y, int yOff, int n) {
+        int i = 0;
+        for (int upper = F.loopBound(n); i < upper; i += F.length()) {
+            FloatVector.fromArray(F, x, xOff + i).fma(FloatVector.broadcast(F, a), FloatVector.fromArray(F, y, yOff + i)).intoArray(y, yOff + i);
+        }
+        for (; i < n; i++) {
+            y[yOff + i] += a * x[xOff + i];
+        }
+    }
+
+    /** y[0..n) += x[0..n). */
+    public static void add(float[] x, float[] y, int n) {
+        int i = 0;
+        for (int upper = F.loopBound(n); i < upper; i += F.length()) {
+            FloatVector.fromArray(F, y, i).add(FloatVector.fromArray(F, x, i)).intoArray(y, i);
+        }
+        for (; i < n; i++) {
+            y[i] += x[i];
+        }
+    }
+
+    /** out = w * x / sqrt(mean(x^2) + eps), over n elements. out may alias x. */
+    public static void rmsnorm(float[] out, int outOff, float[] x, int xOff, float[] w, float eps, int n) {
+        float ss = dot(x, xOff, x, xOff, n);
+        float scale = (float) (1.0 / Math.sqrt(ss / n + eps));
+        int i = 0;
+        for (int upper = F.loopBound(n); i < upper; i += F.length()) {
+            FloatVector.fromArray(F, x, xOff + i).mul(scale).mul(FloatVector.fromArray(F, w, i)).intoArray(out, outOff + i);
+        }
+        for (; i < n; i++) {
+            out[outOff + i] = w[i] * (x[xOff + i] * scale);
+        }
+    }
+
+    /** In-place softmax of x[off..off+n), max-subtracted, fp32. */
+    public static void softmax(float[] x, int off, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            max = Math.max(max, x[off + i]);
+        }
+        float sum = 0f;
+        for (int i = 0; i < n; i++) {
+            float e = (float) Math.exp(x[off + i] - max);
+            x[off + i] = e;
+            sum += e;
+        }
+        float inv = 1f / sum;
+        for (int i = 0; i < n; i++) {
+            x[off + i] *= inv;
+        }
+    }
+
+    /** gate[i] = silu(gate[i]) * up[i] for i in [0, n): the SwiGLU activation. */
+    public static void siluAndMultiply(float[] gate, float[] up, int n) {
+        int i = 0;
+        for (int upper = F.loopBound(n); i < upper; i += F.length()) {
+            var g = FloatVector.fromArray(F, gate, i);
+            var silu = g.div(g.neg().lanewise(VectorOperators.EXP).add(1f));
+            silu.mul(FloatVector.fromArray(F, up, i)).intoArray(gate, i);
+        }
+        for (; i < n; i++) {
+            float g = gate[i];
+            gate[i] = g / (1f + (float) Math.exp(-g)) * up[i];
+        }
+    }
+
+    /**
+     * Rotary embedding, NeoX / rotate_half pairing: element j pairs with j + d/2.
+     * cos and sin hold d/2 values for this position.
+     */
+    public static void rope(float[] x, int off, float[] cos, float[] sin, int d) {
+        int half = d / 2;
+        for (int j = 0; j < half; j++) {
+            float a = x[off + j], b = x[off + j + half];
+            x[off + j] = a * cos[j] - b * sin[j];
+            x[off + j + half] = b * cos[j] + a * sin[j];
+        }
+    }
+}

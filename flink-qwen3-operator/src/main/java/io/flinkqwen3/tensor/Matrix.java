@@ -1,0 +1,78 @@
+package io.flinkqwen3.tensor;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A 2-D weight matrix [rows, cols] stored row-major in a {@link MemorySegment} (usually a slice of
+ * a memory-mapped checkpoint). Each storage type is a subclass that owns its dot-product kernels;
+ * activations are always fp32 and accumulation is fp32.
+ */
+public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix {
+    /** Batch rows that one pass over a weight row serves; the weights are read once for them. */
+    static final int BATCH_TILE = 4;
+
+    protected final MemorySegment data;
+    protected final int rows;
+    protected final int cols;
+
+    protected Matrix(MemorySegment data, int rows, int cols) {
+        this.data = data;
+        this.rows = rows;
+        this.cols = cols;
+    }
+
+    public static Matrix of(DType type, MemorySegment data, int rows, int cols) {
+        long expected = (long) rows * cols * type.bytes();
+        if (data.byteSize() != expected) {
+            throw new IllegalArgumentException("matrix [" + rows + ", " + cols + "] of " + type + " needs "
+                    + expected + " bytes, segment has " + data.byteSize());
+        }
+        return switch (type) {
+            case F32 -> new F32Matrix(data, rows, cols);
+            case BF16 -> new BF16Matrix(data, rows, cols);
+            case F16 -> new F16Matrix(data, rows, cols);
+        };
+    }
+
+    public int rows() {
+        return rows;
+    }
+
+    public int cols() {
+        return cols;
+    }
+
+    public abstract DType type();
+
+    /** Dot product of weight row {@code row} with {@code x[xOff .. xOff+cols)}. */
+    public abstract float dot(int row, float[] x, int xOff);
+
+    /**
+     * Dot products of weight row {@code row} with four input rows of {@code x} (offsets a..d), the
+     * weights read once; results go to {@code out[outIdx + k*outStride]}.
+     */
+    protected abstract void dot4(int row, float[] x, int a, int b, int c, int d, float[] out, int outIdx, int outStride);
+
+    /** Dequantizes row {@code row} into {@code out[outOff .. outOff+cols)}. */
+    public abstract void rowTo(int row, float[] out, int outOff);
+
+    /**
+     * out[b, r] = dot(W[r], in[b]) for b in [0, batch): in is [batch, cols], out is [batch, rows].
+     * Rows are split over the pool's threads; each thread reads a weight row once per 4 batch rows.
+     */
+    public void matmul(float[] in, int batch, float[] out, Parallel parallel) {
+        parallel.forEach(rows, r -> {
+            int b = 0;
+            for (; b + BATCH_TILE <= batch; b += BATCH_TILE) {
+                dot4(r, in, b * cols, (b + 1) * cols, (b + 2) * cols, (b + 3) * cols, out, b * rows + r, rows);
+            }
+            for (; b < batch; b++) {
+                out[b * rows + r] = dot(r, in, b * cols);
+            }
+        });
+    }
+
+    public long byteSize() {
+        return data.byteSize();
+    }
+}
