@@ -114,7 +114,8 @@ public final class ChatTemplate {
         return s.substring(0, j);
     }
 
-    static String strip(String s) {
+    /** Python's str.strip('\n'). */
+    public static String strip(String s) {
         return lstrip(rstrip(s));
     }
 }

@@ -1,0 +1,82 @@
+package io.flinkqwen3.runtime;
+
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * What a scheduler needs to know about the engine: measured seconds per decode step by batch size
+ * (exponential moving average), prefill seconds per token, queue length, tokens/s.
+ */
+public final class EngineMetrics {
+    private static final double ALPHA = 0.2;
+    private static final int MAX_TRACKED_BATCH = 256;
+
+    private final double[] stepSeconds = new double[MAX_TRACKED_BATCH + 1];
+    private volatile double prefillSecondsPerToken = Double.NaN;
+    private final AtomicLong generatedTokens = new AtomicLong();
+    private final AtomicLong prefillTokens = new AtomicLong();
+    private final long startNanos = System.nanoTime();
+    private volatile int queued;
+    private volatile int active;
+    private volatile int lastBatchSize;
+
+    synchronized void recordStep(int decodeSequences, int prefillTokensInStep, double seconds) {
+        lastBatchSize = decodeSequences;
+        if (prefillTokensInStep == 0 && decodeSequences > 0) {
+            int b = Math.min(decodeSequences, MAX_TRACKED_BATCH);
+            stepSeconds[b] = stepSeconds[b] == 0 ? seconds : (1 - ALPHA) * stepSeconds[b] + ALPHA * seconds;
+        } else if (prefillTokensInStep > 0) {
+            double perToken = seconds / (prefillTokensInStep + decodeSequences);
+            prefillSecondsPerToken = Double.isNaN(prefillSecondsPerToken) ? perToken
+                    : (1 - ALPHA) * prefillSecondsPerToken + ALPHA * perToken;
+        }
+        generatedTokens.addAndGet(decodeSequences);
+        prefillTokens.addAndGet(prefillTokensInStep);
+    }
+
+    void recordQueue(int queued, int active) {
+        this.queued = queued;
+        this.active = active;
+    }
+
+    /** Seconds per decode step at this batch size: measured, else the nearest measured size scaled, else NaN. */
+    public synchronized double decodeStepSeconds(int batchSize) {
+        int b = Math.max(1, Math.min(batchSize, MAX_TRACKED_BATCH));
+        if (stepSeconds[b] > 0) {
+            return stepSeconds[b];
+        }
+        for (int d = 1; d <= MAX_TRACKED_BATCH; d++) {
+            if (b - d >= 1 && stepSeconds[b - d] > 0) {
+                return stepSeconds[b - d]; // a larger batch costs at least as much
+            }
+            if (b + d <= MAX_TRACKED_BATCH && stepSeconds[b + d] > 0) {
+                return stepSeconds[b + d];
+            }
+        }
+        return Double.NaN;
+    }
+
+    public double prefillSecondsPerToken() {
+        return prefillSecondsPerToken;
+    }
+
+    public int queued() {
+        return queued;
+    }
+
+    public int active() {
+        return active;
+    }
+
+    public int lastBatchSize() {
+        return lastBatchSize;
+    }
+
+    public long generatedTokens() {
+        return generatedTokens.get();
+    }
+
+    public double tokensPerSecond() {
+        double s = (System.nanoTime() - startNanos) / 1e9;
+        return s <= 0 ? 0 : generatedTokens.get() / s;
+    }
+}

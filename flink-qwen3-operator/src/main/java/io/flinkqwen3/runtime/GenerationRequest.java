@@ -1,0 +1,113 @@
+package io.flinkqwen3.runtime;
+
+import io.flinkqwen3.tokenizer.ChatMessage;
+import java.util.List;
+
+/**
+ * One generation: chat messages (rendered with the Qwen3 template), a raw prompt (used verbatim) or
+ * prompt token ids; thinking switch and budget; limits and sampling.
+ *
+ * <p>thinkingBudget: -1 unlimited, 0 renders the non-thinking template, N > 0 inserts Qwen's
+ * early-stop text after N thinking tokens without {@code </think>}.
+ */
+public record GenerationRequest(
+        List<ChatMessage> messages,
+        String rawPrompt,
+        int[] promptTokens,
+        boolean enableThinking,
+        int thinkingBudget,
+        int maxTokens,
+        List<String> stopStrings,
+        SamplingParams sampling) {
+
+    public static final int UNLIMITED = -1;
+
+    public GenerationRequest {
+        int sources = (messages != null ? 1 : 0) + (rawPrompt != null ? 1 : 0) + (promptTokens != null ? 1 : 0);
+        if (sources != 1) {
+            throw new IllegalArgumentException("a request needs exactly one of messages, raw prompt or prompt tokens");
+        }
+        if (maxTokens < 1) {
+            throw new IllegalArgumentException("max tokens must be >= 1, got " + maxTokens);
+        }
+        if (thinkingBudget < UNLIMITED) {
+            throw new IllegalArgumentException("thinking budget must be -1 (unlimited) or >= 0, got " + thinkingBudget);
+        }
+        stopStrings = stopStrings == null ? List.of() : List.copyOf(stopStrings);
+        messages = messages == null ? null : List.copyOf(messages);
+    }
+
+    /** True when the prompt leaves room for thinking (the think block is not pre-filled empty). */
+    public boolean thinks() {
+        return enableThinking && thinkingBudget != 0;
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    public GenerationRequest withThinkingBudget(int budget) {
+        return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, stopStrings, sampling);
+    }
+
+    public static final class Builder {
+        private List<ChatMessage> messages;
+        private String rawPrompt;
+        private int[] promptTokens;
+        private boolean enableThinking = true;
+        private int thinkingBudget = UNLIMITED;
+        private int maxTokens = 512;
+        private List<String> stopStrings = List.of();
+        private SamplingParams sampling;
+
+        public Builder messages(List<ChatMessage> m) {
+            this.messages = m;
+            return this;
+        }
+
+        public Builder user(String prompt) {
+            return messages(List.of(ChatMessage.user(prompt)));
+        }
+
+        public Builder rawPrompt(String p) {
+            this.rawPrompt = p;
+            return this;
+        }
+
+        public Builder promptTokens(int[] t) {
+            this.promptTokens = t;
+            return this;
+        }
+
+        public Builder enableThinking(boolean on) {
+            this.enableThinking = on;
+            return this;
+        }
+
+        public Builder thinkingBudget(int b) {
+            this.thinkingBudget = b;
+            return this;
+        }
+
+        public Builder maxTokens(int n) {
+            this.maxTokens = n;
+            return this;
+        }
+
+        public Builder stopStrings(List<String> s) {
+            this.stopStrings = s;
+            return this;
+        }
+
+        /** Null: Qwen's recommended settings for the mode, with generation_config.json defaults. */
+        public Builder sampling(SamplingParams s) {
+            this.sampling = s;
+            return this;
+        }
+
+        public GenerationRequest build() {
+            return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, thinkingBudget, maxTokens,
+                    stopStrings, sampling);
+        }
+    }
+}

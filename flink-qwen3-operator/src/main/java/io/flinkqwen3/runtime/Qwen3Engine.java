@@ -1,0 +1,296 @@
+package io.flinkqwen3.runtime;
+
+import io.flinkqwen3.model.Checkpoint;
+import io.flinkqwen3.model.Checkpoints;
+import io.flinkqwen3.model.ModelConfig;
+import io.flinkqwen3.model.ModelLocator;
+import io.flinkqwen3.tensor.Parallel;
+import io.flinkqwen3.tokenizer.ChatTemplate;
+import io.flinkqwen3.tokenizer.Qwen3Tokenizer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashSet;
+import java.util.List;
+import java.util.PriorityQueue;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * Continuous batching over every in-flight request. One scheduler thread runs steps; each step is
+ * one batched forward pass over the decode tokens of all running requests plus prefill chunks of
+ * new ones, then one sample per request whose pending tokens are consumed. Requests join at the
+ * next step and leave when done; admission and batch order are earliest-deadline-first. The math
+ * runs on the model's fixed worker pool: requests never get a thread each.
+ *
+ * <p>Thread-safe: any thread may {@link #submit}; results complete on the scheduler thread.
+ */
+public final class Qwen3Engine implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(Qwen3Engine.class.getName());
+    private static final Comparator<Running> EARLIEST_DEADLINE =
+            Comparator.comparingLong((Running r) -> r.generation.deadlineNanos).thenComparingLong(r -> r.sequence);
+
+    private final Qwen3Model model;
+    private final Qwen3Tokenizer tokenizer;
+    private final EngineOptions options;
+    private final Generation.SpecialTokens special;
+    private final int contextLength;
+    private final EngineMetrics metrics = new EngineMetrics();
+
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition workArrived = lock.newCondition();
+    private final PriorityQueue<Running> waiting = new PriorityQueue<>(EARLIEST_DEADLINE);
+    private final List<Running> active = new ArrayList<>();
+    private final Thread scheduler;
+    private volatile boolean closed;
+    private long submitted;
+
+    private record Running(Generation generation, CompletableFuture<GenerationResult> result, long sequence) {}
+
+    public Qwen3Engine(Qwen3Model model, Qwen3Tokenizer tokenizer, EngineOptions options) {
+        this.model = model;
+        this.tokenizer = tokenizer;
+        this.options = options;
+        ModelConfig config = model.config();
+        this.contextLength = options.maxContext() > 0
+                ? Math.min(options.maxContext(), config.maxPositionEmbeddings()) : config.maxPositionEmbeddings();
+        this.special = specialTokens(config, model.checkpoint(), tokenizer);
+        this.scheduler = Thread.ofPlatform().daemon().name("qwen3-engine-scheduler").start(this::runSteps);
+    }
+
+    /** Resolves the location (directory, .gguf file or Hugging Face repo id), maps the weights and starts the engine. */
+    public static Qwen3Engine open(String location, EngineOptions options) {
+        long start = System.nanoTime();
+        Path path = ModelLocator.resolve(location);
+        Checkpoint checkpoint = Checkpoints.open(path);
+        try {
+            Qwen3Tokenizer tokenizer = Checkpoints.tokenizer(checkpoint);
+            var model = Qwen3Model.load(checkpoint, new Parallel(options.threads()));
+            LOG.info(() -> String.format("loaded %s (%s, %d layers, %.1f MB mapped) in %.2f s", location,
+                    checkpoint.config().modelType(), checkpoint.config().numLayers(), checkpoint.mappedBytes() / 1e6,
+                    (System.nanoTime() - start) / 1e9));
+            return new Qwen3Engine(model, tokenizer, options);
+        } catch (RuntimeException e) {
+            checkpoint.close();
+            throw e;
+        }
+    }
+
+    private static Generation.SpecialTokens specialTokens(ModelConfig config, Checkpoint checkpoint, Qwen3Tokenizer tokenizer) {
+        Set<Integer> stop = new HashSet<>(config.eosTokenIds());
+        stop.addAll(checkpoint.generationConfig().eosTokenIds());
+        if (tokenizer == null) {
+            return new Generation.SpecialTokens(Set.copyOf(stop), -1, -1, new int[0]);
+        }
+        for (String end : List.of("<|im_end|>", "<|endoftext|>")) {
+            if (tokenizer.tokenId(end) >= 0) {
+                stop.add(tokenizer.tokenId(end));
+            }
+        }
+        return new Generation.SpecialTokens(Set.copyOf(stop), tokenizer.tokenId(ChatTemplate.THINK_OPEN),
+                tokenizer.tokenId(ChatTemplate.THINK_CLOSE), tokenizer.encode(Generation.EARLY_STOP_TEXT));
+    }
+
+    public ModelConfig config() {
+        return model.config();
+    }
+
+    /** Null for checkpoints that ship no tokenizer (then requests must carry token ids). */
+    public Qwen3Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    public int contextLength() {
+        return contextLength;
+    }
+
+    public EngineMetrics metrics() {
+        return metrics;
+    }
+
+    public Qwen3Model model() {
+        return model;
+    }
+
+    /** The prompt token ids of a request: the rendered chat template, the raw prompt, or the given ids. */
+    public int[] promptTokens(GenerationRequest request) {
+        if (request.promptTokens() != null) {
+            return request.promptTokens().clone();
+        }
+        if (tokenizer == null) {
+            throw new IllegalArgumentException("this model has no tokenizer.json: send prompt token ids instead of text");
+        }
+        if (request.rawPrompt() != null) {
+            return tokenizer.encode(request.rawPrompt());
+        }
+        return tokenizer.encode(ChatTemplate.render(request.messages(), true, request.thinks()));
+    }
+
+    /** Runs a request to completion on the calling thread's behalf (it waits). */
+    public GenerationResult generate(GenerationRequest request) {
+        return submit(request, Long.MAX_VALUE).join();
+    }
+
+    /**
+     * Queues a request. deadlineNanos is on the {@link System#nanoTime()} clock (Long.MAX_VALUE: none)
+     * and orders admission and batching. Throws {@link PromptTooLongException} or
+     * IllegalArgumentException for a request that can never run.
+     */
+    public CompletableFuture<GenerationResult> submit(GenerationRequest request, long deadlineNanos) {
+        if (closed) {
+            throw new IllegalStateException("engine is closed");
+        }
+        int[] prompt = promptTokens(request);
+        if (prompt.length == 0) {
+            throw new IllegalArgumentException("the prompt is empty");
+        }
+        if (prompt.length >= contextLength) {
+            throw new PromptTooLongException(prompt.length, contextLength);
+        }
+        SamplingParams sampling = request.sampling() != null ? request.sampling()
+                : SamplingParams.recommended(request.thinks(), model.checkpoint().generationConfig(), System.nanoTime());
+        var generation = new Generation(request, prompt, model.newCache(contextLength), special, tokenizer, sampling,
+                System.nanoTime(), deadlineNanos);
+        var future = new CompletableFuture<GenerationResult>();
+        lock.lock();
+        try {
+            waiting.add(new Running(generation, future, submitted++));
+            metrics.recordQueue(waiting.size(), active.size());
+            workArrived.signal();
+        } finally {
+            lock.unlock();
+        }
+        return future;
+    }
+
+    private void runSteps() {
+        while (!closed) {
+            try {
+                if (!admit()) {
+                    continue;
+                }
+                step();
+            } catch (InterruptedException e) {
+                return;
+            } catch (RuntimeException | Error e) {
+                LOG.log(Level.SEVERE, "engine step failed; failing the requests in it", e);
+                active.forEach(r -> r.result.completeExceptionally(e));
+                active.clear();
+            }
+        }
+    }
+
+    /** Moves waiting requests into the running set (EDF); blocks while there is nothing to do. */
+    private boolean admit() throws InterruptedException {
+        lock.lock();
+        try {
+            while (active.isEmpty() && waiting.isEmpty() && !closed) {
+                workArrived.await();
+            }
+            while (active.size() < options.maxSequences() && !waiting.isEmpty()) {
+                active.add(waiting.poll());
+            }
+            metrics.recordQueue(waiting.size(), active.size());
+            return !active.isEmpty();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** One forward pass: decode tokens first (EDF), then prefill chunks within the token budget. */
+    private void step() {
+        active.sort(Comparator.comparing((Running r) -> r.generation.prefilling()).thenComparing(EARLIEST_DEADLINE));
+        var tokens = new IntList();
+        var positions = new IntList();
+        var caches = new ArrayList<KvCache>();
+        var logitRows = new IntList();
+        var sampled = new ArrayList<Running>();
+        int budget = options.maxBatchTokens(), decoding = 0, prefill = 0;
+        for (Running r : active) {
+            Generation g = r.generation;
+            int take = Math.min(g.pendingCount(), budget);
+            if (take == 0) {
+                continue;
+            }
+            if (g.prefilling()) {
+                prefill += take;
+            } else {
+                decoding++;
+            }
+            int start = g.nextPosition();
+            for (int t : g.takePending(take)) {
+                tokens.add(t);
+                positions.add(start++);
+                caches.add(g.cache);
+            }
+            budget -= take;
+            if (g.pendingCount() == 0) {
+                logitRows.add(tokens.size() - 1);
+                sampled.add(r);
+            }
+        }
+        long begin = System.nanoTime();
+        float[] logits = model.forward(tokens.toArray(), positions.toArray(), caches.toArray(KvCache[]::new),
+                logitRows.toArray(), ForwardObserver.NONE);
+        metrics.recordStep(decoding, prefill, (System.nanoTime() - begin) / 1e9);
+
+        int vocab = model.config().vocabSize();
+        for (int i = 0; i < sampled.size(); i++) {
+            Running r = sampled.get(i);
+            r.generation.sampleFrom(logits, i * vocab, vocab);
+            if (r.generation.done()) {
+                active.remove(r);
+                r.result.complete(r.generation.result());
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        scheduler.interrupt();
+        try {
+            scheduler.join(10_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        lock.lock();
+        try {
+            var closedError = new IllegalStateException("engine closed before the request finished");
+            waiting.forEach(r -> r.result.completeExceptionally(closedError));
+            active.forEach(r -> r.result.completeExceptionally(closedError));
+            waiting.clear();
+            active.clear();
+        } finally {
+            lock.unlock();
+        }
+        model.parallel().close();
+        model.close();
+    }
+
+    /** A growable int array (the batch is rebuilt every step). */
+    private static final class IntList {
+        private int[] values = new int[64];
+        private int size;
+
+        void add(int v) {
+            if (size == values.length) {
+                values = java.util.Arrays.copyOf(values, size * 2);
+            }
+            values[size++] = v;
+        }
+
+        int size() {
+            return size;
+        }
+
+        int[] toArray() {
+            return java.util.Arrays.copyOf(values, size);
+        }
+    }
+}
