@@ -1,0 +1,112 @@
+package io.flinkqwen3.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.flinkqwen3.testing.Fixtures;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The CLI forms other tools rely on, run in-process against the fixtures. */
+class Qwen3CliTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    record Run(int code, String out) {}
+
+    static Run run(String... args) {
+        var bytes = new ByteArrayOutputStream();
+        int code = new Qwen3Cli(new PrintStream(bytes, true, StandardCharsets.UTF_8)).run(args);
+        return new Run(code, bytes.toString(StandardCharsets.UTF_8));
+    }
+
+    static String csv(int[] ids) {
+        return Arrays.stream(ids).mapToObj(String::valueOf).collect(Collectors.joining(","));
+    }
+
+    @Test
+    void tokenizePrintsAJsonArrayOfIds() {
+        Run r = run("tokenize", "--model", Fixtures.DENSE.toString(), "--text", "Hello, world!");
+        assertEquals(0, r.code());
+        assertEquals("[9707,11,1879,0]\n", r.out());
+    }
+
+    @Test
+    void renderPrintsTheTemplateExactly(@TempDir Path dir) throws Exception {
+        JsonNode golden = JSON.readTree(Files.readString(Fixtures.FIXTURES.resolve("tokenizer-golden.json")));
+        for (JsonNode c : golden.path("chat_template")) {
+            Path messages = dir.resolve(c.path("name").asText() + ".json");
+            Files.writeString(messages, c.path("messages").toString());
+            Run r = c.path("enable_thinking").asBoolean()
+                    ? run("render", "--model", Fixtures.DENSE.toString(), "--messages", messages.toString())
+                    : run("render", "--model", Fixtures.DENSE.toString(), "--messages", messages.toString(), "--no-thinking");
+            assertEquals(0, r.code());
+            assertEquals(c.path("text").asText(), r.out(), c.path("name").asText());
+        }
+    }
+
+    @Test
+    void logitsPrintsTopIdsAndLogsumexpPerPosition() throws Exception {
+        var ref = new Fixtures.Reference(Fixtures.YARN.resolve("reference.safetensors"));
+        int[] ids = ref.ints("p1.ids");
+        Run r = run("logits", "--model", Fixtures.YARN.toString(), "--tokens", csv(ids), "--top", "10");
+        assertEquals(0, r.code());
+        String[] lines = r.out().split("\n");
+        assertEquals(ids.length, lines.length);
+        float[] lse = ref.floats("p1.logsumexp");
+        float[] topLogits = ref.floats("p1.top10_logits");
+        int[] topIds = ref.ints("p1.top10_ids");
+        for (int p = 0; p < ids.length; p++) {
+            JsonNode line = JSON.readTree(lines[p]);
+            assertEquals(p, line.get("position").asInt());
+            assertEquals(lse[p], line.get("logsumexp").asDouble(), 1e-3);
+            assertEquals(topIds[p * 10], line.get("top_ids").get(0).asInt(), "argmax at " + p);
+            for (int j = 0; j < 10; j++) {
+                assertEquals(topLogits[p * 10 + j], line.get("top_logits").get(j).floatValue(), 1e-3);
+            }
+        }
+    }
+
+    @Test
+    void generateJsonWithTemperatureZeroIsTheGreedyReference() throws Exception {
+        var ref = new Fixtures.Reference(Fixtures.DENSE.resolve("reference.safetensors"));
+        Run r = run("generate", "--model", Fixtures.DENSE.toString(), "--tokens", csv(ref.ints("p2.ids")),
+                "--temperature", "0", "--max-tokens", "24", "--threads", "2", "--json");
+        assertEquals(0, r.code(), r.out());
+        JsonNode json = JSON.readTree(r.out());
+        int[] tokens = new int[json.get("output_tokens").size()];
+        Arrays.setAll(tokens, i -> json.get("output_tokens").get(i).asInt());
+        assertArrayEquals(ref.ints("p2.greedy"), tokens);
+        assertEquals("length", json.get("finish_reason").asText());
+        assertEquals(ref.ints("p2.ids").length, json.get("prompt_tokens").asInt());
+        assertTrue(json.get("tokens_per_second").asDouble() > 0);
+    }
+
+    @Test
+    void generateFromAPromptWithABudget() throws Exception {
+        Run r = run("generate", "--model", Fixtures.MOE.toString(), "--prompt", "What is 2+2?", "--thinking-budget", "0",
+                "--max-tokens", "5", "--seed", "3", "--json");
+        assertEquals(0, r.code(), r.out());
+        JsonNode json = JSON.readTree(r.out());
+        assertEquals(0, json.get("thinking_budget").asInt());
+        assertEquals(0, json.get("thinking_tokens").asInt());
+        assertEquals(19, json.get("prompt_tokens").asInt(), "the golden non-thinking rendering has 19 tokens");
+    }
+
+    @Test
+    void badInputExitsNonZeroWithAMessage() {
+        assertEquals(2, run("generate", "--model", Fixtures.MOE.toString()).code(), "neither --prompt nor --tokens");
+        assertEquals(2, run("frobnicate").code());
+        assertEquals(1, run("tokenize", "--model", "/no/such/dir", "--text", "x").code());
+        assertEquals(1, run("logits", "--model", Fixtures.YARN.toString(), "--tokens", "1,99999").code());
+    }
+}
