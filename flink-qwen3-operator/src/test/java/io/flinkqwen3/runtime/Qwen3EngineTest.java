@@ -109,7 +109,7 @@ class Qwen3EngineTest {
         try (var single = Qwen3Engine.open(Fixtures.MOE.toString(), options)) {
             List<Integer> finished = Collections.synchronizedList(new ArrayList<>());
             // a long blocker first, so the others queue up behind it
-            var blocker = single.submit(greedy(new int[] {1, 2, 3}, 40), Long.MAX_VALUE);
+            var blocker = single.submit(greedy(new int[] {1, 2, 3}, 1000), Long.MAX_VALUE);
             long now = System.nanoTime();
             List<CompletableFuture<GenerationResult>> futures = new ArrayList<>();
             long[] deadlines = {now + 9_000_000_000L, now + 1_000_000_000L, now + 5_000_000_000L};
