@@ -1,0 +1,67 @@
+package io.flinkqwen3.flink;
+
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.configuration.ConfigOption;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.util.OutputTag;
+
+/**
+ * The DataStream API:
+ *
+ * <pre>{@code
+ * SingleOutputStreamOperator<CompletionRecord> completions = Qwen3Inference.builder()
+ *         .model("Qwen/Qwen3-0.6B")
+ *         .option(Qwen3Options.MAX_IN_FLIGHT, 32)
+ *         .build()
+ *         .apply(prompts);
+ * DataStream<DeadLetter> rejected = completions.getSideOutput(Qwen3Inference.DEAD_LETTERS);
+ * }</pre>
+ */
+public final class Qwen3Inference {
+    /** Records that could not be answered, with the reason. */
+    public static final OutputTag<DeadLetter> DEAD_LETTERS = new OutputTag<>("qwen3-dead-letters", TypeInformation.of(DeadLetter.class));
+
+    private final Configuration options;
+
+    private Qwen3Inference(Configuration options) {
+        this.options = options;
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** Adds the inference operator after {@code prompts}; rejected records are the {@link #DEAD_LETTERS} side output. */
+    public SingleOutputStreamOperator<CompletionRecord> apply(DataStream<PromptRecord> prompts) {
+        return prompts.transform("Qwen3 inference", TypeInformation.of(CompletionRecord.class),
+                new Qwen3InferenceOperatorFactory(options)).uid("qwen3-inference");
+    }
+
+    public static final class Builder {
+        private final Configuration options = new Configuration();
+
+        public Builder model(String location) {
+            options.set(Qwen3Options.MODEL, location);
+            return this;
+        }
+
+        public <T> Builder option(ConfigOption<T> option, T value) {
+            options.set(option, value);
+            return this;
+        }
+
+        public Builder options(Configuration more) {
+            options.addAll(more);
+            return this;
+        }
+
+        public Qwen3Inference build() {
+            if (options.getOptional(Qwen3Options.MODEL).isEmpty()) {
+                throw new IllegalArgumentException("Qwen3Inference needs a model: a directory, .gguf file or Hugging Face repo id");
+            }
+            return new Qwen3Inference(options.clone());
+        }
+    }
+}

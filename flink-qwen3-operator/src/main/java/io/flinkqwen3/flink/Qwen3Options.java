@@ -1,0 +1,64 @@
+package io.flinkqwen3.flink;
+
+import java.time.Duration;
+import org.apache.flink.configuration.ConfigOption;
+import org.apache.flink.configuration.ConfigOptions;
+
+/** Options of the Qwen3 inference operator (and the SQL model provider). */
+public final class Qwen3Options {
+    private Qwen3Options() {}
+
+    public static final ConfigOption<String> MODEL = ConfigOptions.key("model")
+            .stringType().noDefaultValue()
+            .withDescription("Model location: a Hugging Face model directory, a .gguf file, or a Hugging Face repo id "
+                    + "such as Qwen/Qwen3-0.6B (downloaded into the HF cache of each task manager).");
+
+    public static final ConfigOption<Integer> THREADS = ConfigOptions.key("threads")
+            .intType().defaultValue(Runtime.getRuntime().availableProcessors())
+            .withDescription("Kernel worker threads of the task manager's shared engine (default: available processors).");
+
+    public static final ConfigOption<Integer> MAX_BATCH_SEQUENCES = ConfigOptions.key("max-batch-sequences")
+            .intType().defaultValue(32)
+            .withDescription("Requests decoded together in one engine step (across all slots of the task manager).");
+
+    public static final ConfigOption<Integer> MAX_CONTEXT = ConfigOptions.key("max-context")
+            .intType().defaultValue(4096)
+            .withDescription("Maximum prompt plus output tokens per request; longer prompts go to the dead-letter output.");
+
+    public static final ConfigOption<Integer> MAX_IN_FLIGHT = ConfigOptions.key("max-in-flight")
+            .intType().defaultValue(16)
+            .withDescription("Requests a subtask keeps in flight; when full it stops taking input (backpressure).");
+
+    public static final ConfigOption<Duration> DEFAULT_SLA = ConfigOptions.key("default-sla")
+            .durationType().defaultValue(Duration.ofSeconds(30))
+            .withDescription("Latency SLA of records that carry neither sla_ms nor deadline_ms.");
+
+    public static final ConfigOption<Integer> DEFAULT_MAX_TOKENS = ConfigOptions.key("default-max-tokens")
+            .intType().defaultValue(256)
+            .withDescription("Generated tokens (thinking plus answer) for records without max_tokens.");
+
+    public static final ConfigOption<Boolean> THINKING = ConfigOptions.key("thinking")
+            .booleanType().defaultValue(true)
+            .withDescription("Whether records may think at all; false answers every record in non-thinking mode.");
+
+    public static final ConfigOption<Integer> ANSWER_RESERVE_TOKENS = ConfigOptions.key("answer-reserve-tokens")
+            .intType().defaultValue(32)
+            .withDescription("Decode steps the SLA policy keeps free for the answer after thinking.");
+
+    public static final ConfigOption<Double> TEMPERATURE = ConfigOptions.key("temperature")
+            .doubleType().noDefaultValue()
+            .withDescription("Sampling temperature (0 = greedy); default: Qwen's recommendation for the mode.");
+
+    public static final ConfigOption<Double> TOP_P = ConfigOptions.key("top-p")
+            .doubleType().noDefaultValue().withDescription("Nucleus sampling mass; default: Qwen's recommendation.");
+
+    public static final ConfigOption<Integer> TOP_K = ConfigOptions.key("top-k")
+            .intType().noDefaultValue().withDescription("Top-k candidates; default: 20.");
+
+    public static final ConfigOption<Double> PRESENCE_PENALTY = ConfigOptions.key("presence-penalty")
+            .doubleType().defaultValue(0.0).withDescription("Presence penalty (Qwen suggests up to 1.5 against repetition).");
+
+    public static final ConfigOption<Boolean> ORDERED = ConfigOptions.key("ordered")
+            .booleanType().defaultValue(false)
+            .withDescription("Emit completions in input order (true) or as soon as each is done (false, default).");
+}
