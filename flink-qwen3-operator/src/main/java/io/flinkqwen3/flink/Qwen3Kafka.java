@@ -1,0 +1,104 @@
+package io.flinkqwen3.flink;
+
+import java.nio.charset.StandardCharsets;
+import java.util.function.Function;
+import org.apache.flink.api.common.serialization.SerializationSchema;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.connector.base.DeliveryGuarantee;
+import org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema;
+import org.apache.flink.connector.kafka.sink.KafkaSink;
+import org.apache.flink.connector.kafka.source.KafkaSource;
+import org.apache.flink.connector.kafka.source.KafkaSourceBuilder;
+import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
+import org.apache.flink.connector.kafka.source.reader.deserializer.KafkaRecordDeserializationSchema;
+import org.apache.flink.util.Collector;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.OffsetResetStrategy;
+
+/**
+ * Kafka plumbing for the records: a source of {@link PromptRecord}s (Avro or JSON values; bytes
+ * that do not decode become dead letters instead of failing the job) and exactly-once sinks for
+ * completions and dead letters.
+ */
+public final class Qwen3Kafka {
+    /** Kafka transactions must time out before the broker's transaction.max.timeout.ms (15 min by default). */
+    static final String TRANSACTION_TIMEOUT_MS = String.valueOf(10 * 60 * 1000);
+
+    public enum Format { AVRO, JSON }
+
+    private Qwen3Kafka() {}
+
+    /**
+     * A source builder for prompts: committed offsets of the group, else the earliest. Call
+     * {@code setBounded(...)}, {@code setProperty(...)} etc. on it before {@code build()}.
+     */
+    public static KafkaSourceBuilder<PromptRecord> promptSource(String bootstrapServers, String topic, String groupId) {
+        return KafkaSource.<PromptRecord>builder()
+                .setBootstrapServers(bootstrapServers)
+                .setTopics(topic)
+                .setGroupId(groupId)
+                .setStartingOffsets(OffsetsInitializer.committedOffsets(OffsetResetStrategy.EARLIEST))
+                .setDeserializer(new PromptDeserializer());
+    }
+
+    /** Exactly-once sink of completions (key: the record id). Needs checkpointing. */
+    public static KafkaSink<CompletionRecord> completionSink(String bootstrapServers, String topic, String transactionalIdPrefix,
+                                                             Format format) {
+        return exactlyOnce(bootstrapServers, topic, transactionalIdPrefix, c -> c.id,
+                format == Format.AVRO ? RecordCodec::encodeCompletionAvro : RecordCodec::toJson);
+    }
+
+    /** Exactly-once sink of dead letters (key: the record id, when it had one). */
+    public static KafkaSink<DeadLetter> deadLetterSink(String bootstrapServers, String topic, String transactionalIdPrefix,
+                                                       Format format) {
+        return exactlyOnce(bootstrapServers, topic, transactionalIdPrefix, d -> d.id,
+                format == Format.AVRO ? RecordCodec::encodeDeadLetterAvro : RecordCodec::toJson);
+    }
+
+    private interface Encoder<T> extends SerializationSchema<T> {}
+
+    private interface KeyOf<T> extends Function<T, String>, java.io.Serializable {}
+
+    private static <T> KafkaSink<T> exactlyOnce(String bootstrapServers, String topic, String transactionalIdPrefix,
+                                                KeyOf<T> key, Encoder<T> value) {
+        SerializationSchema<T> keyBytes = r -> key.apply(r) == null ? null : key.apply(r).getBytes(StandardCharsets.UTF_8);
+        return KafkaSink.<T>builder()
+                .setBootstrapServers(bootstrapServers)
+                .setRecordSerializer(KafkaRecordSerializationSchema.<T>builder()
+                        .setTopic(topic)
+                        .setKeySerializationSchema(keyBytes)
+                        .setValueSerializationSchema(value)
+                        .build())
+                .setDeliveryGuarantee(DeliveryGuarantee.EXACTLY_ONCE)
+                .setTransactionalIdPrefix(transactionalIdPrefix)
+                .setProperty("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)
+                .build();
+    }
+
+    /** Decodes each value; what does not decode becomes an undecodable PromptRecord (then a dead letter). */
+    static final class PromptDeserializer implements KafkaRecordDeserializationSchema<PromptRecord> {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<PromptRecord> out) {
+            byte[] value = record.value();
+            try {
+                PromptRecord prompt = RecordCodec.decodePrompt(value);
+                if (prompt.id == null && record.key() != null) {
+                    prompt.id = new String(record.key(), StandardCharsets.UTF_8);
+                }
+                out.collect(prompt);
+            } catch (IllegalArgumentException e) {
+                var bad = PromptRecord.undecodable(value == null ? new byte[0] : value,
+                        e.getMessage() + " (" + record.topic() + "-" + record.partition() + "@" + record.offset() + ")");
+                bad.id = record.key() == null ? null : new String(record.key(), StandardCharsets.UTF_8);
+                out.collect(bad);
+            }
+        }
+
+        @Override
+        public TypeInformation<PromptRecord> getProducedType() {
+            return TypeInformation.of(PromptRecord.class);
+        }
+    }
+}
