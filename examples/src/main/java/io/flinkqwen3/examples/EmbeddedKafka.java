@@ -1,0 +1,107 @@
+package io.flinkqwen3.examples;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.UUID;
+import java.util.function.Consumer;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.test.KafkaClusterTestKit;
+import org.apache.kafka.common.test.TestKitNodes;
+
+/** A real single-node Kafka (KRaft, broker and controller in one process) inside this JVM. */
+public final class EmbeddedKafka implements AutoCloseable {
+    private final KafkaClusterTestKit cluster;
+
+    private EmbeddedKafka(KafkaClusterTestKit cluster) {
+        this.cluster = cluster;
+    }
+
+    public static EmbeddedKafka start() throws Exception {
+        var nodes = new TestKitNodes.Builder().setCombined(true).setNumBrokerNodes(1).setNumControllerNodes(1).build();
+        var cluster = new KafkaClusterTestKit.Builder(nodes)
+                .setConfigProp("transaction.state.log.replication.factor", "1")
+                .setConfigProp("transaction.state.log.min.isr", "1")
+                .setConfigProp("offsets.topic.replication.factor", "1")
+                .setConfigProp("group.initial.rebalance.delay.ms", "0")
+                .build();
+        // Kafka's storage formatter prints to stdout; keep stdout for the examples' results
+        var stdout = System.out;
+        System.setOut(System.err);
+        try {
+            cluster.format();
+        } finally {
+            System.setOut(stdout);
+        }
+        cluster.startup();
+        cluster.waitForReadyBrokers();
+        return new EmbeddedKafka(cluster);
+    }
+
+    public String bootstrapServers() {
+        return cluster.bootstrapServers();
+    }
+
+    public void createTopics(int partitions, String... topics) throws Exception {
+        try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrapServers()))) {
+            admin.createTopics(Arrays.stream(topics).map(t -> new NewTopic(t, partitions, (short) 1)).toList()).all().get();
+        }
+    }
+
+    public void produce(String topic, List<byte[][]> keyValues) {
+        var props = new Properties();
+        props.put("bootstrap.servers", bootstrapServers());
+        try (var producer = new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer())) {
+            for (byte[][] kv : keyValues) {
+                producer.send(new ProducerRecord<>(topic, kv[0], kv[1]));
+            }
+            producer.flush();
+        }
+    }
+
+    /**
+     * Reads committed records of a topic from the beginning, handing each to {@code onRecord}, until
+     * {@code expected} arrived and nothing more came for {@code quiet}, or {@code timeout} passed.
+     */
+    public List<ConsumerRecord<byte[], byte[]>> readCommitted(String topic, int expected, Duration quiet, Duration timeout,
+                                                              Consumer<ConsumerRecord<byte[], byte[]>> onRecord) {
+        var props = new Properties();
+        props.put("bootstrap.servers", bootstrapServers());
+        props.put("group.id", "reader-" + UUID.randomUUID());
+        props.put("auto.offset.reset", "earliest");
+        props.put("isolation.level", "read_committed");
+        List<ConsumerRecord<byte[], byte[]>> all = new ArrayList<>();
+        try (var consumer = new KafkaConsumer<>(props, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+            consumer.subscribe(List.of(topic));
+            long end = System.nanoTime() + timeout.toNanos();
+            long lastArrival = System.nanoTime();
+            while (System.nanoTime() < end) {
+                var batch = consumer.poll(Duration.ofMillis(200));
+                for (var r : batch) {
+                    all.add(r);
+                    onRecord.accept(r);
+                    lastArrival = System.nanoTime();
+                }
+                if (all.size() >= expected && System.nanoTime() - lastArrival > quiet.toNanos()) {
+                    break;
+                }
+            }
+        }
+        return all;
+    }
+
+    @Override
+    public void close() throws Exception {
+        cluster.close();
+    }
+}

@@ -1,0 +1,105 @@
+package io.flinkqwen3.examples;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.flinkqwen3.flink.CompletionRecord;
+import io.flinkqwen3.flink.PromptRecord;
+import io.flinkqwen3.flink.Qwen3Kafka;
+import io.flinkqwen3.flink.Qwen3Options;
+import io.flinkqwen3.flink.RecordCodec;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.TaskManagerOptions;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+
+/**
+ * The quickstart: an embedded Kafka broker and a local Flink cluster (one task manager, two slots),
+ * a handful of prompts with different SLAs, the Qwen3 operator, and one JSON line per completion
+ * on stdout with its thinking budget, latency and whether the SLA was met.
+ *
+ * <pre>examples/bin/quickstart [--model LOCATION] [--prompts N] [--max-tokens N]</pre>
+ */
+public final class Quickstart {
+    static final String[] QUESTIONS = {
+        "What is the capital of France?",
+        "Classify the sentiment: the battery died after two days.",
+        "Summarise in one sentence: Flink processes unbounded streams with exactly-once state.",
+        "Give me three prime numbers.",
+        "Translate to German: good morning.",
+        "Is 17 a prime number? Answer yes or no.",
+        "Extract the city: 'Our order ships from Rotterdam on Monday.'",
+        "Name a colour of the sky.",
+    };
+    /** SLAs from tight (no room to think) to relaxed. */
+    static final long[] SLAS_MS = {1_500, 5_000, 20_000, 60_000};
+
+    private Quickstart() {}
+
+    public static void main(String[] args) throws Exception {
+        System.exit(run(args, System.out));
+    }
+
+    /** Runs the quickstart, printing completions to {@code out}; returns the exit code. */
+    public static int run(String[] args, PrintStream out) throws Exception {
+        Map<String, String> flags = KafkaInferenceJob.parse(args);
+        String model = flags.getOrDefault("--model", "Qwen/Qwen3-0.6B");
+        int count = Integer.parseInt(flags.getOrDefault("--prompts", "8"));
+        int maxTokens = Integer.parseInt(flags.getOrDefault("--max-tokens", "128"));
+        var json = new ObjectMapper();
+        try (var kafka = EmbeddedKafka.start()) {
+            var topics = new KafkaInferenceJob.Topics(kafka.bootstrapServers(), "prompts", "completions", "dead-letters", "quickstart");
+            kafka.createTopics(2, topics.input(), topics.output(), topics.deadLetters());
+            List<byte[][]> records = new ArrayList<>();
+            for (int i = 0; i < count; i++) {
+                var p = PromptRecord.of("prompt-" + i, QUESTIONS[i % QUESTIONS.length]).withSlaMs(SLAS_MS[i % SLAS_MS.length]);
+                records.add(new byte[][] {p.id.getBytes(StandardCharsets.UTF_8), RecordCodec.encodePromptAvro(p)});
+            }
+            kafka.produce(topics.input(), records);
+            System.err.printf("quickstart: %d prompts in Kafka at %s, model %s%n", count, kafka.bootstrapServers(), model);
+
+            var cluster = new Configuration();
+            cluster.set(TaskManagerOptions.NUM_TASK_SLOTS, 2);
+            var env = StreamExecutionEnvironment.createLocalEnvironment(2, cluster);
+            env.enableCheckpointing(1000);
+            var options = new Configuration();
+            options.set(Qwen3Options.MODEL, model);
+            options.set(Qwen3Options.DEFAULT_MAX_TOKENS, maxTokens);
+            KafkaInferenceJob.addPipeline(env, topics, options, Qwen3Kafka.Format.AVRO, true);
+            long start = System.nanoTime();
+            var job = env.executeAsync("flink-qwen3 quickstart");
+
+            int[] met = {0};
+            Map<String, CompletionRecord> answered = new LinkedHashMap<>();
+            kafka.readCommitted(topics.output(), count, Duration.ofSeconds(2), Duration.ofMinutes(30), r -> {
+                CompletionRecord c = RecordCodec.decodeCompletionAvro(r.value());
+                answered.put(c.id, c);
+                met[0] += c.slaMet ? 1 : 0;
+                var line = new LinkedHashMap<String, Object>();
+                line.put("id", c.id);
+                line.put("sla_ms", c.slaMs);
+                line.put("thinking_budget", c.thinkingBudget);
+                line.put("latency_ms", c.latencyMs);
+                line.put("sla_met", c.slaMet);
+                line.put("finish_reason", c.finishReason);
+                line.put("thinking_tokens", c.thinkingTokens);
+                line.put("answer_tokens", c.answerTokens);
+                line.put("answer", c.answer);
+                try {
+                    out.println(json.writeValueAsString(line));
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            });
+            job.getJobExecutionResult().get();
+            double seconds = (System.nanoTime() - start) / 1e9;
+            System.err.printf("quickstart: %d/%d prompts answered in %.1f s (%.2f records/s), SLA met for %d (%.0f%%)%n",
+                    answered.size(), count, seconds, answered.size() / seconds, met[0], 100.0 * met[0] / Math.max(1, answered.size()));
+            return answered.size() == count ? 0 : 1;
+        }
+    }
+}
