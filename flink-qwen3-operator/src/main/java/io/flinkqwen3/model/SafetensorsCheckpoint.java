@@ -132,9 +132,9 @@ public final class SafetensorsCheckpoint implements Checkpoint {
             elements *= shape[i];
         }
         long begin = offsets.get(0).asLong(), end = offsets.get(1).asLong();
-        if (end - begin != elements * type.bytes()) {
+        if (end - begin != type.byteSize(elements)) {
             throw new ModelFormatException(file + ": tensor '" + name + "' data_offsets [" + begin + ", " + end
-                    + ") hold " + (end - begin) + " bytes, its shape needs " + elements * type.bytes());
+                    + ") hold " + (end - begin) + " bytes, its shape needs " + type.byteSize(elements));
         }
         if (begin < 0 || dataStart + end > size) {
             throw new ModelFormatException(file + ": truncated: tensor '" + name + "' ends at byte " + (dataStart + end)

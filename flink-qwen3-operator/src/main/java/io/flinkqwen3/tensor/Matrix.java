@@ -7,7 +7,7 @@ import java.lang.foreign.MemorySegment;
  * a memory-mapped checkpoint). Each storage type is a subclass that owns its dot-product kernels;
  * activations are always fp32 and accumulation is fp32.
  */
-public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix {
+public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Q8_0Matrix, Q4_0Matrix, KQuantMatrix {
     /** Batch rows that one pass over a weight row serves; the weights are read once for them. */
     static final int BATCH_TILE = 4;
 
@@ -22,7 +22,11 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix {
     }
 
     public static Matrix of(DType type, MemorySegment data, int rows, int cols) {
-        long expected = (long) rows * cols * type.bytes();
+        if (cols % type.blockElements() != 0) {
+            throw new IllegalArgumentException("rows of " + cols + " weights cannot be stored as " + type
+                    + " (blocks of " + type.blockElements() + ")");
+        }
+        long expected = type.byteSize((long) rows * cols);
         if (data.byteSize() != expected) {
             throw new IllegalArgumentException("matrix [" + rows + ", " + cols + "] of " + type + " needs "
                     + expected + " bytes, segment has " + data.byteSize());
@@ -31,6 +35,10 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix {
             case F32 -> new F32Matrix(data, rows, cols);
             case BF16 -> new BF16Matrix(data, rows, cols);
             case F16 -> new F16Matrix(data, rows, cols);
+            case Q8_0 -> new Q8_0Matrix(data, rows, cols);
+            case Q4_0 -> new Q4_0Matrix(data, rows, cols);
+            case Q4_K -> new Q4_KMatrix(data, rows, cols);
+            case Q6_K -> new Q6_KMatrix(data, rows, cols);
         };
     }
 

@@ -1,0 +1,128 @@
+package io.flinkqwen3.tensor;
+
+import static io.flinkqwen3.tensor.Kernels.F;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * ggml Q4_0: blocks of 32 weights, an f16 scale d then 16 bytes; byte j holds weight j in its low
+ * nibble and weight j+16 in its high nibble, both offset by 8: w = d * (nibble - 8).
+ */
+public final class Q4_0Matrix extends Matrix {
+    static final int BLOCK = 32, BLOCK_BYTES = 18;
+    private static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(F.length() * 8));
+    private final long rowBytes;
+
+    Q4_0Matrix(MemorySegment data, int rows, int cols) {
+        super(data, rows, cols);
+        if (F.length() > 16) {
+            throw new IllegalStateException("Q4_0 kernel expects at most 16 float lanes, this CPU has " + F.length());
+        }
+        this.rowBytes = (long) cols / BLOCK * BLOCK_BYTES;
+    }
+
+    @Override
+    public DType type() {
+        return DType.Q4_0;
+    }
+
+    private float scale(long block) {
+        return Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, block));
+    }
+
+    private ByteVector packed(long block, int j) {
+        return ByteVector.fromMemorySegment(B, data, block + 2 + j, ByteOrder.LITTLE_ENDIAN);
+    }
+
+    private static FloatVector low(ByteVector p) {
+        return (FloatVector) p.and((byte) 15).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
+    }
+
+    private static FloatVector high(ByteVector p) {
+        return (FloatVector) p.lanewise(VectorOperators.LSHR, 4).and((byte) 15).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
+    }
+
+    @Override
+    public float dot(int row, float[] x, int xOff) {
+        long base = row * rowBytes;
+        var acc = FloatVector.zero(F);
+        for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {
+            var sum = FloatVector.zero(F);
+            for (int j = 0; j < 16; j += F.length()) {
+                var p = packed(base, j);
+                sum = low(p).fma(FloatVector.fromArray(F, x, xOff + c + j), sum);
+                sum = high(p).fma(FloatVector.fromArray(F, x, xOff + c + 16 + j), sum);
+            }
+            acc = sum.fma(FloatVector.broadcast(F, scale(base)), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    @Override
+    protected void dot4(int row, float[] x, int a, int b, int c4, int d, float[] out, int outIdx, int outStride) {
+        long base = row * rowBytes;
+        var accA = FloatVector.zero(F);
+        var accB = FloatVector.zero(F);
+        var accC = FloatVector.zero(F);
+        var accD = FloatVector.zero(F);
+        for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {
+            var scale = FloatVector.broadcast(F, scale(base));
+            for (int j = 0; j < 16; j += F.length()) {
+                var p = packed(base, j);
+                var lo = low(p).mul(scale);
+                var hi = high(p).mul(scale);
+                int l = c + j, h = c + 16 + j;
+                accA = hi.fma(FloatVector.fromArray(F, x, a + h), lo.fma(FloatVector.fromArray(F, x, a + l), accA));
+                accB = hi.fma(FloatVector.fromArray(F, x, b + h), lo.fma(FloatVector.fromArray(F, x, b + l), accB));
+                accC = hi.fma(FloatVector.fromArray(F, x, c4 + h), lo.fma(FloatVector.fromArray(F, x, c4 + l), accC));
+                accD = hi.fma(FloatVector.fromArray(F, x, d + h), lo.fma(FloatVector.fromArray(F, x, d + l), accD));
+            }
+        }
+        out[outIdx] = accA.reduceLanes(VectorOperators.ADD);
+        out[outIdx + outStride] = accB.reduceLanes(VectorOperators.ADD);
+        out[outIdx + 2 * outStride] = accC.reduceLanes(VectorOperators.ADD);
+        out[outIdx + 3 * outStride] = accD.reduceLanes(VectorOperators.ADD);
+    }
+
+    @Override
+    public void rowTo(int row, float[] out, int outOff) {
+        long base = row * rowBytes;
+        for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {
+            float s = scale(base);
+            for (int j = 0; j < 16; j++) {
+                int q = data.get(ValueLayout.JAVA_BYTE, base + 2 + j) & 0xFF;
+                out[outOff + c + j] = s * ((q & 15) - 8);
+                out[outOff + c + 16 + j] = s * ((q >> 4) - 8);
+            }
+        }
+    }
+
+    /** Quantizes floats to Q4_0 as ggml does: d = max / -8 (signed extreme), q = clamp(round(x/d) + 8, 0, 15). */
+    public static void quantize(float[] x, int xOff, int n, MemorySegment out, long outOff) {
+        for (int c = 0; c < n; c += BLOCK, outOff += BLOCK_BYTES) {
+            float amax = 0f, max = 0f;
+            for (int j = 0; j < BLOCK; j++) {
+                float v = x[xOff + c + j];
+                if (Math.abs(v) > amax) {
+                    amax = Math.abs(v);
+                    max = v;
+                }
+            }
+            float d = max / -8f;
+            float id = d == 0 ? 0 : 1f / d;
+            out.set(ValueLayout.JAVA_SHORT_UNALIGNED, outOff, Float.floatToFloat16(d));
+            for (int j = 0; j < 16; j++) {
+                int lo = Math.min(15, (int) (x[xOff + c + j] * id + 8.5f));
+                int hi = Math.min(15, (int) (x[xOff + c + 16 + j] * id + 8.5f));
+                out.set(ValueLayout.JAVA_BYTE, outOff + 2 + j, (byte) (lo | (hi << 4)));
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+package io.flinkqwen3.tensor;
+
+import static io.flinkqwen3.tensor.Kernels.F;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * ggml Q8_0: blocks of 32 weights, an f16 scale d then 32 int8 q; w = d * q. The int8 values are
+ * widened to float lanes (the Vector API has no int8 dot product instruction to reach for), the
+ * block's partial dot is scaled once.
+ */
+public final class Q8_0Matrix extends Matrix {
+    static final int BLOCK = 32, BLOCK_BYTES = 34;
+    private static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(F.length() * 8));
+    private final long rowBytes;
+
+    Q8_0Matrix(MemorySegment data, int rows, int cols) {
+        super(data, rows, cols);
+        this.rowBytes = (long) cols / BLOCK * BLOCK_BYTES;
+    }
+
+    @Override
+    public DType type() {
+        return DType.Q8_0;
+    }
+
+    private float scale(long block) {
+        return Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, block));
+    }
+
+    private FloatVector quants(long block, int j) {
+        return (FloatVector) ByteVector.fromMemorySegment(B, data, block + 2 + j, ByteOrder.LITTLE_ENDIAN)
+                .convertShape(VectorOperators.B2F, F, 0);
+    }
+
+    @Override
+    public float dot(int row, float[] x, int xOff) {
+        long base = row * rowBytes;
+        var acc = FloatVector.zero(F);
+        for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {
+            var sum = FloatVector.zero(F);
+            for (int j = 0; j < BLOCK; j += F.length()) {
+                sum = quants(base, j).fma(FloatVector.fromArray(F, x, xOff + c + j), sum);
+            }
+            acc = sum.fma(FloatVector.broadcast(F, scale(base)), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    @Override
+    protected void dot4(int row, float[] x, int a, int b, int c4, int d, float[] out, int outIdx, int outStride) {
+        long base = row * rowBytes;
+        var accA = FloatVector.zero(F);
+        var accB = FloatVector.zero(F);
+        var accC = FloatVector.zero(F);
+        var accD = FloatVector.zero(F);
+        for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {
+            var scale = FloatVector.broadcast(F, scale(base));
+            for (int j = 0; j < BLOCK; j += F.length()) {
+                var w = quants(base, j).mul(scale);
+                accA = w.fma(FloatVector.fromArray(F, x, a + c + j), accA);
+                accB = w.fma(FloatVector.fromArray(F, x, b + c + j), accB);
+                accC = w.fma(FloatVector.fromArray(F, x, c4 + c + j), accC);
+                accD = w.fma(FloatVector.fromArray(F, x, d + c + j), accD);
+            }
+        }
+        out[outIdx] = accA.reduceLanes(VectorOperators.ADD);
+        out[outIdx + outStride] = accB.reduceLanes(VectorOperators.ADD);
+        out[outIdx + 2 * outStride] = accC.reduceLanes(VectorOperators.ADD);
+        out[outIdx + 3 * outStride] = accD.reduceLanes(VectorOperators.ADD);
+    }
+
+    @Override
+    public void rowTo(int row, float[] out, int outOff) {
+        long base = row * rowBytes;
+        for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {
+            float s = scale(base);
+            for (int j = 0; j < BLOCK; j++) {
+                out[outOff + c + j] = s * data.get(ValueLayout.JAVA_BYTE, base + 2 + j);
+            }
+        }
+    }
+
+    /** Quantizes floats to Q8_0 blocks as ggml does: d = max|x| / 127, q = round(x / d). */
+    public static void quantize(float[] x, int xOff, int n, MemorySegment out, long outOff) {
+        for (int c = 0; c < n; c += BLOCK, outOff += BLOCK_BYTES) {
+            float amax = 0f;
+            for (int j = 0; j < BLOCK; j++) {
+                amax = Math.max(amax, Math.abs(x[xOff + c + j]));
+            }
+            float d = amax / 127f;
+            float id = d == 0 ? 0 : 1f / d;
+            out.set(ValueLayout.JAVA_SHORT_UNALIGNED, outOff, Float.floatToFloat16(d));
+            for (int j = 0; j < BLOCK; j++) {
+                out.set(ValueLayout.JAVA_BYTE, outOff + 2 + j, (byte) Math.round(x[xOff + c + j] * id));
+            }
+        }
+    }
+}

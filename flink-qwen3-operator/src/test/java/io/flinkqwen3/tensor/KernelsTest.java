@@ -1,0 +1,218 @@
+package io.flinkqwen3.tensor;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * Every kernel against a plain scalar reference on random data: odd sizes (vector tails), several
+ * shapes and batch sizes (the 4-row tiles and their remainders). Weight references are written
+ * from the format descriptions (QWEN3-SPEC.md section 7), independently of the kernels.
+ */
+class KernelsTest {
+    static final SplittableRandom RANDOM = new SplittableRandom(7);
+
+    static float[] random(int n) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = (float) (RANDOM.nextDouble() * 2 - 1);
+        }
+        return x;
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 3, 15, 16, 17, 64, 100, 1027})
+    void elementwiseKernelsMatchScalarCode(int n) {
+        float[] a = random(n), b = random(n);
+        double dot = 0, ss = 0;
+        for (int i = 0; i < n; i++) {
+            dot += (double) a[i] * b[i];
+            ss += (double) a[i] * a[i];
+        }
+        assertEquals(dot, Kernels.dot(a, 0, b, 0, n), 1e-4 * n);
+
+        float[] w = random(n), out = new float[n];
+        Kernels.rmsnorm(out, 0, a, 0, w, 1e-6f, n);
+        double inv = 1 / Math.sqrt(ss / n + 1e-6);
+        for (int i = 0; i < n; i++) {
+            assertEquals(w[i] * a[i] * inv, out[i], 1e-4 * Math.max(1, Math.abs(w[i] * a[i] * inv)), "rmsnorm " + i);
+        }
+
+        float[] y = b.clone();
+        Kernels.axpy(0.37f, a, 0, y, 0, n);
+        for (int i = 0; i < n; i++) {
+            assertEquals(b[i] + 0.37f * a[i], y[i], 1e-6);
+        }
+
+        float[] gate = a.clone();
+        Kernels.siluAndMultiply(gate, b, n);
+        for (int i = 0; i < n; i++) {
+            double silu = a[i] / (1 + Math.exp(-a[i]));
+            assertEquals(silu * b[i], gate[i], 1e-5);
+        }
+
+        float[] p = a.clone();
+        Kernels.softmax(p, 0, n);
+        double z = 0;
+        for (float v : a) {
+            z += Math.exp(v);
+        }
+        for (int i = 0; i < n; i++) {
+            assertEquals(Math.exp(a[i]) / z, p[i], 1e-6);
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {2, 16, 64, 128})
+    void ropeRotatesHalfPairs(int d) {
+        float[] x = random(d), cos = random(d / 2), sin = random(d / 2);
+        float[] r = x.clone();
+        Kernels.rope(r, 0, cos, sin, d);
+        for (int j = 0; j < d / 2; j++) {
+            assertEquals(x[j] * cos[j] - x[j + d / 2] * sin[j], r[j], 1e-6);
+            assertEquals(x[j + d / 2] * cos[j] + x[j] * sin[j], r[j + d / 2], 1e-6);
+        }
+    }
+
+    /** Random storage for a [rows, cols] matrix of this type, with sane f16 scales. */
+    static MemorySegment randomWeights(DType type, int rows, int cols, Arena arena) {
+        long bytes = type.byteSize((long) rows * cols);
+        MemorySegment seg = arena.allocate(bytes);
+        for (long i = 0; i < bytes; i++) {
+            seg.set(ValueLayout.JAVA_BYTE, i, (byte) RANDOM.nextInt(256));
+        }
+        long blocks = bytes / type.blockBytes();
+        for (long blk = 0; blk < blocks; blk++) {
+            long o = blk * type.blockBytes();
+            switch (type) {
+                case F32 -> {
+                    for (int i = 0; i < 1; i++) {
+                        seg.set(ValueLayout.JAVA_FLOAT_UNALIGNED, o, (float) (RANDOM.nextDouble() * 2 - 1));
+                    }
+                }
+                case F16 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) (RANDOM.nextDouble() * 2 - 1)));
+                case BF16 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o,
+                        (short) (Float.floatToIntBits((float) (RANDOM.nextDouble() * 2 - 1)) >>> 16));
+                case Q8_0, Q4_0 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) RANDOM.nextDouble() * 0.1f));
+                case Q4_K -> {
+                    seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) RANDOM.nextDouble() * 0.01f));
+                    seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + 2, Float.floatToFloat16((float) RANDOM.nextDouble() * 0.01f));
+                }
+                case Q6_K -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + 208, Float.floatToFloat16((float) RANDOM.nextDouble() * 0.01f));
+            }
+        }
+        return seg;
+    }
+
+    static int u8(MemorySegment s, long o) {
+        return s.get(ValueLayout.JAVA_BYTE, o) & 0xFF;
+    }
+
+    static float f16(MemorySegment s, long o) {
+        return Float.float16ToFloat(s.get(ValueLayout.JAVA_SHORT_UNALIGNED, o));
+    }
+
+    /** Weight (r, c) straight from the format description. */
+    static double reference(DType type, MemorySegment s, int cols, int r, int c) {
+        long index = (long) r * cols + c;
+        long block = index / type.blockElements() * type.blockBytes();
+        int i = (int) (index % type.blockElements());
+        return switch (type) {
+            case F32 -> s.get(ValueLayout.JAVA_FLOAT_UNALIGNED, index * 4);
+            case F16 -> Float.float16ToFloat(s.get(ValueLayout.JAVA_SHORT_UNALIGNED, index * 2));
+            case BF16 -> Float.intBitsToFloat((s.get(ValueLayout.JAVA_SHORT_UNALIGNED, index * 2) & 0xFFFF) << 16);
+            case Q8_0 -> f16(s, block) * s.get(ValueLayout.JAVA_BYTE, block + 2 + i);
+            case Q4_0 -> f16(s, block) * ((i < 16 ? u8(s, block + 2 + i) & 15 : u8(s, block + 2 + i - 16) >> 4) - 8);
+            case Q4_K -> {
+                int chunk = i / 64, l = i % 32;
+                int j = 2 * chunk + (i % 64 >= 32 ? 1 : 0);
+                long sc = block + 4;
+                int scale = j < 4 ? u8(s, sc + j) & 63 : (u8(s, sc + j + 4) & 15) | ((u8(s, sc + j - 4) >> 6) << 4);
+                int min = j < 4 ? u8(s, sc + j + 4) & 63 : (u8(s, sc + j + 4) >> 4) | ((u8(s, sc + j) >> 6) << 4);
+                int q = u8(s, block + 16 + 32L * chunk + l);
+                q = i % 64 >= 32 ? q >> 4 : q & 15;
+                yield f16(s, block) * scale * q - f16(s, block + 2) * min;
+            }
+            case Q6_K -> {
+                int half = i / 128, within = i % 128, group = within / 32, l = within % 32;
+                long ql = block + 64L * half, qh = block + 128 + 32L * half, sc = block + 192 + 8L * half;
+                int low = group % 2 == 0 ? u8(s, ql + l) : u8(s, ql + l + 32);
+                low = group < 2 ? low & 15 : low >> 4;
+                int high = (u8(s, qh + l) >> (2 * group)) & 3;
+                int scale = s.get(ValueLayout.JAVA_BYTE, sc + l / 16 + 2 * group);
+                yield f16(s, block + 208) * scale * ((low | (high << 4)) - 32);
+            }
+        };
+    }
+
+    @ParameterizedTest
+    @EnumSource(DType.class)
+    void matmulMatchesTheFormatDescription(DType type) {
+        int[] colsChoices = type.quantized() ? new int[] {type.blockElements(), 3 * type.blockElements(), 512}
+                : new int[] {1, 37, 100, 256};
+        try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
+            for (int cols : colsChoices) {
+                if (cols % type.blockElements() != 0) {
+                    continue;
+                }
+                int rows = 7;
+                MemorySegment seg = randomWeights(type, rows, cols, arena);
+                Matrix m = Matrix.of(type, seg, rows, cols);
+                float[] row = new float[cols];
+                for (int r = 0; r < rows; r++) {
+                    m.rowTo(r, row, 0);
+                    for (int c = 0; c < cols; c++) {
+                        assertEquals(reference(type, seg, cols, r, c), row[c], 1e-6 * Math.max(1, Math.abs(row[c])),
+                                type + " weight (" + r + ", " + c + ")");
+                    }
+                }
+                for (int batch : new int[] {1, 3, 4, 5, 9}) {
+                    float[] x = random(batch * cols), out = new float[batch * rows];
+                    m.matmul(x, batch, out, parallel);
+                    for (int b = 0; b < batch; b++) {
+                        for (int r = 0; r < rows; r++) {
+                            double expected = 0, magnitude = 0;
+                            for (int c = 0; c < cols; c++) {
+                                double term = reference(type, seg, cols, r, c) * x[b * cols + c];
+                                expected += term;
+                                magnitude += Math.abs(term);
+                            }
+                            assertEquals(expected, out[b * rows + r], 1e-5 * Math.max(1, magnitude),
+                                    type + " cols " + cols + " batch " + batch + " (" + b + ", " + r + ")");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"Q8_0", "Q4_0"})
+    void quantizersRoundTripWithinOneStep(DType type) {
+        int n = 256;
+        float[] x = random(n);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment seg = arena.allocate(type.byteSize(n));
+            if (type == DType.Q8_0) {
+                Q8_0Matrix.quantize(x, 0, n, seg, 0);
+            } else {
+                Q4_0Matrix.quantize(x, 0, n, seg, 0);
+            }
+            float[] back = new float[n];
+            Matrix.of(type, seg, 1, n).rowTo(0, back, 0);
+            for (int i = 0; i < n; i++) {
+                float step = Math.abs(f16(seg, (long) (i / 32) * type.blockBytes()));
+                // half a step from rounding; Q4_0's 16 levels are asymmetric (-8..7), so the extreme of the
+                // other sign than the block's largest magnitude clamps at 7 steps: up to one step off
+                double tolerance = (type == DType.Q8_0 ? 0.5 : 1.0) * step + 1e-3;
+                assertEquals(x[i], back[i], tolerance, type + " element " + i);
+            }
+        }
+    }
+}
