@@ -76,12 +76,12 @@ public final class Qwen3Cli {
     }
 
     private static Qwen3Tokenizer tokenizer(String location) {
-        Path dir = ModelLocator.resolve(location);
-        Path json = dir.resolve("tokenizer.json");
-        if (!Files.isRegularFile(json)) {
-            throw new IllegalArgumentException(json + ": file missing (this model ships no tokenizer; use token ids)");
+        Path path = ModelLocator.resolve(location);
+        Qwen3Tokenizer tokenizer = Checkpoints.tokenizer(path);
+        if (tokenizer == null) {
+            throw new IllegalArgumentException(path.resolve("tokenizer.json") + ": file missing (this model ships no tokenizer; use token ids)");
         }
-        return Qwen3Tokenizer.load(json);
+        return tokenizer;
     }
 
     private void tokenize(Args args) throws RuntimeException {

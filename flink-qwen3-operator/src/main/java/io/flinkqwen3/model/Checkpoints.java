@@ -12,12 +12,32 @@ public final class Checkpoints {
         if (Files.isDirectory(path)) {
             return SafetensorsCheckpoint.open(path);
         }
-        throw new ModelFormatException(path + ": not a model directory (config.json + *.safetensors)");
+        if (path.getFileName().toString().endsWith(".gguf")) {
+            return GgufCheckpoint.open(path);
+        }
+        throw new ModelFormatException(path + ": neither a model directory (config.json + *.safetensors) nor a .gguf file");
     }
 
     /** The tokenizer that ships with the checkpoint, or null when there is none (token ids only). */
     public static Qwen3Tokenizer tokenizer(Checkpoint checkpoint) {
-        Path json = checkpoint.location().resolve("tokenizer.json");
+        return checkpoint instanceof GgufCheckpoint gguf ? gguf.tokenizer() : tokenizerJson(checkpoint.location());
+    }
+
+    /** The tokenizer at a local model location (directory or .gguf) without mapping the weights, or null. */
+    public static Qwen3Tokenizer tokenizer(Path location) {
+        if (Files.isRegularFile(location) && location.getFileName().toString().endsWith(".gguf")) {
+            try (var gguf = GgufCheckpoint.open(location)) {
+                return gguf.tokenizer();
+            }
+        }
+        if (!Files.isDirectory(location)) {
+            throw new ModelFormatException(location + ": neither a model directory nor a .gguf file");
+        }
+        return tokenizerJson(location);
+    }
+
+    private static Qwen3Tokenizer tokenizerJson(Path dir) {
+        Path json = dir.resolve("tokenizer.json");
         return Files.isRegularFile(json) ? Qwen3Tokenizer.load(json) : null;
     }
 }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.flinkqwen3.model.Checkpoints;
 import io.flinkqwen3.model.SafetensorsCheckpoint;
 import io.flinkqwen3.tensor.Parallel;
 import io.flinkqwen3.testing.Fixtures;
@@ -12,6 +13,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
@@ -33,15 +35,25 @@ class Qwen3ModelReferenceTest {
         parallel.close();
     }
 
-    static Stream<Path> fixtures() {
-        return Stream.of(Fixtures.DENSE, Fixtures.MOE, Fixtures.YARN);
+    /** Each checkpoint with the transformers reference it must reproduce: safetensors and the GGUF conversions. */
+    static Stream<Arguments> fixtures() {
+        return Stream.of(
+                Arguments.of(Fixtures.DENSE, Fixtures.DENSE.resolve("reference.safetensors")),
+                Arguments.of(Fixtures.MOE, Fixtures.MOE.resolve("reference.safetensors")),
+                Arguments.of(Fixtures.YARN, Fixtures.YARN.resolve("reference.safetensors")),
+                Arguments.of(Fixtures.GGUF.resolve("qwen3-dense-tiny-bf16.gguf"), Fixtures.DENSE.resolve("reference.safetensors")),
+                Arguments.of(Fixtures.GGUF.resolve("qwen3-moe-tiny-bf16.gguf"), Fixtures.MOE.resolve("reference.safetensors")),
+                Arguments.of(Fixtures.GGUF.resolve("qwen3-dense-yarn-f32.gguf"), Fixtures.YARN.resolve("reference.safetensors")),
+                // llama.cpp's outputs for the Q8_0 file with dequantized weights and f32 activations
+                Arguments.of(Fixtures.GGUF.resolve("qwen3-dense-yarn-q8_0.gguf"),
+                        Fixtures.GGUF.resolve("qwen3-dense-yarn-q8_0.llamacpp-reference.safetensors")));
     }
 
     @ParameterizedTest
     @MethodSource("fixtures")
-    void logitsMatchTransformersAtEveryPosition(Path dir) {
-        var ref = new Fixtures.Reference(dir.resolve("reference.safetensors"));
-        try (var model = Qwen3Model.load(SafetensorsCheckpoint.open(dir), parallel)) {
+    void logitsMatchTransformersAtEveryPosition(Path dir, Path reference) {
+        var ref = new Fixtures.Reference(reference);
+        try (var model = Qwen3Model.load(Checkpoints.open(dir), parallel)) {
             int vocab = model.config().vocabSize();
             float worst = 0f;
             for (int p = 0; p < ref.prompts(); p++) {
@@ -73,9 +85,9 @@ class Qwen3ModelReferenceTest {
 
     @ParameterizedTest
     @MethodSource("fixtures")
-    void greedyContinuationWithKvCacheMatches(Path dir) {
-        var ref = new Fixtures.Reference(dir.resolve("reference.safetensors"));
-        try (var model = Qwen3Model.load(SafetensorsCheckpoint.open(dir), parallel)) {
+    void greedyContinuationWithKvCacheMatches(Path dir, Path reference) {
+        var ref = new Fixtures.Reference(reference);
+        try (var model = Qwen3Model.load(Checkpoints.open(dir), parallel)) {
             int vocab = model.config().vocabSize();
             for (int p = 0; p < ref.prompts(); p++) {
                 int[] ids = ref.ints("p" + p + ".ids");
@@ -101,7 +113,7 @@ class Qwen3ModelReferenceTest {
     }
 
     @ParameterizedTest
-    @MethodSource("fixtures")
+    @MethodSource("safetensorsFixtures")
     void hiddenStatesAndRouterLogitsMatchForPromptZero(Path dir) {
         var ref = new Fixtures.Reference(dir.resolve("reference.safetensors"));
         try (var model = Qwen3Model.load(SafetensorsCheckpoint.open(dir), parallel)) {
@@ -135,6 +147,10 @@ class Qwen3ModelReferenceTest {
             assertEquals(model.config().numLayers() + 1 + (model.config().isMoe() ? model.config().numLayers() : 0), checked,
                     "hidden states (and router logits) compared");
         }
+    }
+
+    static Stream<Path> safetensorsFixtures() {
+        return Stream.of(Fixtures.DENSE, Fixtures.MOE, Fixtures.YARN);
     }
 
     static float[] prefillAll(Qwen3Model model, int[] ids) {
