@@ -1,5 +1,6 @@
 package io.flinkqwen3.flink;
 
+import io.flinkqwen3.model.QuantizedCheckpoint;
 import io.flinkqwen3.runtime.EngineMetrics;
 import io.flinkqwen3.runtime.EngineOptions;
 import io.flinkqwen3.runtime.GenerationRequest;
@@ -95,7 +96,8 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
 
     private EngineOptions engineOptions() {
         return new EngineOptions(options.get(Qwen3Options.THREADS), options.get(Qwen3Options.MAX_BATCH_SEQUENCES), 512,
-                options.get(Qwen3Options.MAX_CONTEXT));
+                options.get(Qwen3Options.MAX_CONTEXT),
+                options.getOptional(Qwen3Options.QUANTIZE).map(QuantizedCheckpoint::parseFormat).orElse(null));
     }
 
     @Override

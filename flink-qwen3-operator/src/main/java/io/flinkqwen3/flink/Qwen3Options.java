@@ -13,6 +13,10 @@ public final class Qwen3Options {
             .withDescription("Model location: a Hugging Face model directory, a .gguf file, or a Hugging Face repo id "
                     + "such as Qwen/Qwen3-0.6B (downloaded into the HF cache of each task manager).");
 
+    public static final ConfigOption<String> QUANTIZE = ConfigOptions.key("quantize")
+            .stringType().noDefaultValue()
+            .withDescription("Convert BF16/F16/F32 weights at load time, once per task manager: q8_0 or q4_0.");
+
     public static final ConfigOption<Integer> THREADS = ConfigOptions.key("threads")
             .intType().defaultValue(Runtime.getRuntime().availableProcessors())
             .withDescription("Kernel worker threads of the task manager's shared engine (default: available processors).");

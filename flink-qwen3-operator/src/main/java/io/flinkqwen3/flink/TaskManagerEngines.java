@@ -30,7 +30,7 @@ public final class TaskManagerEngines {
 
     /** The key: model location plus the options that change the weights in memory. */
     static String key(String model, EngineOptions options) {
-        return model + "|context=" + options.maxContext();
+        return model + "|context=" + options.maxContext() + "|quantize=" + options.quantize();
     }
 
     public static Qwen3Engine acquire(String model, EngineOptions options) {

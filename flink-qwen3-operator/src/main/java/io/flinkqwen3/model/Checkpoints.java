@@ -20,7 +20,11 @@ public final class Checkpoints {
 
     /** The tokenizer that ships with the checkpoint, or null when there is none (token ids only). */
     public static Qwen3Tokenizer tokenizer(Checkpoint checkpoint) {
-        return checkpoint instanceof GgufCheckpoint gguf ? gguf.tokenizer() : tokenizerJson(checkpoint.location());
+        return switch (checkpoint) {
+            case QuantizedCheckpoint quantized -> tokenizer(quantized.source());
+            case GgufCheckpoint gguf -> gguf.tokenizer();
+            default -> tokenizerJson(checkpoint.location());
+        };
     }
 
     /** The tokenizer at a local model location (directory or .gguf) without mapping the weights, or null. */

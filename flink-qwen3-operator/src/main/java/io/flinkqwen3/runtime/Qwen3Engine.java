@@ -4,10 +4,10 @@ import io.flinkqwen3.model.Checkpoint;
 import io.flinkqwen3.model.Checkpoints;
 import io.flinkqwen3.model.ModelConfig;
 import io.flinkqwen3.model.ModelLocator;
+import io.flinkqwen3.model.QuantizedCheckpoint;
 import io.flinkqwen3.tensor.Parallel;
 import io.flinkqwen3.tokenizer.ChatTemplate;
 import io.flinkqwen3.tokenizer.Qwen3Tokenizer;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -67,18 +67,28 @@ public final class Qwen3Engine implements AutoCloseable {
     public static Qwen3Engine open(String location, EngineOptions options) {
         long start = System.nanoTime();
         Path path = ModelLocator.resolve(location);
-        Checkpoint checkpoint = Checkpoints.open(path);
+        var parallel = new Parallel(options.threads());
+        Checkpoint checkpoint = null;
         try {
+            checkpoint = Checkpoints.open(path);
+            if (options.quantize() != null) {
+                checkpoint = new QuantizedCheckpoint(checkpoint, options.quantize(), parallel);
+            }
             Qwen3Tokenizer tokenizer = Checkpoints.tokenizer(checkpoint);
-            var model = Qwen3Model.load(checkpoint, new Parallel(options.threads()));
-            LOG.info(() -> String.format("loaded %s (%s, %d layers, %.1f MB mapped) in %.2f s", location,
-                    checkpoint.config().modelType(), checkpoint.config().numLayers(), checkpoint.mappedBytes() / 1e6,
+            var model = Qwen3Model.load(checkpoint, parallel);
+            var loaded = checkpoint;
+            LOG.info(() -> String.format("loaded %s (%s, %d layers, %.1f MB%s) in %.2f s", location,
+                    loaded.config().modelType(), loaded.config().numLayers(), loaded.mappedBytes() / 1e6,
+                    options.quantize() == null ? " mapped" : " mapped + converted to " + options.quantize(),
                     (System.nanoTime() - start) / 1e9));
             var engine = new Qwen3Engine(model, tokenizer, options);
             engine.warmUp();
             return engine;
         } catch (RuntimeException e) {
-            checkpoint.close();
+            if (checkpoint != null) {
+                checkpoint.close();
+            }
+            parallel.close();
             throw e;
         }
     }
