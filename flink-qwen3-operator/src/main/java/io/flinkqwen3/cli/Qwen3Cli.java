@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.flinkqwen3.model.Checkpoint;
 import io.flinkqwen3.model.Checkpoints;
 import io.flinkqwen3.model.ModelLocator;
+import io.flinkqwen3.model.QuantizedCheckpoint;
 import io.flinkqwen3.runtime.EngineOptions;
 import io.flinkqwen3.runtime.ForwardObserver;
 import io.flinkqwen3.runtime.GenerationRequest;
@@ -36,7 +37,10 @@ public final class Qwen3Cli {
               render   --model DIR --messages FILE [--no-thinking]
               logits   --model DIR --tokens 1,2,3 [--top 10] [--threads N]
               generate --model LOCATION (--prompt TEXT | --tokens IDS) [--no-thinking] [--thinking-budget N]
-                       [--max-tokens N] [--temperature T] [--seed S] [--threads N] [--json]
+                       [--max-tokens N] [--temperature T] [--seed S] [--threads N] [--quantize q8_0|q4_0] [--json]
+              bench    --model LOCATION [--quantize q8_0|q4_0] [--threads 2] [--prompt 512] [--gen 128]
+                       [--batch 1,4,16] [--reps 3] [--bandwidth-gbs 48] [--json]
+              synth    --shape qwen3-0.6b|qwen3-8b|qwen3-30b-a3b [--layers N] [--dtype bf16] --out DIR [--tokenizer DIR]
             LOCATION: a model directory, a .gguf file or a Hugging Face repo id (Qwen/Qwen3-0.6B)""";
 
     private final PrintStream out;
@@ -62,7 +66,11 @@ public final class Qwen3Cli {
                 case "render" -> render(new Args(rest, Set.of("--model", "--messages"), Set.of("--no-thinking")));
                 case "logits" -> logits(new Args(rest, Set.of("--model", "--tokens", "--top", "--threads"), Set.of()));
                 case "generate" -> generate(new Args(rest, Set.of("--model", "--prompt", "--tokens", "--thinking-budget",
-                        "--max-tokens", "--temperature", "--seed", "--threads"), Set.of("--no-thinking", "--json")));
+                        "--max-tokens", "--temperature", "--seed", "--threads", "--quantize"), Set.of("--no-thinking", "--json")));
+                case "bench" -> Benchmark.run(new Args(rest, Set.of("--model", "--quantize", "--threads", "--prompt", "--gen",
+                        "--batch", "--reps", "--bandwidth-gbs"), Set.of("--json")), out);
+                case "synth" -> synth(new Args(rest, Set.of("--shape", "--layers", "--dtype", "--out", "--tokenizer", "--threads"),
+                        Set.of()));
                 default -> throw new Args.UsageException("unknown command '" + argv[0] + "'");
             }
             return 0;
@@ -162,7 +170,8 @@ public final class Qwen3Cli {
         request.enableThinking(thinking).thinkingBudget(budget).maxTokens(args.intValue("--max-tokens", 512));
         long seed = args.has("--seed") ? args.intValue("--seed", 0) : System.nanoTime();
         long loadStart = System.nanoTime();
-        var options = EngineOptions.defaults().withThreads(args.intValue("--threads", Runtime.getRuntime().availableProcessors()));
+        var options = EngineOptions.defaults().withThreads(args.intValue("--threads", Runtime.getRuntime().availableProcessors()))
+                .withQuantize(args.has("--quantize") ? QuantizedCheckpoint.parseFormat(args.get("--quantize")) : null);
         try (var engine = Qwen3Engine.open(args.required("--model"), options)) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
             var sampling = SamplingParams.recommended(thinking && budget != 0, engine.model().checkpoint().generationConfig(), seed);
@@ -196,6 +205,23 @@ public final class Qwen3Cli {
                 System.err.printf("[%d prompt + %d generated tokens, %s, %.1f tok/s, load %.2f s]%n", result.promptTokens(),
                         generated, result.finishReason().wireName(), generated / seconds, loadSeconds);
             }
+        }
+    }
+
+    private void synth(Args args) {
+        if (args.has("--dtype") && !args.get("--dtype").equalsIgnoreCase("bf16")) {
+            throw new Args.UsageException("synth writes bf16 weights (use --quantize at load time for q8_0/q4_0)");
+        }
+        var shape = SyntheticCheckpoint.Shape.named(args.required("--shape"));
+        if (args.has("--layers")) {
+            shape = shape.withLayers(args.intValue("--layers", shape.layers()));
+        }
+        try {
+            SyntheticCheckpoint.write(shape, Path.of(args.required("--out")),
+                    args.has("--tokenizer") ? Path.of(args.get("--tokenizer")) : null,
+                    args.intValue("--threads", Runtime.getRuntime().availableProcessors()), System.err);
+        } catch (java.io.IOException e) {
+            throw new IllegalArgumentException("cannot write " + args.get("--out") + ": " + e.getMessage(), e);
         }
     }
 

@@ -7,18 +7,23 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
-/** bfloat16 weights: the top 16 bits of an fp32, widened exactly by a 16-bit shift. */
+/**
+ * bfloat16 weights: the top 16 bits of an fp32. A 32-bit load holds two neighbours; shifting the
+ * low one up and masking the high one widens both exactly, with no lane shuffles. So the kernels
+ * see the weights of a 2L-column chunk as [even columns | odd columns], and {@link #prepare}
+ * rearranges the input the same way once per matrix multiply.
+ */
 public final class BF16Matrix extends Matrix {
-    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    private static final int L = F.length(), CHUNK = 2 * F.length();
+    private final int chunked;
 
     BF16Matrix(MemorySegment data, int rows, int cols) {
         super(data, rows, cols);
+        this.chunked = cols / CHUNK * CHUNK;
     }
 
     @Override
@@ -26,31 +31,55 @@ public final class BF16Matrix extends Matrix {
         return DType.BF16;
     }
 
-    private FloatVector load(long base, int c) {
-        var halves = ShortVector.fromMemorySegment(S, data, base + 2L * c, ByteOrder.LITTLE_ENDIAN);
-        return ((IntVector) halves.convertShape(VectorOperators.S2I, I, 0))
-                .lanewise(VectorOperators.LSHL, 16)
-                .reinterpretAsFloats();
+    public static float toFloat(short bits) {
+        return Float.intBitsToFloat((bits & 0xFFFF) << 16);
     }
 
     private float at(long base, int c) {
         return toFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, base + 2L * c));
     }
 
-    public static float toFloat(short bits) {
-        return Float.intBitsToFloat((bits & 0xFFFF) << 16);
+    /** Per input row, each 2L chunk becomes [x0, x2, ..., x(2L-2), x1, x3, ...]; the tail stays in place. */
+    @Override
+    protected float[] prepare(float[] in, int batch) {
+        float[] x = new float[batch * cols];
+        for (int b = 0; b < batch; b++) {
+            int row = b * cols;
+            for (int c = 0; c < chunked; c += CHUNK) {
+                for (int i = 0; i < L; i++) {
+                    x[row + c + i] = in[row + c + 2 * i];
+                    x[row + c + L + i] = in[row + c + 2 * i + 1];
+                }
+            }
+            System.arraycopy(in, row + chunked, x, row + chunked, cols - chunked);
+        }
+        return x;
+    }
+
+    private IntVector pairs(long base, int c) {
+        return IntVector.fromMemorySegment(I, data, base + 2L * c, ByteOrder.LITTLE_ENDIAN);
+    }
+
+    private static FloatVector even(IntVector p) {
+        return p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    private static FloatVector odd(IntVector p) {
+        return p.and(0xFFFF0000).reinterpretAsFloats();
     }
 
     @Override
-    public float dot(int row, float[] x, int xOff) {
+    protected float dot(int row, float[] x, int xOff) {
         long base = (long) row * cols * 2;
-        var acc = FloatVector.zero(F);
-        int c = 0;
-        for (int upper = F.loopBound(cols); c < upper; c += F.length()) {
-            acc = load(base, c).fma(FloatVector.fromArray(F, x, xOff + c), acc);
+        var accEven = FloatVector.zero(F);
+        var accOdd = FloatVector.zero(F);
+        for (int c = 0; c < chunked; c += CHUNK) {
+            var p = pairs(base, c);
+            accEven = even(p).fma(FloatVector.fromArray(F, x, xOff + c), accEven);
+            accOdd = odd(p).fma(FloatVector.fromArray(F, x, xOff + c + L), accOdd);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
-        for (; c < cols; c++) {
+        float sum = accEven.add(accOdd).reduceLanes(VectorOperators.ADD);
+        for (int c = chunked; c < cols; c++) {
             sum += at(base, c) * x[xOff + c];
         }
         return sum;
@@ -63,17 +92,18 @@ public final class BF16Matrix extends Matrix {
         var accB = FloatVector.zero(F);
         var accC = FloatVector.zero(F);
         var accD = FloatVector.zero(F);
-        int c = 0;
-        for (int upper = F.loopBound(cols); c < upper; c += F.length()) {
-            var w = load(base, c);
-            accA = w.fma(FloatVector.fromArray(F, x, a + c), accA);
-            accB = w.fma(FloatVector.fromArray(F, x, b + c), accB);
-            accC = w.fma(FloatVector.fromArray(F, x, c4 + c), accC);
-            accD = w.fma(FloatVector.fromArray(F, x, d + c), accD);
+        for (int c = 0; c < chunked; c += CHUNK) {
+            var p = pairs(base, c);
+            var e = even(p);
+            var o = odd(p);
+            accA = o.fma(FloatVector.fromArray(F, x, a + c + L), e.fma(FloatVector.fromArray(F, x, a + c), accA));
+            accB = o.fma(FloatVector.fromArray(F, x, b + c + L), e.fma(FloatVector.fromArray(F, x, b + c), accB));
+            accC = o.fma(FloatVector.fromArray(F, x, c4 + c + L), e.fma(FloatVector.fromArray(F, x, c4 + c), accC));
+            accD = o.fma(FloatVector.fromArray(F, x, d + c + L), e.fma(FloatVector.fromArray(F, x, d + c), accD));
         }
         float sa = accA.reduceLanes(VectorOperators.ADD), sb = accB.reduceLanes(VectorOperators.ADD);
         float sc = accC.reduceLanes(VectorOperators.ADD), sd = accD.reduceLanes(VectorOperators.ADD);
-        for (; c < cols; c++) {
+        for (int c = chunked; c < cols; c++) {
             float w = at(base, c);
             sa += w * x[a + c];
             sb += w * x[b + c];

@@ -23,7 +23,7 @@ public final class F16Matrix extends Matrix {
     }
 
     @Override
-    public float dot(int row, float[] x, int xOff) {
+    protected float dot(int row, float[] x, int xOff) {
         long base = (long) row * cols * 2;
         float sum = 0f;
         for (int c = 0; c < cols; c++) {

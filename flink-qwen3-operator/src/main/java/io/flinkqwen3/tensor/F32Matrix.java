@@ -28,14 +28,16 @@ public final class F32Matrix extends Matrix {
     }
 
     @Override
-    public float dot(int row, float[] x, int xOff) {
+    protected float dot(int row, float[] x, int xOff) {
         long base = (long) row * cols * 4;
-        var acc = FloatVector.zero(F);
+        var acc0 = FloatVector.zero(F);
+        var acc1 = FloatVector.zero(F);
         int c = 0;
-        for (int upper = F.loopBound(cols); c < upper; c += F.length()) {
-            acc = load(base, c).fma(FloatVector.fromArray(F, x, xOff + c), acc);
+        for (int upper = cols - cols % (2 * F.length()); c < upper; c += 2 * F.length()) {
+            acc0 = load(base, c).fma(FloatVector.fromArray(F, x, xOff + c), acc0);
+            acc1 = load(base, c + F.length()).fma(FloatVector.fromArray(F, x, xOff + c + F.length()), acc1);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
         for (; c < cols; c++) {
             sum += at(base, c) * x[xOff + c];
         }

@@ -21,7 +21,7 @@ public abstract sealed class KQuantMatrix extends Matrix permits Q4_KMatrix, Q6_
     abstract void dequantizeBlock(long offset, float[] out, int outOff);
 
     @Override
-    public float dot(int row, float[] x, int xOff) {
+    protected float dot(int row, float[] x, int xOff) {
         float[] w = BUFFER.get();
         long base = row * rowBytes;
         float sum = 0f;

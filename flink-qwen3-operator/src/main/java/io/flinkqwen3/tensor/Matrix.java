@@ -52,14 +52,22 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Q8
 
     public abstract DType type();
 
-    /** Dot product of weight row {@code row} with {@code x[xOff .. xOff+cols)}. */
-    public abstract float dot(int row, float[] x, int xOff);
+    /**
+     * Dot product of weight row {@code row} with {@code x[xOff .. xOff+cols)}, x in the layout
+     * {@link #prepare} produced.
+     */
+    protected abstract float dot(int row, float[] x, int xOff);
 
     /**
      * Dot products of weight row {@code row} with four input rows of {@code x} (offsets a..d), the
      * weights read once; results go to {@code out[outIdx + k*outStride]}.
      */
     protected abstract void dot4(int row, float[] x, int a, int b, int c, int d, float[] out, int outIdx, int outStride);
+
+    /** The input rearranged for this type's kernels (by default as it is). */
+    protected float[] prepare(float[] in, int batch) {
+        return in;
+    }
 
     /** Dequantizes row {@code row} into {@code out[outOff .. outOff+cols)}. */
     public abstract void rowTo(int row, float[] out, int outOff);
@@ -69,13 +77,14 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Q8
      * Rows are split over the pool's threads; each thread reads a weight row once per 4 batch rows.
      */
     public void matmul(float[] in, int batch, float[] out, Parallel parallel) {
+        float[] x = prepare(in, batch);
         parallel.forEach(rows, r -> {
             int b = 0;
             for (; b + BATCH_TILE <= batch; b += BATCH_TILE) {
-                dot4(r, in, b * cols, (b + 1) * cols, (b + 2) * cols, (b + 3) * cols, out, b * rows + r, rows);
+                dot4(r, x, b * cols, (b + 1) * cols, (b + 2) * cols, (b + 3) * cols, out, b * rows + r, rows);
             }
             for (; b < batch; b++) {
-                out[b * rows + r] = dot(r, in, b * cols);
+                out[b * rows + r] = dot(r, x, b * cols);
             }
         });
     }

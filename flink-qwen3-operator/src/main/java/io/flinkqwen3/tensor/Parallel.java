@@ -1,79 +1,123 @@
 package io.flinkqwen3.tensor;
 
-import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.ForkJoinTask;
-import java.util.concurrent.RecursiveAction;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.IntConsumer;
 
 /**
  * A fixed pool of worker threads that kernels split their work over. One pool per model: every
  * matrix multiply of a forward pass runs on it, so the number of threads never depends on how many
  * requests are in flight.
+ *
+ * <p>A forward pass issues hundreds of short parallel loops (a decode step's matrix multiplies take
+ * tens of microseconds), so waking parked threads for each would cost more than the work. Workers
+ * therefore spin for a short while after each loop and only park when the pool has been idle for
+ * {@link #SPIN_NANOS}. The calling thread works too. Loops are claimed in chunks for balance.
+ * Calls from several threads are serialized; a loop body that calls {@link #forEach} runs that
+ * inner loop on its own thread.
  */
 public final class Parallel implements AutoCloseable {
-    private final ForkJoinPool pool;
+    private static final long SPIN_NANOS = 2_000_000;
+    private static final int CHUNKS_PER_THREAD = 4;
+
     private final int threads;
+    private final Thread[] workers;
+    private final boolean[] parked;
+    private final ThreadLocal<Boolean> insideLoop = ThreadLocal.withInitial(() -> false);
+    /** The current loop; a new object per loop, so a late worker can never mix two loops up. */
+    private volatile Job job;
+    private volatile boolean closed;
+
+    private record Job(IntConsumer body, int n, int chunks, AtomicInteger next, AtomicInteger pending) {
+        void runChunks() {
+            for (int c; (c = next.getAndIncrement()) < chunks; ) {
+                int start = (int) ((long) c * n / chunks), end = (int) ((long) (c + 1) * n / chunks);
+                try {
+                    for (int i = start; i < end; i++) {
+                        body.accept(i);
+                    }
+                } finally {
+                    pending.decrementAndGet();
+                }
+            }
+        }
+    }
 
     public Parallel(int threads) {
         if (threads < 1) {
             throw new IllegalArgumentException("threads must be >= 1, got " + threads);
         }
         this.threads = threads;
-        this.pool = threads == 1 ? null : new ForkJoinPool(threads, p -> {
-            var t = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(p);
-            t.setName("qwen3-kernel-" + t.getPoolIndex());
-            t.setDaemon(true);
-            return t;
-        }, null, false);
+        this.workers = new Thread[threads - 1];
+        this.parked = new boolean[threads - 1];
+        for (int w = 0; w < workers.length; w++) {
+            int id = w;
+            workers[w] = Thread.ofPlatform().daemon().name("qwen3-kernel-" + (w + 1)).start(() -> work(id));
+        }
     }
 
     public int threads() {
         return threads;
     }
 
-    /** Runs body(i) for i in [0, n), split into about 4 chunks per thread. */
+    /** Runs body(i) for every i in [0, n), spread over the pool's threads. */
     public void forEach(int n, IntConsumer body) {
-        if (pool == null || n <= 1) {
+        if (workers.length == 0 || n <= 1 || insideLoop.get()) {
             for (int i = 0; i < n; i++) {
                 body.accept(i);
             }
             return;
         }
-        int chunks = Math.min(n, threads * 4);
-        pool.invoke(new Range(0, chunks, n, chunks, body));
+        synchronized (this) {
+            insideLoop.set(true);
+            try {
+                int chunks = Math.min(n, threads * CHUNKS_PER_THREAD);
+                var current = new Job(body, n, chunks, new AtomicInteger(), new AtomicInteger(chunks));
+                job = current;
+                for (int w = 0; w < workers.length; w++) {
+                    if (parked[w]) {
+                        LockSupport.unpark(workers[w]);
+                    }
+                }
+                current.runChunks();
+                while (current.pending().get() > 0) {
+                    Thread.onSpinWait();
+                }
+            } finally {
+                insideLoop.set(false);
+            }
+        }
     }
 
-    private static final class Range extends RecursiveAction {
-        private final int from, to, n, chunks;
-        private final IntConsumer body;
-
-        Range(int from, int to, int n, int chunks, IntConsumer body) {
-            this.from = from;
-            this.to = to;
-            this.n = n;
-            this.chunks = chunks;
-            this.body = body;
-        }
-
-        @Override
-        protected void compute() {
-            if (to - from > 1) {
-                int mid = (from + to) >>> 1;
-                ForkJoinTask.invokeAll(new Range(from, mid, n, chunks, body), new Range(mid, to, n, chunks, body));
-                return;
+    private void work(int id) {
+        insideLoop.set(true);
+        Job seen = null;
+        while (!closed) {
+            long idleSince = System.nanoTime();
+            Job next;
+            while ((next = job) == seen && !closed) {
+                if (System.nanoTime() - idleSince < SPIN_NANOS) {
+                    Thread.onSpinWait();
+                } else {
+                    parked[id] = true;
+                    if (job == seen && !closed) {
+                        LockSupport.parkNanos(this, 50_000_000);
+                    }
+                    parked[id] = false;
+                }
             }
-            int start = (int) ((long) from * n / chunks);
-            int end = (int) ((long) (from + 1) * n / chunks);
-            for (int i = start; i < end; i++) {
-                body.accept(i);
+            seen = next;
+            if (next != null && !closed) {
+                next.runChunks();
             }
         }
     }
 
     @Override
     public void close() {
-        if (pool != null) {
-            pool.shutdownNow();
+        closed = true;
+        for (Thread w : workers) {
+            LockSupport.unpark(w);
         }
     }
 }

@@ -50,19 +50,19 @@ public final class Q4_0Matrix extends Matrix {
     }
 
     @Override
-    public float dot(int row, float[] x, int xOff) {
+    protected float dot(int row, float[] x, int xOff) {
         long base = row * rowBytes;
-        var acc = FloatVector.zero(F);
+        var acc0 = FloatVector.zero(F);
+        var acc1 = FloatVector.zero(F);
         for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {
-            var sum = FloatVector.zero(F);
+            var scale = FloatVector.broadcast(F, scale(base));
             for (int j = 0; j < 16; j += F.length()) {
                 var p = packed(base, j);
-                sum = low(p).fma(FloatVector.fromArray(F, x, xOff + c + j), sum);
-                sum = high(p).fma(FloatVector.fromArray(F, x, xOff + c + 16 + j), sum);
+                acc0 = low(p).mul(scale).fma(FloatVector.fromArray(F, x, xOff + c + j), acc0);
+                acc1 = high(p).mul(scale).fma(FloatVector.fromArray(F, x, xOff + c + 16 + j), acc1);
             }
-            acc = sum.fma(FloatVector.broadcast(F, scale(base)), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
     }
 
     @Override

@@ -41,17 +41,18 @@ public final class Q8_0Matrix extends Matrix {
     }
 
     @Override
-    public float dot(int row, float[] x, int xOff) {
+    protected float dot(int row, float[] x, int xOff) {
         long base = row * rowBytes;
-        var acc = FloatVector.zero(F);
+        var acc0 = FloatVector.zero(F);
+        var acc1 = FloatVector.zero(F);
         for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {
-            var sum = FloatVector.zero(F);
-            for (int j = 0; j < BLOCK; j += F.length()) {
-                sum = quants(base, j).fma(FloatVector.fromArray(F, x, xOff + c + j), sum);
+            var scale = FloatVector.broadcast(F, scale(base));
+            for (int j = 0; j < BLOCK; j += 2 * F.length()) {
+                acc0 = quants(base, j).mul(scale).fma(FloatVector.fromArray(F, x, xOff + c + j), acc0);
+                acc1 = quants(base, j + F.length()).mul(scale).fma(FloatVector.fromArray(F, x, xOff + c + j + F.length()), acc1);
             }
-            acc = sum.fma(FloatVector.broadcast(F, scale(base)), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
     }
 
     @Override

@@ -108,9 +108,14 @@ class Qwen3EngineTest {
         var options = new EngineOptions(2, 1, 512, 0);
         try (var single = Qwen3Engine.open(Fixtures.MOE.toString(), options)) {
             List<Integer> finished = Collections.synchronizedList(new ArrayList<>());
-            // a long blocker first, so the others queue up behind it
-            var blocker = single.submit(greedy(new int[] {1, 2, 3}, 1000), Long.MAX_VALUE);
+            // a long blocker first, so the others queue up behind it; greedy is deterministic, so a
+            // prompt that runs to max tokens once (no end token on the way) does so again
+            int[] blockerPrompt = {1, 2, 3};
+            assertEquals(FinishReason.LENGTH, single.generate(greedy(blockerPrompt, 1500)).finishReason(),
+                    "the blocker must not stop early");
             long now = System.nanoTime();
+            // the blocker has the earliest deadline, so it is admitted first however the scheduler wakes
+            var blocker = single.submit(greedy(blockerPrompt, 1500), now);
             List<CompletableFuture<GenerationResult>> futures = new ArrayList<>();
             long[] deadlines = {now + 9_000_000_000L, now + 1_000_000_000L, now + 5_000_000_000L};
             for (int i = 0; i < deadlines.length; i++) {

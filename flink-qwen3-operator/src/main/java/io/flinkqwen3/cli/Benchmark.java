@@ -1,0 +1,250 @@
+package io.flinkqwen3.cli;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.flinkqwen3.model.Checkpoint;
+import io.flinkqwen3.model.Checkpoints;
+import io.flinkqwen3.model.ModelConfig;
+import io.flinkqwen3.model.ModelLocator;
+import io.flinkqwen3.model.QuantizedCheckpoint;
+import io.flinkqwen3.model.Tensor;
+import io.flinkqwen3.runtime.ForwardObserver;
+import io.flinkqwen3.runtime.KvCache;
+import io.flinkqwen3.runtime.Qwen3Model;
+import io.flinkqwen3.tensor.Kernels;
+import io.flinkqwen3.tensor.Parallel;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * {@code qwen3 bench}: prefill tokens/s (one prompt of N tokens in one batch, like llama-bench
+ * pp512), decode tokens/s for B sequences advancing together (total over sequences; B=1 is
+ * llama-bench tg128), medians over repetitions after a warm-up, peak memory, and each figure as a
+ * ratio to its ceiling: memory bandwidth for decode (weights read per step) and the measured
+ * vector FMA rate of this machine for prefill.
+ */
+final class Benchmark {
+    record Stats(double median, double min, double max) {
+        static Stats of(List<Double> values) {
+            double[] v = values.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+            double median = v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+            return new Stats(median, v[0], v[v.length - 1]);
+        }
+    }
+
+    private Benchmark() {}
+
+    static void run(Args args, PrintStream out) {
+        int threads = args.intValue("--threads", Runtime.getRuntime().availableProcessors());
+        int promptTokens = args.intValue("--prompt", 512);
+        int gen = args.intValue("--gen", 128);
+        int reps = args.intValue("--reps", 3);
+        double bandwidth = args.floatValue("--bandwidth-gbs", 48f) * 1e9;
+        int[] batches = Arrays.stream((args.get("--batch") == null ? "1,4,16" : args.get("--batch")).split(","))
+                .mapToInt(b -> Integer.parseInt(b.trim())).toArray();
+        String location = args.required("--model");
+        long loadStart = System.nanoTime();
+        try (var parallel = new Parallel(threads)) {
+            Checkpoint checkpoint = Checkpoints.open(ModelLocator.resolve(location));
+            if (args.has("--quantize")) {
+                checkpoint = new QuantizedCheckpoint(checkpoint, QuantizedCheckpoint.parseFormat(args.get("--quantize")), parallel);
+            }
+            try (var model = Qwen3Model.load(checkpoint, parallel)) {
+                double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
+                ModelConfig config = model.config();
+                System.err.printf("bench: %s loaded in %.1f s (%s, %d layers%s), %d threads%n", location, loadSeconds,
+                        config.modelType(), config.numLayers(), args.has("--quantize") ? ", " + args.get("--quantize") : "", threads);
+                var random = new SplittableRandom(1);
+                int vocabForInputs = Math.min(config.vocabSize(), 150_000);
+
+                System.err.println("bench: warm-up");
+                prefill(model, randomTokens(random, Math.min(promptTokens, 64), vocabForInputs), promptTokens + gen);
+                decode(model, 1, 32, random, vocabForInputs);
+                decode(model, 4, 8, random, vocabForInputs);
+
+                List<Double> prefillRates = new ArrayList<>();
+                for (int r = 0; r < reps; r++) {
+                    int[] prompt = randomTokens(random, promptTokens, vocabForInputs);
+                    long t = System.nanoTime();
+                    prefill(model, prompt, promptTokens);
+                    prefillRates.add(promptTokens / ((System.nanoTime() - t) / 1e9));
+                    System.err.printf("bench: prefill %d tokens: %.1f tok/s%n", promptTokens, prefillRates.getLast());
+                }
+                Stats prefill = Stats.of(prefillRates);
+
+                double bytesPerToken = weightBytesPerDecodedToken(model.checkpoint(), config);
+                double flopsPerToken = 2 * activeParameters(config);
+                double fmaRate = measureVectorFlops(parallel);
+
+                ObjectNode json = ModelConfig.JSON.createObjectNode();
+                json.put("model", location);
+                json.put("quantize", args.has("--quantize") ? args.get("--quantize") : null);
+                json.put("threads", threads);
+                json.put("load_seconds", loadSeconds);
+                json.put("prefill_tokens_per_s", prefill.median());
+                json.putArray("prefill_min_max").add(prefill.min()).add(prefill.max());
+                json.put("prefill_compute_ceiling_tokens_per_s", fmaRate / flopsPerToken);
+                json.put("prefill_ratio_to_compute_ceiling", prefill.median() / (fmaRate / flopsPerToken));
+                ObjectNode decodeJson = json.putObject("decode_tokens_per_s");
+                ObjectNode decodeRange = json.putObject("decode_min_max");
+                ObjectNode decodeRatio = json.putObject("decode_ratio_to_bandwidth_ceiling");
+                out.printf("%-28s %12s %12s %12s %10s%n", "test", "tok/s", "min", "max", "ceiling%");
+                out.printf("%-28s %12.1f %12.1f %12.1f %9.0f%%%n", "prefill pp" + promptTokens, prefill.median(), prefill.min(),
+                        prefill.max(), 100 * prefill.median() / (fmaRate / flopsPerToken));
+                for (int b : batches) {
+                    List<Double> rates = new ArrayList<>();
+                    for (int r = 0; r < reps; r++) {
+                        rates.add(decode(model, b, gen, random, vocabForInputs));
+                        System.err.printf("bench: decode batch %d: %.1f tok/s%n", b, rates.getLast());
+                    }
+                    Stats s = Stats.of(rates);
+                    // per step, the weights are read once for all b sequences (MoE: up to b x top-k experts)
+                    double ceiling = b * bandwidth / stepBytes(model.checkpoint(), config, b);
+                    decodeJson.put(String.valueOf(b), s.median());
+                    decodeRange.putArray(String.valueOf(b)).add(s.min()).add(s.max());
+                    decodeRatio.put(String.valueOf(b), s.median() / ceiling);
+                    out.printf("%-28s %12.1f %12.1f %12.1f %9.0f%%%n", "decode tg" + gen + " x" + b, s.median(), s.min(), s.max(),
+                            100 * s.median() / ceiling);
+                }
+                json.put("decode_weight_bytes_per_token", bytesPerToken);
+                json.put("bandwidth_gb_per_s_assumed", bandwidth / 1e9);
+                json.put("vector_gflops_measured", fmaRate / 1e9);
+                json.put("peak_rss_mb", peakRssMb());
+                out.printf("weights read per decoded token (batch 1): %.1f MB; bandwidth %.0f GB/s -> ceiling %.1f tok/s; "
+                                + "vector FMA %.1f GFLOP/s -> prefill ceiling %.1f tok/s; peak RSS %.0f MB%n",
+                        bytesPerToken / 1e6, bandwidth / 1e9, bandwidth / bytesPerToken, fmaRate / 1e9, fmaRate / flopsPerToken,
+                        peakRssMb());
+                if (args.has("--json")) {
+                    out.println(json);
+                }
+            }
+        }
+    }
+
+    static int[] randomTokens(SplittableRandom random, int n, int vocab) {
+        int[] t = new int[n];
+        for (int i = 0; i < n; i++) {
+            t[i] = random.nextInt(vocab);
+        }
+        return t;
+    }
+
+    static void prefill(Qwen3Model model, int[] prompt, int context) {
+        KvCache cache = model.newCache(context);
+        int[] positions = new int[prompt.length];
+        Arrays.setAll(positions, i -> i);
+        KvCache[] caches = new KvCache[prompt.length];
+        Arrays.fill(caches, cache);
+        model.forward(prompt, positions, caches, new int[] {prompt.length - 1}, ForwardObserver.NONE);
+    }
+
+    /** b sequences decoding together from an empty context; returns total tokens/s over the timed steps. */
+    static double decode(Qwen3Model model, int b, int steps, SplittableRandom random, int vocab) {
+        KvCache[] caches = new KvCache[b];
+        for (int s = 0; s < b; s++) {
+            caches[s] = model.newCache(steps + 1);
+        }
+        int[] tokens = randomTokens(random, b, vocab);
+        int[] rows = new int[b];
+        Arrays.setAll(rows, i -> i);
+        int[] positions = new int[b];
+        long t = System.nanoTime();
+        for (int step = 0; step < steps; step++) {
+            Arrays.fill(positions, step);
+            float[] logits = model.forward(tokens, positions, caches, rows, ForwardObserver.NONE);
+            for (int s = 0; s < b; s++) {
+                tokens[s] = io.flinkqwen3.runtime.Sampler.argmax(logits, s * model.config().vocabSize(), vocab);
+            }
+        }
+        return (double) b * steps / ((System.nanoTime() - t) / 1e9);
+    }
+
+    /**
+     * Weight bytes one decode step of b sequences reads: every matrix except the untied token
+     * embedding (one row per token), and of the experts the expected share that b tokens route to,
+     * 1 - (1 - k/E)^b.
+     */
+    static double stepBytes(Checkpoint c, ModelConfig config, int b) {
+        double bytes = 0, expertBytes = 0;
+        for (String name : c.tensorNames()) {
+            boolean embedding = name.equals("model.embed_tokens.weight") || name.equals("token_embd.weight");
+            Tensor t = embedding && !config.tieWordEmbeddings() ? null : safeTensor(c, name);
+            if (t == null) {
+                continue;
+            }
+            if (name.contains(".experts.") || name.contains("_exps")) {
+                expertBytes += t.data().byteSize();
+            } else {
+                bytes += t.data().byteSize();
+            }
+        }
+        if (config.isMoe()) {
+            bytes += expertBytes * (1 - Math.pow(1 - config.numExpertsPerTok() / (double) config.numExperts(), b));
+        }
+        return bytes;
+    }
+
+    static double weightBytesPerDecodedToken(Checkpoint c, ModelConfig config) {
+        return stepBytes(c, config, 1);
+    }
+
+    /** The tensor under the name the checkpoint lists (GGUF names pass through the HF name mapping unchanged). */
+    private static Tensor safeTensor(Checkpoint c, String name) {
+        try {
+            return c.tensor(name);
+        } catch (RuntimeException e) {
+            return null;
+        }
+    }
+
+    /** Multiply-adds per token times 2: the projections, the active experts and the LM head. */
+    static double activeParameters(ModelConfig c) {
+        long h = c.hiddenSize();
+        long attention = h * c.qDim() * 2L + h * c.kvDim() * 2L;
+        long ffn = c.isMoe() ? 3L * h * c.moeIntermediateSize() * c.numExpertsPerTok() + h * c.numExperts()
+                : 3L * h * c.intermediateSize();
+        return (double) c.numLayers() * (attention + ffn) + (double) h * c.vocabSize();
+    }
+
+    /** Achievable fp32 vector FMA throughput of the pool (L1-resident data): the compute ceiling. */
+    static double measureVectorFlops(Parallel parallel) {
+        int n = 2048, rounds = 20_000;
+        float[] a = new float[n], b = new float[n];
+        Arrays.fill(a, 1.0001f);
+        Arrays.fill(b, 0.9999f);
+        double[] sink = new double[parallel.threads()];
+        for (int warm = 0; warm < 2; warm++) {
+            long t = System.nanoTime();
+            parallel.forEach(parallel.threads(), w -> {
+                double s = 0;
+                for (int r = 0; r < rounds; r++) {
+                    s += Kernels.dot(a, 0, b, 0, n);
+                }
+                sink[w] = s;
+            });
+            double seconds = (System.nanoTime() - t) / 1e9;
+            if (warm == 1) {
+                return 2.0 * n * rounds * parallel.threads() / seconds;
+            }
+        }
+        throw new AssertionError();
+    }
+
+    static double peakRssMb() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmHWM:")) {
+                    return Long.parseLong(line.replaceAll("\\D", "")) / 1024.0;
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            // not Linux: no peak RSS
+        }
+        return Double.NaN;
+    }
+}
