@@ -45,6 +45,11 @@ public final class Qwen3Options {
             .booleanType().defaultValue(true)
             .withDescription("Whether records may think at all; false answers every record in non-thinking mode.");
 
+    public static final ConfigOption<Integer> THINKING_BUDGET = ConfigOptions.key("thinking-budget")
+            .intType().defaultValue(0)
+            .withDescription("Thinking budget of ML_PREDICT rows, which carry no SLA: 0 answers without thinking (default), "
+                    + "-1 thinks without limit, N > 0 stops thinking after N tokens.");
+
     public static final ConfigOption<Integer> ANSWER_RESERVE_TOKENS = ConfigOptions.key("answer-reserve-tokens")
             .intType().defaultValue(32)
             .withDescription("Decode steps the SLA policy keeps free for the answer after thinking.");

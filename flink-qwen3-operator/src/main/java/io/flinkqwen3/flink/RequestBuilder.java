@@ -16,7 +16,7 @@ import org.apache.flink.configuration.ReadableConfig;
  * a reason for the dead-letter output), chat turns, limits and sampling (operator options, then the
  * record's own overrides).
  */
-final class RequestBuilder {
+public final class RequestBuilder {
     static final Set<String> KNOWN_OPTIONS = Set.of("temperature", "top_p", "top_k", "min_p", "presence_penalty", "seed", "stop");
     static final Set<String> ROLES = Set.of("system", "user", "assistant", "tool");
     /** Separates several stop strings inside the 'stop' option. */
@@ -25,13 +25,13 @@ final class RequestBuilder {
     private final ReadableConfig options;
     private final GenerationConfig generationConfig;
 
-    RequestBuilder(ReadableConfig options, GenerationConfig generationConfig) {
+    public RequestBuilder(ReadableConfig options, GenerationConfig generationConfig) {
         this.options = options;
         this.generationConfig = generationConfig;
     }
 
     /** Why the record cannot be answered, or null when it is valid. */
-    static String validate(PromptRecord r) {
+    public static String validate(PromptRecord r) {
         if (r.decodeError != null) {
             return r.decodeError;
         }
@@ -86,7 +86,7 @@ final class RequestBuilder {
     }
 
     /** The request with the given thinking budget (0 renders the non-thinking template). */
-    GenerationRequest build(PromptRecord r, int thinkingBudget) {
+    public GenerationRequest build(PromptRecord r, int thinkingBudget) {
         List<ChatMessage> messages = new ArrayList<>();
         boolean hasSystem = r.messages != null && !r.messages.isEmpty() && "system".equals(r.messages.get(0).role);
         if (r.systemPrompt != null && !hasSystem) {

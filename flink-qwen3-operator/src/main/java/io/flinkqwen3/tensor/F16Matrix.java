@@ -43,10 +43,7 @@ public final class F16Matrix extends Matrix {
             sc = Math.fma(w, x[c4 + c], sc);
             sd = Math.fma(w, x[d + c], sd);
         }
-        out[outIdx] = sa;
-        out[outIdx + outStride] = sb;
-        out[outIdx + 2 * outStride] = sc;
-        out[outIdx + 3 * outStride] = sd;
+        store4(out, outIdx, outStride, sa, sb, sc, sd);
     }
 
     @Override

@@ -68,10 +68,7 @@ public final class F32Matrix extends Matrix {
             sc += w * x[c4 + c];
             sd += w * x[d + c];
         }
-        out[outIdx] = sa;
-        out[outIdx + outStride] = sb;
-        out[outIdx + 2 * outStride] = sc;
-        out[outIdx + 3 * outStride] = sd;
+        store4(out, outIdx, outStride, sa, sb, sc, sd);
     }
 
     @Override

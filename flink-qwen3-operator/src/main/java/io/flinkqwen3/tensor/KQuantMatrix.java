@@ -44,10 +44,7 @@ public abstract sealed class KQuantMatrix extends Matrix permits Q4_KMatrix, Q6_
             sc += Kernels.dot(w, 0, x, c4 + c, BLOCK);
             sd += Kernels.dot(w, 0, x, d + c, BLOCK);
         }
-        out[outIdx] = sa;
-        out[outIdx + outStride] = sb;
-        out[outIdx + 2 * outStride] = sc;
-        out[outIdx + 3 * outStride] = sd;
+        store4(out, outIdx, outStride, sa, sb, sc, sd);
     }
 
     @Override

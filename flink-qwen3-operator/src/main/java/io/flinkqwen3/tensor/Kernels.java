@@ -27,6 +27,37 @@ public final class Kernels {
         return sum;
     }
 
+    /**
+     * Four dot products of w[0..n) with x rows starting at xOff, xOff+n, xOff+2n, xOff+3n; results to
+     * out[outIdx + k*outStride]. w is read once for the four.
+     */
+    public static void dot4(float[] w, float[] x, int n, int xOff, float[] out, int outIdx, int outStride) {
+        var a = FloatVector.zero(F);
+        var b = FloatVector.zero(F);
+        var c = FloatVector.zero(F);
+        var d = FloatVector.zero(F);
+        int i = 0;
+        for (int upper = F.loopBound(n); i < upper; i += F.length()) {
+            var wv = FloatVector.fromArray(F, w, i);
+            a = wv.fma(FloatVector.fromArray(F, x, xOff + i), a);
+            b = wv.fma(FloatVector.fromArray(F, x, xOff + n + i), b);
+            c = wv.fma(FloatVector.fromArray(F, x, xOff + 2 * n + i), c);
+            d = wv.fma(FloatVector.fromArray(F, x, xOff + 3 * n + i), d);
+        }
+        float sa = a.reduceLanes(VectorOperators.ADD), sb = b.reduceLanes(VectorOperators.ADD);
+        float sc = c.reduceLanes(VectorOperators.ADD), sd = d.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            sa += w[i] * x[xOff + i];
+            sb += w[i] * x[xOff + n + i];
+            sc += w[i] * x[xOff + 2 * n + i];
+            sd += w[i] * x[xOff + 3 * n + i];
+        }
+        out[outIdx] = sa;
+        out[outIdx + outStride] = sb;
+        out[outIdx + 2 * outStride] = sc;
+        out[outIdx + 3 * outStride] = sd;
+    }
+
     /** y[yOff..+n) += a * x[xOff..+n). */
     public static void axpy(float a, float[] x, int xOff, float[] y, int yOff, int n) {
         int i = 0;
@@ -105,5 +136,41 @@ public final class Kernels {
             x[off + j] = a * cos[j] - b * sin[j];
             x[off + j + half] = b * cos[j] + a * sin[j];
         }
+    }
+
+    /**
+     * Achievable fp32 FMA rate of the pool on L1-resident data (four independent accumulators per
+     * thread): the compute ceiling benchmarks report their prefill against, in flop/s.
+     */
+    public static double peakFlops(Parallel parallel) {
+        int n = 1024, rounds = 40_000;
+        float[] a = new float[n], b = new float[n];
+        java.util.Arrays.fill(a, 1.0001f);
+        java.util.Arrays.fill(b, 0.9999f);
+        float[] sink = new float[parallel.threads()];
+        double best = 0;
+        for (int attempt = 0; attempt < 3; attempt++) {
+            long t = System.nanoTime();
+            parallel.forEach(parallel.threads(), w -> sink[w] = fmaRounds(a, b, n, rounds));
+            best = Math.max(best, 2.0 * n * rounds * parallel.threads() / ((System.nanoTime() - t) / 1e9));
+        }
+        return best;
+    }
+
+    private static float fmaRounds(float[] a, float[] b, int n, int rounds) {
+        int l = F.length();
+        var s0 = FloatVector.zero(F);
+        var s1 = FloatVector.zero(F);
+        var s2 = FloatVector.zero(F);
+        var s3 = FloatVector.zero(F);
+        for (int r = 0; r < rounds; r++) {
+            for (int i = 0; i + 4 * l <= n; i += 4 * l) {
+                s0 = FloatVector.fromArray(F, a, i).fma(FloatVector.fromArray(F, b, i), s0);
+                s1 = FloatVector.fromArray(F, a, i + l).fma(FloatVector.fromArray(F, b, i + l), s1);
+                s2 = FloatVector.fromArray(F, a, i + 2 * l).fma(FloatVector.fromArray(F, b, i + 2 * l), s2);
+                s3 = FloatVector.fromArray(F, a, i + 3 * l).fma(FloatVector.fromArray(F, b, i + 3 * l), s3);
+            }
+        }
+        return s0.add(s1).add(s2).add(s3).reduceLanes(VectorOperators.ADD);
     }
 }

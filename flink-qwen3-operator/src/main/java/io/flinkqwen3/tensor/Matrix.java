@@ -10,6 +10,12 @@ import java.lang.foreign.MemorySegment;
 public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Q8_0Matrix, Q4_0Matrix, KQuantMatrix {
     /** Batch rows that one pass over a weight row serves; the weights are read once for them. */
     static final int BATCH_TILE = 4;
+    /**
+     * From this batch size on, a quantized row is unpacked once into a per-thread float buffer and
+     * multiplied with every input row from there, instead of unpacking it again for every 4 rows.
+     */
+    static final int DEQUANTIZE_ONCE_BATCH = 8;
+    private static final ThreadLocal<float[]> ROW = ThreadLocal.withInitial(() -> new float[0]);
 
     protected final MemorySegment data;
     protected final int rows;
@@ -64,6 +70,14 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Q8
      */
     protected abstract void dot4(int row, float[] x, int a, int b, int c, int d, float[] out, int outIdx, int outStride);
 
+    /** Writes the four results of a {@link #dot4} call. */
+    protected static void store4(float[] out, int idx, int stride, float a, float b, float c, float d) {
+        out[idx] = a;
+        out[idx + stride] = b;
+        out[idx + 2 * stride] = c;
+        out[idx + 3 * stride] = d;
+    }
+
     /** The input rearranged for this type's kernels (by default as it is). */
     protected float[] prepare(float[] in, int batch) {
         return in;
@@ -77,6 +91,10 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Q8
      * Rows are split over the pool's threads; each thread reads a weight row once per 4 batch rows.
      */
     public void matmul(float[] in, int batch, float[] out, Parallel parallel) {
+        if (type().quantized() && batch >= DEQUANTIZE_ONCE_BATCH) {
+            matmulDequantizingOnce(in, batch, out, parallel);
+            return;
+        }
         float[] x = prepare(in, batch);
         parallel.forEach(rows, r -> {
             int b = 0;
@@ -85,6 +103,24 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Q8
             }
             for (; b < batch; b++) {
                 out[b * rows + r] = dot(r, x, b * cols);
+            }
+        });
+    }
+
+    private void matmulDequantizingOnce(float[] in, int batch, float[] out, Parallel parallel) {
+        parallel.forEach(rows, r -> {
+            float[] w = ROW.get();
+            if (w.length < cols) {
+                w = new float[cols];
+                ROW.set(w);
+            }
+            rowTo(r, w, 0);
+            int b = 0;
+            for (; b + BATCH_TILE <= batch; b += BATCH_TILE) {
+                Kernels.dot4(w, in, cols, b * cols, out, b * rows + r, rows);
+            }
+            for (; b < batch; b++) {
+                out[b * rows + r] = Kernels.dot(w, 0, in, b * cols, cols);
             }
         });
     }

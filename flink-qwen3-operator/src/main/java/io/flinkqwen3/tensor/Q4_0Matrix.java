@@ -85,21 +85,18 @@ public final class Q4_0Matrix extends Matrix {
                 accD = hi.fma(FloatVector.fromArray(F, x, d + h), lo.fma(FloatVector.fromArray(F, x, d + l), accD));
             }
         }
-        out[outIdx] = accA.reduceLanes(VectorOperators.ADD);
-        out[outIdx + outStride] = accB.reduceLanes(VectorOperators.ADD);
-        out[outIdx + 2 * outStride] = accC.reduceLanes(VectorOperators.ADD);
-        out[outIdx + 3 * outStride] = accD.reduceLanes(VectorOperators.ADD);
+        store4(out, outIdx, outStride, accA.reduceLanes(VectorOperators.ADD), accB.reduceLanes(VectorOperators.ADD), accC.reduceLanes(VectorOperators.ADD), accD.reduceLanes(VectorOperators.ADD));
     }
 
     @Override
     public void rowTo(int row, float[] out, int outOff) {
         long base = row * rowBytes;
         for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {
-            float s = scale(base);
-            for (int j = 0; j < 16; j++) {
-                int q = data.get(ValueLayout.JAVA_BYTE, base + 2 + j) & 0xFF;
-                out[outOff + c + j] = s * ((q & 15) - 8);
-                out[outOff + c + 16 + j] = s * ((q >> 4) - 8);
+            var scale = FloatVector.broadcast(F, scale(base));
+            for (int j = 0; j < 16; j += F.length()) {
+                var p = packed(base, j);
+                low(p).mul(scale).intoArray(out, outOff + c + j);
+                high(p).mul(scale).intoArray(out, outOff + c + 16 + j);
             }
         }
     }

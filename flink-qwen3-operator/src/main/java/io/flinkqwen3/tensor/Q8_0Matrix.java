@@ -72,19 +72,16 @@ public final class Q8_0Matrix extends Matrix {
                 accD = w.fma(FloatVector.fromArray(F, x, d + c + j), accD);
             }
         }
-        out[outIdx] = accA.reduceLanes(VectorOperators.ADD);
-        out[outIdx + outStride] = accB.reduceLanes(VectorOperators.ADD);
-        out[outIdx + 2 * outStride] = accC.reduceLanes(VectorOperators.ADD);
-        out[outIdx + 3 * outStride] = accD.reduceLanes(VectorOperators.ADD);
+        store4(out, outIdx, outStride, accA.reduceLanes(VectorOperators.ADD), accB.reduceLanes(VectorOperators.ADD), accC.reduceLanes(VectorOperators.ADD), accD.reduceLanes(VectorOperators.ADD));
     }
 
     @Override
     public void rowTo(int row, float[] out, int outOff) {
         long base = row * rowBytes;
         for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {
-            float s = scale(base);
-            for (int j = 0; j < BLOCK; j++) {
-                out[outOff + c + j] = s * data.get(ValueLayout.JAVA_BYTE, base + 2 + j);
+            var scale = FloatVector.broadcast(F, scale(base));
+            for (int j = 0; j < BLOCK; j += F.length()) {
+                quants(base, j).mul(scale).intoArray(out, outOff + c + j);
             }
         }
     }

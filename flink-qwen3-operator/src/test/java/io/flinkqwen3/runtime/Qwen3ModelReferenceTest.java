@@ -10,8 +10,6 @@ import io.flinkqwen3.tensor.Parallel;
 import io.flinkqwen3.testing.Fixtures;
 import java.nio.file.Path;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -23,17 +21,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class Qwen3ModelReferenceTest {
     static final float TOLERANCE = 1e-3f;
-    static Parallel parallel;
-
-    @BeforeAll
-    static void pool() {
-        parallel = new Parallel(2);
-    }
-
-    @AfterAll
-    static void closePool() {
-        parallel.close();
-    }
+    static final Parallel parallel = Fixtures.PARALLEL;
 
     /** Each checkpoint with the transformers reference it must reproduce: safetensors and the GGUF conversions. */
     static Stream<Arguments> fixtures() {

@@ -20,6 +20,9 @@ public final class Fixtures {
     public static final Path YARN = FIXTURES.resolve("qwen3-dense-yarn");
     public static final Path GGUF = SHARED.resolve("fixtures-gguf");
 
+    /** One kernel pool for the model tests (daemon threads that park when idle; never closed). */
+    public static final io.flinkqwen3.tensor.Parallel PARALLEL = new io.flinkqwen3.tensor.Parallel(2);
+
     private Fixtures() {}
 
     private static Path findShared() {

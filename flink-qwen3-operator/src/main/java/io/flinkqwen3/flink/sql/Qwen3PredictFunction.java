@@ -1,0 +1,69 @@
+package io.flinkqwen3.flink.sql;
+
+import io.flinkqwen3.flink.PromptRecord;
+import io.flinkqwen3.flink.Qwen3Options;
+import io.flinkqwen3.flink.RequestBuilder;
+import io.flinkqwen3.flink.TaskManagerEngines;
+import io.flinkqwen3.model.QuantizedCheckpoint;
+import io.flinkqwen3.runtime.EngineOptions;
+import io.flinkqwen3.runtime.Qwen3Engine;
+import java.util.Collection;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.functions.AsyncPredictFunction;
+import org.apache.flink.table.functions.FunctionContext;
+
+/**
+ * ML_PREDICT's function: the row's prompt goes to the task manager's shared engine; the future
+ * completes with one output row. A row that cannot be answered (no prompt, prompt longer than the
+ * context) gets finish_reason "error: why" instead of failing the query. Public because generated
+ * code calls it; the engine is acquired in open(), never in the constructor (the function is
+ * serialized into the job graph).
+ */
+public final class Qwen3PredictFunction extends AsyncPredictFunction {
+    private static final long serialVersionUID = 1L;
+
+    private final Configuration options;
+    private final PredictOutput output;
+    private transient Qwen3Engine engine;
+    private transient RequestBuilder requests;
+
+    Qwen3PredictFunction(Configuration options, List<String> outputColumns) {
+        this.options = options;
+        this.output = new PredictOutput(outputColumns);
+    }
+
+    @Override
+    public void open(FunctionContext context) {
+        var engineOptions = new EngineOptions(options.get(Qwen3Options.THREADS), options.get(Qwen3Options.MAX_BATCH_SEQUENCES), 512,
+                options.get(Qwen3Options.MAX_CONTEXT),
+                options.getOptional(Qwen3Options.QUANTIZE).map(QuantizedCheckpoint::parseFormat).orElse(null));
+        engine = TaskManagerEngines.acquire(options.get(Qwen3Options.MODEL), engineOptions);
+        requests = new RequestBuilder(options, engine.model().checkpoint().generationConfig());
+    }
+
+    @Override
+    public CompletableFuture<Collection<RowData>> asyncPredict(RowData input) {
+        var record = PromptRecord.of(null, input.isNullAt(0) ? null : input.getString(0).toString());
+        String invalid = RequestBuilder.validate(record);
+        if (invalid != null) {
+            return CompletableFuture.completedFuture(List.of(output.errorRow(invalid)));
+        }
+        try {
+            return engine.submit(requests.build(record, options.get(Qwen3Options.THINKING_BUDGET)), Long.MAX_VALUE)
+                    .thenApply(result -> List.of(output.row(result)));
+        } catch (IllegalArgumentException e) {
+            return CompletableFuture.completedFuture(List.of(output.errorRow(e.getMessage())));
+        }
+    }
+
+    @Override
+    public void close() {
+        if (engine != null) {
+            TaskManagerEngines.release(engine);
+            engine = null;
+        }
+    }
+}
