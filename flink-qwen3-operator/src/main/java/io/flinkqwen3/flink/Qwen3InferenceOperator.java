@@ -1,8 +1,6 @@
 package io.flinkqwen3.flink;
 
-import io.flinkqwen3.model.QuantizedCheckpoint;
 import io.flinkqwen3.runtime.EngineMetrics;
-import io.flinkqwen3.runtime.EngineOptions;
 import io.flinkqwen3.runtime.GenerationRequest;
 import io.flinkqwen3.runtime.GenerationResult;
 import io.flinkqwen3.runtime.Qwen3Engine;
@@ -94,12 +92,6 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
         this.clock = clock;
     }
 
-    private EngineOptions engineOptions() {
-        return new EngineOptions(options.get(Qwen3Options.THREADS), options.get(Qwen3Options.MAX_BATCH_SEQUENCES), 512,
-                options.get(Qwen3Options.MAX_CONTEXT),
-                options.getOptional(Qwen3Options.QUANTIZE).map(QuantizedCheckpoint::parseFormat).orElse(null));
-    }
-
     @Override
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
@@ -115,7 +107,7 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
     public void open() throws Exception {
         super.open();
         inFlight = new LinkedHashMap<>();
-        engine = TaskManagerEngines.acquire(options.get(Qwen3Options.MODEL), engineOptions());
+        engine = TaskManagerEngines.acquire(options.get(Qwen3Options.MODEL), Qwen3Options.engineOptions(options));
         requests = new RequestBuilder(options, engine.model().checkpoint().generationConfig());
         policy = SlaBudgetPolicy.defaults(options.get(Qwen3Options.ANSWER_RESERVE_TOKENS));
         registerMetrics();
@@ -163,7 +155,7 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
             int maxTokens = requests.maxTokens(record);
             int promptTokens = engine.promptTokens(requests.build(record, GenerationRequest.UNLIMITED)).length;
             Boolean thinking = options.get(Qwen3Options.THINKING) ? record.enableThinking : Boolean.FALSE;
-            decision = policy.decide(deadline - now, promptTokens, maxTokens, record.thinkingBudget, thinking, costs());
+            decision = policy.decide(deadline - now, promptTokens, maxTokens, record.thinkingBudget, thinking, engine.metrics());
             request = requests.build(record, decision.thinkingBudget());
             var entry = new InFlight(nextSequence++, record, arrivalMillis, deadline, timestamp, decision.thinkingBudget(),
                     decision.alreadyLate());
@@ -174,31 +166,6 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
         } catch (IllegalArgumentException e) {
             reject(record, e.getMessage());
         }
-    }
-
-    private SlaBudgetPolicy.Costs costs() {
-        EngineMetrics m = engine.metrics();
-        return new SlaBudgetPolicy.Costs() {
-            @Override
-            public double decodeStepSeconds(int batchSize) {
-                return m.decodeStepSeconds(batchSize);
-            }
-
-            @Override
-            public double prefillSecondsPerToken() {
-                return m.prefillSecondsPerToken();
-            }
-
-            @Override
-            public int queued() {
-                return m.queued();
-            }
-
-            @Override
-            public int active() {
-                return m.active();
-            }
-        };
     }
 
     private void reject(PromptRecord record, String reason) {

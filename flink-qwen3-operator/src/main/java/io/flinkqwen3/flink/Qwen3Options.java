@@ -1,12 +1,21 @@
 package io.flinkqwen3.flink;
 
+import io.flinkqwen3.model.QuantizedCheckpoint;
+import io.flinkqwen3.runtime.EngineOptions;
 import java.time.Duration;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.ConfigOptions;
+import org.apache.flink.configuration.ReadableConfig;
 
 /** Options of the Qwen3 inference operator (and the SQL model provider). */
 public final class Qwen3Options {
     private Qwen3Options() {}
+
+    /** The engine settings these options ask for (those that matter when the task manager's engine is opened). */
+    public static EngineOptions engineOptions(ReadableConfig options) {
+        return new EngineOptions(options.get(THREADS), options.get(MAX_BATCH_SEQUENCES), 512, options.get(MAX_CONTEXT),
+                options.getOptional(QUANTIZE).map(QuantizedCheckpoint::parseFormat).orElse(null));
+    }
 
     public static final ConfigOption<String> MODEL = ConfigOptions.key("model")
             .stringType().noDefaultValue()

@@ -1,5 +1,6 @@
 package io.flinkqwen3.flink;
 
+import io.flinkqwen3.runtime.StepCosts;
 import java.io.Serializable;
 
 /**
@@ -18,21 +19,6 @@ public final class SlaBudgetPolicy implements Serializable {
     static final int EARLY_STOP_TOKENS = 24;
     /** Fraction of the remaining time kept as a safety margin against estimate errors. */
     static final double SAFETY = 0.15;
-
-    /** What the policy needs to know about the engine right now. */
-    public interface Costs {
-        /** Seconds per decode step at this batch size (NaN when not measured yet). */
-        double decodeStepSeconds(int batchSize);
-
-        /** Seconds of prefill per prompt token (NaN when not measured yet). */
-        double prefillSecondsPerToken();
-
-        /** Requests waiting to start. */
-        int queued();
-
-        /** Requests running now. */
-        int active();
-    }
 
     /** Costs assumed before the engine has measured anything (about a 0.6B model on 2 cores). */
     private final double fallbackStepSeconds;
@@ -59,7 +45,7 @@ public final class SlaBudgetPolicy implements Serializable {
      * @param forcedThinking   the record's thinking switch, or null
      */
     public Decision decide(long remainingMillis, int promptTokens, int maxTokens, Integer forcedBudget,
-                           Boolean forcedThinking, Costs costs) {
+                           Boolean forcedThinking, StepCosts costs) {
         if (Boolean.FALSE.equals(forcedThinking)) {
             return new Decision(0, remainingMillis <= 0);
         }

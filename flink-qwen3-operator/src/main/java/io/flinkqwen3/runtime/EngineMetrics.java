@@ -6,7 +6,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * What a scheduler needs to know about the engine: measured seconds per decode step by batch size
  * (exponential moving average), prefill seconds per token, queue length, tokens/s.
  */
-public final class EngineMetrics {
+public final class EngineMetrics implements StepCosts {
     private static final double ALPHA = 0.2;
     private static final int MAX_TRACKED_BATCH = 256;
 
@@ -39,6 +39,7 @@ public final class EngineMetrics {
     }
 
     /** Seconds per decode step at this batch size: measured, else the nearest measured size scaled, else NaN. */
+    @Override
     public synchronized double decodeStepSeconds(int batchSize) {
         int b = Math.max(1, Math.min(batchSize, MAX_TRACKED_BATCH));
         if (stepSeconds[b] > 0) {
@@ -55,14 +56,17 @@ public final class EngineMetrics {
         return Double.NaN;
     }
 
+    @Override
     public double prefillSecondsPerToken() {
         return prefillSecondsPerToken;
     }
 
+    @Override
     public int queued() {
         return queued;
     }
 
+    @Override
     public int active() {
         return active;
     }

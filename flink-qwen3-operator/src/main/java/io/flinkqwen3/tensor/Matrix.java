@@ -14,7 +14,7 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Q8
      * From this batch size on, a quantized row is unpacked once into a per-thread float buffer and
      * multiplied with every input row from there, instead of unpacking it again for every 4 rows.
      */
-    static final int DEQUANTIZE_ONCE_BATCH = 8;
+    static final int DEQUANTIZE_ONCE_BATCH = 4;
     private static final ThreadLocal<float[]> ROW = ThreadLocal.withInitial(() -> new float[0]);
 
     protected final MemorySegment data;

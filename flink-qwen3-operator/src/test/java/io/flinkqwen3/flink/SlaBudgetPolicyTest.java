@@ -3,11 +3,12 @@ package io.flinkqwen3.flink;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.flinkqwen3.runtime.StepCosts;
 import org.junit.jupiter.api.Test;
 
 class SlaBudgetPolicyTest {
     /** A cost model with fixed measurements: 20 ms per decode step (+1 ms per extra sequence), 2 ms per prompt token. */
-    record FixedCosts(int queued, int active) implements SlaBudgetPolicy.Costs {
+    record FixedCosts(int queued, int active) implements StepCosts {
         @Override
         public double decodeStepSeconds(int batchSize) {
             return 0.020 + 0.001 * (batchSize - 1);

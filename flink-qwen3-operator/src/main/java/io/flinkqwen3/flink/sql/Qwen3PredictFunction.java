@@ -4,8 +4,6 @@ import io.flinkqwen3.flink.PromptRecord;
 import io.flinkqwen3.flink.Qwen3Options;
 import io.flinkqwen3.flink.RequestBuilder;
 import io.flinkqwen3.flink.TaskManagerEngines;
-import io.flinkqwen3.model.QuantizedCheckpoint;
-import io.flinkqwen3.runtime.EngineOptions;
 import io.flinkqwen3.runtime.Qwen3Engine;
 import java.util.Collection;
 import java.util.List;
@@ -37,10 +35,7 @@ public final class Qwen3PredictFunction extends AsyncPredictFunction {
 
     @Override
     public void open(FunctionContext context) {
-        var engineOptions = new EngineOptions(options.get(Qwen3Options.THREADS), options.get(Qwen3Options.MAX_BATCH_SEQUENCES), 512,
-                options.get(Qwen3Options.MAX_CONTEXT),
-                options.getOptional(Qwen3Options.QUANTIZE).map(QuantizedCheckpoint::parseFormat).orElse(null));
-        engine = TaskManagerEngines.acquire(options.get(Qwen3Options.MODEL), engineOptions);
+        engine = TaskManagerEngines.acquire(options.get(Qwen3Options.MODEL), Qwen3Options.engineOptions(options));
         requests = new RequestBuilder(options, engine.model().checkpoint().generationConfig());
     }
 

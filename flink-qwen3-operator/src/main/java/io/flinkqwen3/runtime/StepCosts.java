@@ -1,0 +1,16 @@
+package io.flinkqwen3.runtime;
+
+/** What the engine measured about the cost of its work right now: what a scheduling policy needs. */
+public interface StepCosts {
+    /** Seconds per decode step at this batch size (NaN when not measured yet). */
+    double decodeStepSeconds(int batchSize);
+
+    /** Seconds of prefill per prompt token (NaN when not measured yet). */
+    double prefillSecondsPerToken();
+
+    /** Requests waiting to start. */
+    int queued();
+
+    /** Requests running now. */
+    int active();
+}
