@@ -1,25 +1,27 @@
 package io.flinkqwen3.runtime;
 
-import java.util.Arrays;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 
 /**
- * Keys and values of one sequence, per layer, fp32. Grows with the sequence (doubling), so memory
- * follows the context actually used rather than the model's maximum.
+ * Keys and values of one sequence, per layer, fp32, off the Java heap. Capacity grows with the
+ * sequence (doubling, up to the context length), so memory follows the context actually used; the
+ * engine resets and reuses caches of finished requests instead of allocating new ones.
  */
 public final class KvCache {
     private final int kvDim;
     private final int maxPositions;
-    private final float[][] keys;
-    private final float[][] values;
+    private final MemorySegment[] keys;
+    private final MemorySegment[] values;
     private int capacity;
     private int length;
 
     public KvCache(int layers, int kvDim, int maxPositions) {
         this.kvDim = kvDim;
         this.maxPositions = maxPositions;
-        this.keys = new float[layers][];
-        this.values = new float[layers][];
-        this.capacity = 0;
+        this.keys = new MemorySegment[layers];
+        this.values = new MemorySegment[layers];
         ensureCapacity(Math.min(16, maxPositions));
     }
 
@@ -32,6 +34,11 @@ public final class KvCache {
         return maxPositions;
     }
 
+    /** Bytes held off-heap. */
+    public long byteSize() {
+        return 2L * keys.length * capacity * kvDim * Float.BYTES;
+    }
+
     void ensureCapacity(int positions) {
         if (positions > maxPositions) {
             throw new IllegalStateException("sequence of " + positions + " tokens exceeds the context length " + maxPositions);
@@ -40,23 +47,35 @@ public final class KvCache {
             return;
         }
         int next = Math.min(maxPositions, Math.max(positions, capacity * 2));
+        // an automatic arena: a segment outgrown here is freed once nothing refers to it
+        Arena arena = Arena.ofAuto();
+        long bytes = (long) next * kvDim * Float.BYTES;
         for (int l = 0; l < keys.length; l++) {
-            keys[l] = keys[l] == null ? new float[next * kvDim] : Arrays.copyOf(keys[l], next * kvDim);
-            values[l] = values[l] == null ? new float[next * kvDim] : Arrays.copyOf(values[l], next * kvDim);
+            keys[l] = grow(keys[l], arena, bytes);
+            values[l] = grow(values[l], arena, bytes);
         }
         capacity = next;
     }
 
-    void store(int layer, int position, float[] k, int kOff, float[] v, int vOff) {
-        System.arraycopy(k, kOff, keys[layer], position * kvDim, kvDim);
-        System.arraycopy(v, vOff, values[layer], position * kvDim, kvDim);
+    private static MemorySegment grow(MemorySegment old, Arena arena, long bytes) {
+        MemorySegment fresh = arena.allocate(bytes, 64);
+        if (old != null) {
+            MemorySegment.copy(old, 0, fresh, 0, old.byteSize());
+        }
+        return fresh;
     }
 
-    float[] keys(int layer) {
+    void store(int layer, int position, float[] k, int kOff, float[] v, int vOff) {
+        long at = (long) position * kvDim * Float.BYTES;
+        MemorySegment.copy(k, kOff, keys[layer], ValueLayout.JAVA_FLOAT_UNALIGNED, at, kvDim);
+        MemorySegment.copy(v, vOff, values[layer], ValueLayout.JAVA_FLOAT_UNALIGNED, at, kvDim);
+    }
+
+    MemorySegment keys(int layer) {
         return keys[layer];
     }
 
-    float[] values(int layer) {
+    MemorySegment values(int layer) {
         return values[layer];
     }
 
@@ -65,7 +84,7 @@ public final class KvCache {
         length = Math.max(length, newLength);
     }
 
-    /** Forgets everything after {@code newLength} (used when a sequence is rewound). */
+    /** Forgets everything after {@code newLength}; 0 makes the cache ready for another sequence. */
     public void truncate(int newLength) {
         length = Math.min(length, newLength);
     }

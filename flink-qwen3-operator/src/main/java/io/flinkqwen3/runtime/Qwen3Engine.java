@@ -46,6 +46,8 @@ public final class Qwen3Engine implements AutoCloseable {
     private final Condition workArrived = lock.newCondition();
     private final PriorityQueue<Running> waiting = new PriorityQueue<>(EARLIEST_DEADLINE);
     private final List<Running> active = new ArrayList<>();
+    /** KV caches of finished requests, reset and handed to new ones: off-heap memory is reused, not reallocated. */
+    private final java.util.concurrent.ConcurrentLinkedDeque<KvCache> freeCaches = new java.util.concurrent.ConcurrentLinkedDeque<>();
     private final Thread scheduler;
     private volatile boolean closed;
     private long submitted;
@@ -182,7 +184,8 @@ public final class Qwen3Engine implements AutoCloseable {
         }
         SamplingParams sampling = request.sampling() != null ? request.sampling()
                 : SamplingParams.recommended(request.thinks(), model.checkpoint().generationConfig(), System.nanoTime());
-        var generation = new Generation(request, prompt, model.newCache(contextLength), special, tokenizer, sampling,
+        KvCache cache = freeCaches.poll();
+        var generation = new Generation(request, prompt, cache != null ? cache : model.newCache(contextLength), special, tokenizer, sampling,
                 System.nanoTime(), deadlineNanos);
         var future = new CompletableFuture<GenerationResult>();
         lock.lock();
@@ -207,7 +210,10 @@ public final class Qwen3Engine implements AutoCloseable {
                 return;
             } catch (RuntimeException | Error e) {
                 LOG.log(Level.SEVERE, "engine step failed; failing the requests in it", e);
-                active.forEach(r -> r.result.completeExceptionally(e));
+                active.forEach(r -> {
+                    recycle(r.generation.cache);
+                    r.result.completeExceptionally(e);
+                });
                 active.clear();
             }
         }
@@ -273,8 +279,16 @@ public final class Qwen3Engine implements AutoCloseable {
             r.generation.sampleFrom(logits, i * vocab, vocab);
             if (r.generation.done()) {
                 active.remove(r);
+                recycle(r.generation.cache);
                 r.result.complete(r.generation.result());
             }
+        }
+    }
+
+    private void recycle(KvCache cache) {
+        cache.truncate(0);
+        if (freeCaches.size() < options.maxSequences()) {
+            freeCaches.push(cache);
         }
     }
 

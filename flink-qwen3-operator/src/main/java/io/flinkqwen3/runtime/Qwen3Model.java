@@ -8,7 +8,7 @@ import io.flinkqwen3.tensor.DType;
 import io.flinkqwen3.tensor.Kernels;
 import io.flinkqwen3.tensor.Matrix;
 import io.flinkqwen3.tensor.Parallel;
-import java.lang.foreign.ValueLayout;
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -205,15 +205,15 @@ public final class Qwen3Model implements AutoCloseable {
         parallel.forEach(n * heads, task -> {
             int i = task / heads, hq = task % heads;
             int kvOff = (hq / groupSize) * hd, qOff = i * qDim + hq * hd;
-            float[] keys = caches[i].keys(layer), values = caches[i].values(layer);
+            MemorySegment keys = caches[i].keys(layer), values = caches[i].values(layer);
             int len = positions[i] + 1;
             float[] scores = new float[len];
             for (int t = 0; t < len; t++) {
-                scores[t] = Kernels.dot(q, qOff, keys, t * kvDim + kvOff, hd) * scale;
+                scores[t] = Kernels.dot(q, qOff, keys, 4L * (t * kvDim + kvOff), hd) * scale;
             }
             Kernels.softmax(scores, 0, len);
             for (int t = 0; t < len; t++) {
-                Kernels.axpy(scores[t], values, t * kvDim + kvOff, context, qOff, hd);
+                Kernels.axpy(scores[t], values, 4L * (t * kvDim + kvOff), context, qOff, hd);
             }
         });
         a.o().matmul(context, n, out, parallel);
