@@ -4,7 +4,6 @@ import io.flinkqwen3.model.Checkpoint;
 import io.flinkqwen3.model.ModelConfig;
 import io.flinkqwen3.model.ModelFormatException;
 import io.flinkqwen3.model.Tensor;
-import io.flinkqwen3.tensor.DType;
 import io.flinkqwen3.tensor.Kernels;
 import io.flinkqwen3.tensor.Matrix;
 import io.flinkqwen3.tensor.Parallel;
