@@ -7,7 +7,7 @@ import java.lang.foreign.MemorySegment;
  * a memory-mapped checkpoint). Each storage type is a subclass that owns its dot-product kernels;
  * activations are always fp32 and accumulation is fp32.
  */
-public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Q8_0Matrix, Q4_0Matrix, KQuantMatrix {
+public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Block32Matrix, KQuantMatrix {
     /** Batch rows that one pass over a weight row serves; the weights are read once for them. */
     static final int BATCH_TILE = 4;
     /**

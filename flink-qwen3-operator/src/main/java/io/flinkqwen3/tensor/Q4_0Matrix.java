@@ -4,41 +4,27 @@ import static io.flinkqwen3.tensor.Kernels.F;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorSpecies;
 
 /**
  * ggml Q4_0: blocks of 32 weights, an f16 scale d then 16 bytes; byte j holds weight j in its low
  * nibble and weight j+16 in its high nibble, both offset by 8: w = d * (nibble - 8).
  */
-public final class Q4_0Matrix extends Matrix {
-    static final int BLOCK = 32, BLOCK_BYTES = 18;
-    private static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(F.length() * 8));
-    private final long rowBytes;
+public final class Q4_0Matrix extends Block32Matrix {
+    static final int BLOCK_BYTES = 18;
 
     Q4_0Matrix(MemorySegment data, int rows, int cols) {
         super(data, rows, cols);
         if (F.length() > 16) {
             throw new IllegalStateException("Q4_0 kernel expects at most 16 float lanes, this CPU has " + F.length());
         }
-        this.rowBytes = (long) cols / BLOCK * BLOCK_BYTES;
     }
 
     @Override
     public DType type() {
         return DType.Q4_0;
-    }
-
-    private float scale(long block) {
-        return Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, block));
-    }
-
-    private ByteVector packed(long block, int j) {
-        return ByteVector.fromMemorySegment(B, data, block + 2 + j, ByteOrder.LITTLE_ENDIAN);
     }
 
     private static FloatVector low(ByteVector p) {
@@ -57,7 +43,7 @@ public final class Q4_0Matrix extends Matrix {
         for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {
             var scale = FloatVector.broadcast(F, scale(base));
             for (int j = 0; j < 16; j += F.length()) {
-                var p = packed(base, j);
+                var p = quantBytes(base, j);
                 acc0 = low(p).mul(scale).fma(FloatVector.fromArray(F, x, xOff + c + j), acc0);
                 acc1 = high(p).mul(scale).fma(FloatVector.fromArray(F, x, xOff + c + 16 + j), acc1);
             }
@@ -75,7 +61,7 @@ public final class Q4_0Matrix extends Matrix {
         for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {
             var scale = FloatVector.broadcast(F, scale(base));
             for (int j = 0; j < 16; j += F.length()) {
-                var p = packed(base, j);
+                var p = quantBytes(base, j);
                 var lo = low(p).mul(scale);
                 var hi = high(p).mul(scale);
                 int l = c + j, h = c + 16 + j;
@@ -94,7 +80,7 @@ public final class Q4_0Matrix extends Matrix {
         for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {
             var scale = FloatVector.broadcast(F, scale(base));
             for (int j = 0; j < 16; j += F.length()) {
-                var p = packed(base, j);
+                var p = quantBytes(base, j);
                 low(p).mul(scale).intoArray(out, outOff + c + j);
                 high(p).mul(scale).intoArray(out, outOff + c + 16 + j);
             }

@@ -4,26 +4,19 @@ import static io.flinkqwen3.tensor.Kernels.F;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorSpecies;
 
 /**
  * ggml Q8_0: blocks of 32 weights, an f16 scale d then 32 int8 q; w = d * q. The int8 values are
  * widened to float lanes (the Vector API has no int8 dot product instruction to reach for), the
  * block's partial dot is scaled once.
  */
-public final class Q8_0Matrix extends Matrix {
-    static final int BLOCK = 32, BLOCK_BYTES = 34;
-    private static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(F.length() * 8));
-    private final long rowBytes;
+public final class Q8_0Matrix extends Block32Matrix {
+    static final int BLOCK_BYTES = 34;
 
     Q8_0Matrix(MemorySegment data, int rows, int cols) {
         super(data, rows, cols);
-        this.rowBytes = (long) cols / BLOCK * BLOCK_BYTES;
     }
 
     @Override
@@ -31,13 +24,8 @@ public final class Q8_0Matrix extends Matrix {
         return DType.Q8_0;
     }
 
-    private float scale(long block) {
-        return Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, block));
-    }
-
     private FloatVector quants(long block, int j) {
-        return (FloatVector) ByteVector.fromMemorySegment(B, data, block + 2 + j, ByteOrder.LITTLE_ENDIAN)
-                .convertShape(VectorOperators.B2F, F, 0);
+        return (FloatVector) quantBytes(block, j).convertShape(VectorOperators.B2F, F, 0);
     }
 
     @Override
