@@ -113,6 +113,20 @@ public final class BF16Matrix extends Matrix {
         store4(out, outIdx, outStride, sa, sb, sc, sd);
     }
 
+    /** The row widened to floats in the [even | odd] chunk order of {@link #prepare}: no shuffles. */
+    @Override
+    protected void unpackRow(int row, float[] out, int outOff) {
+        long base = (long) row * cols * 2;
+        for (int c = 0; c < chunked; c += CHUNK) {
+            var p = pairs(base, c);
+            even(p).intoArray(out, outOff + c);
+            odd(p).intoArray(out, outOff + c + L);
+        }
+        for (int c = chunked; c < cols; c++) {
+            out[outOff + c] = at(base, c);
+        }
+    }
+
     @Override
     public void rowTo(int row, float[] out, int outOff) {
         long base = (long) row * cols * 2;

@@ -59,17 +59,17 @@ public final class Kernels {
     }
 
     /**
-     * Four dot products of w[0..n) with x rows starting at xOff, xOff+n, xOff+2n, xOff+3n; results to
+     * Four dot products of w[wOff..+n) with x rows starting at xOff, xOff+n, xOff+2n, xOff+3n; results to
      * out[outIdx + k*outStride]. w is read once for the four.
      */
-    public static void dot4(float[] w, float[] x, int n, int xOff, float[] out, int outIdx, int outStride) {
+    public static void dot4(float[] w, int wOff, float[] x, int n, int xOff, float[] out, int outIdx, int outStride) {
         var a = FloatVector.zero(F);
         var b = FloatVector.zero(F);
         var c = FloatVector.zero(F);
         var d = FloatVector.zero(F);
         int i = 0;
         for (int upper = F.loopBound(n); i < upper; i += F.length()) {
-            var wv = FloatVector.fromArray(F, w, i);
+            var wv = FloatVector.fromArray(F, w, wOff + i);
             a = wv.fma(FloatVector.fromArray(F, x, xOff + i), a);
             b = wv.fma(FloatVector.fromArray(F, x, xOff + n + i), b);
             c = wv.fma(FloatVector.fromArray(F, x, xOff + 2 * n + i), c);
@@ -78,15 +78,80 @@ public final class Kernels {
         float sa = a.reduceLanes(VectorOperators.ADD), sb = b.reduceLanes(VectorOperators.ADD);
         float sc = c.reduceLanes(VectorOperators.ADD), sd = d.reduceLanes(VectorOperators.ADD);
         for (; i < n; i++) {
-            sa += w[i] * x[xOff + i];
-            sb += w[i] * x[xOff + n + i];
-            sc += w[i] * x[xOff + 2 * n + i];
-            sd += w[i] * x[xOff + 3 * n + i];
+            sa += w[wOff + i] * x[xOff + i];
+            sb += w[wOff + i] * x[xOff + n + i];
+            sc += w[wOff + i] * x[xOff + 2 * n + i];
+            sd += w[wOff + i] * x[xOff + 3 * n + i];
         }
         out[outIdx] = sa;
         out[outIdx + outStride] = sb;
         out[outIdx + 2 * outStride] = sc;
         out[outIdx + 3 * outStride] = sd;
+    }
+
+    /**
+     * A 4x4 register tile: the dot products of four weight rows (w at wOff, wOff+n, ...) with four
+     * input rows (x at xOff, xOff+n, ...); result (i, j) goes to out[outIdx + j*outStride + i].
+     * Each loaded vector feeds four multiply-adds.
+     */
+    public static void dot4x4(float[] w, int wOff, float[] x, int xOff, int n, float[] out, int outIdx, int outStride) {
+        var a0 = FloatVector.zero(F);
+        var a1 = FloatVector.zero(F);
+        var a2 = FloatVector.zero(F);
+        var a3 = FloatVector.zero(F);
+        var b0 = FloatVector.zero(F);
+        var b1 = FloatVector.zero(F);
+        var b2 = FloatVector.zero(F);
+        var b3 = FloatVector.zero(F);
+        var c0 = FloatVector.zero(F);
+        var c1 = FloatVector.zero(F);
+        var c2 = FloatVector.zero(F);
+        var c3 = FloatVector.zero(F);
+        var d0 = FloatVector.zero(F);
+        var d1 = FloatVector.zero(F);
+        var d2 = FloatVector.zero(F);
+        var d3 = FloatVector.zero(F);
+        int k = 0;
+        for (int upper = F.loopBound(n); k < upper; k += F.length()) {
+            var w0 = FloatVector.fromArray(F, w, wOff + k);
+            var w1 = FloatVector.fromArray(F, w, wOff + n + k);
+            var w2 = FloatVector.fromArray(F, w, wOff + 2 * n + k);
+            var w3 = FloatVector.fromArray(F, w, wOff + 3 * n + k);
+            var x0 = FloatVector.fromArray(F, x, xOff + k);
+            a0 = w0.fma(x0, a0);
+            a1 = w1.fma(x0, a1);
+            a2 = w2.fma(x0, a2);
+            a3 = w3.fma(x0, a3);
+            var x1 = FloatVector.fromArray(F, x, xOff + n + k);
+            b0 = w0.fma(x1, b0);
+            b1 = w1.fma(x1, b1);
+            b2 = w2.fma(x1, b2);
+            b3 = w3.fma(x1, b3);
+            var x2 = FloatVector.fromArray(F, x, xOff + 2 * n + k);
+            c0 = w0.fma(x2, c0);
+            c1 = w1.fma(x2, c1);
+            c2 = w2.fma(x2, c2);
+            c3 = w3.fma(x2, c3);
+            var x3 = FloatVector.fromArray(F, x, xOff + 3 * n + k);
+            d0 = w0.fma(x3, d0);
+            d1 = w1.fma(x3, d1);
+            d2 = w2.fma(x3, d2);
+            d3 = w3.fma(x3, d3);
+        }
+        var add = VectorOperators.ADD;
+        float[] sums = {a0.reduceLanes(add), a1.reduceLanes(add), a2.reduceLanes(add), a3.reduceLanes(add),
+            b0.reduceLanes(add), b1.reduceLanes(add), b2.reduceLanes(add), b3.reduceLanes(add),
+            c0.reduceLanes(add), c1.reduceLanes(add), c2.reduceLanes(add), c3.reduceLanes(add),
+            d0.reduceLanes(add), d1.reduceLanes(add), d2.reduceLanes(add), d3.reduceLanes(add)};
+        for (int j = 0; j < 4; j++) {
+            for (int i = 0; i < 4; i++) {
+                float sum = sums[4 * j + i];
+                for (int t = k; t < n; t++) {
+                    sum += w[wOff + i * n + t] * x[xOff + j * n + t];
+                }
+                out[outIdx + j * outStride + i] = sum;
+            }
+        }
     }
 
     /** y[yOff..+n) += a * x[xOff..+n). */
@@ -170,49 +235,75 @@ public final class Kernels {
     }
 
     /**
-     * Achievable fp32 FMA rate of the pool on L1-resident data (eight independent accumulators per
-     * thread, best of several runs after warm-up): the compute ceiling benchmarks report against,
-     * in flop/s.
+     * Achievable fp32 FMA rate of the pool: a 4x4 register tile (four weight rows times four input
+     * rows, 16 accumulators) over L1-resident data, best of several runs after warm-up. The
+     * compute ceiling the benchmarks report against, in flop/s.
      */
     public static double peakFlops(Parallel parallel) {
-        int n = 1024, rounds = 20_000;
-        float[] a = new float[n], b = new float[n];
-        java.util.Arrays.fill(a, 1.0001f);
-        java.util.Arrays.fill(b, 0.9999f);
+        int n = 512, rounds = 4_000;
+        float[] w = new float[4 * n], x = new float[4 * n];
+        java.util.Arrays.fill(w, 1.0001f);
+        java.util.Arrays.fill(x, 0.9999f);
         float[] sink = new float[parallel.threads()];
         double best = 0;
         for (int attempt = 0; attempt < 8; attempt++) {
             long t = System.nanoTime();
-            parallel.forEach(parallel.threads(), w -> sink[w] = fmaRounds(a, b, n, rounds));
-            best = Math.max(best, 2.0 * n * rounds * parallel.threads() / ((System.nanoTime() - t) / 1e9));
+            parallel.forEach(parallel.threads(), thread -> {
+                float s = 0;
+                for (int r = 0; r < rounds; r++) {
+                    s += tile4x4(w, x, n);
+                }
+                sink[thread] = s;
+            });
+            best = Math.max(best, 2.0 * 16 * n * rounds * parallel.threads() / ((System.nanoTime() - t) / 1e9));
         }
         return best;
     }
 
-    private static float fmaRounds(float[] a, float[] b, int n, int rounds) {
-        int l = F.length();
-        var s0 = FloatVector.zero(F);
-        var s1 = FloatVector.zero(F);
-        var s2 = FloatVector.zero(F);
-        var s3 = FloatVector.zero(F);
-        var s4 = FloatVector.zero(F);
-        var s5 = FloatVector.zero(F);
-        var s6 = FloatVector.zero(F);
-        var s7 = FloatVector.zero(F);
-        for (int r = 0; r < rounds; r++) {
-            for (int i = 0; i + 2 * l <= n; i += 2 * l) {
-                var x = FloatVector.fromArray(F, a, i);
-                var y = FloatVector.fromArray(F, a, i + l);
-                s0 = x.fma(x, s0);
-                s1 = y.fma(y, s1);
-                s2 = x.fma(y, s2);
-                s3 = y.fma(x, s3);
-                s4 = x.fma(x, s4);
-                s5 = y.fma(y, s5);
-                s6 = x.fma(y, s6);
-                s7 = y.fma(x, s7);
-            }
+    private static float tile4x4(float[] w, float[] x, int n) {
+        var a0 = FloatVector.zero(F);
+        var a1 = FloatVector.zero(F);
+        var a2 = FloatVector.zero(F);
+        var a3 = FloatVector.zero(F);
+        var b0 = FloatVector.zero(F);
+        var b1 = FloatVector.zero(F);
+        var b2 = FloatVector.zero(F);
+        var b3 = FloatVector.zero(F);
+        var c0 = FloatVector.zero(F);
+        var c1 = FloatVector.zero(F);
+        var c2 = FloatVector.zero(F);
+        var c3 = FloatVector.zero(F);
+        var d0 = FloatVector.zero(F);
+        var d1 = FloatVector.zero(F);
+        var d2 = FloatVector.zero(F);
+        var d3 = FloatVector.zero(F);
+        for (int k = 0; k < n; k += F.length()) {
+            var w0 = FloatVector.fromArray(F, w, k);
+            var w1 = FloatVector.fromArray(F, w, n + k);
+            var w2 = FloatVector.fromArray(F, w, 2 * n + k);
+            var w3 = FloatVector.fromArray(F, w, 3 * n + k);
+            var x0 = FloatVector.fromArray(F, x, k);
+            a0 = w0.fma(x0, a0);
+            a1 = w1.fma(x0, a1);
+            a2 = w2.fma(x0, a2);
+            a3 = w3.fma(x0, a3);
+            var x1 = FloatVector.fromArray(F, x, n + k);
+            b0 = w0.fma(x1, b0);
+            b1 = w1.fma(x1, b1);
+            b2 = w2.fma(x1, b2);
+            b3 = w3.fma(x1, b3);
+            var x2 = FloatVector.fromArray(F, x, 2 * n + k);
+            c0 = w0.fma(x2, c0);
+            c1 = w1.fma(x2, c1);
+            c2 = w2.fma(x2, c2);
+            c3 = w3.fma(x2, c3);
+            var x3 = FloatVector.fromArray(F, x, 3 * n + k);
+            d0 = w0.fma(x3, d0);
+            d1 = w1.fma(x3, d1);
+            d2 = w2.fma(x3, d2);
+            d3 = w3.fma(x3, d3);
         }
-        return s0.add(s1).add(s2).add(s3).add(s4).add(s5).add(s6).add(s7).reduceLanes(VectorOperators.ADD);
+        return a0.add(a1).add(a2).add(a3).add(b0).add(b1).add(b2).add(b3)
+                .add(c0).add(c1).add(c2).add(c3).add(d0).add(d1).add(d2).add(d3).reduceLanes(VectorOperators.ADD);
     }
 }

@@ -11,10 +11,13 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Bl
     /** Batch rows that one pass over a weight row serves; the weights are read once for them. */
     static final int BATCH_TILE = 4;
     /**
-     * From this batch size on, a quantized row is unpacked once into a per-thread float buffer and
-     * multiplied with every input row from there, instead of unpacking it again for every 4 rows.
+     * From this batch size on, quantized rows are unpacked once, four at a time, into a per-thread
+     * float buffer and multiplied with every input row from there in 4x4 register tiles, instead of
+     * being unpacked again for every 4 input rows.
      */
     static final int DEQUANTIZE_ONCE_BATCH = 4;
+    /** The same for 16-bit floats, whose own kernels widen cheaply: worth it from larger batches. */
+    static final int UNPACK_ONCE_BATCH = 8;
     private static final ThreadLocal<float[]> ROW = ThreadLocal.withInitial(() -> new float[0]);
 
     protected final MemorySegment data;
@@ -91,7 +94,7 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Bl
      * Rows are split over the pool's threads; each thread reads a weight row once per 4 batch rows.
      */
     public void matmul(float[] in, int batch, float[] out, Parallel parallel) {
-        if (type().quantized() && batch >= DEQUANTIZE_ONCE_BATCH) {
+        if (batch >= (type().quantized() ? DEQUANTIZE_ONCE_BATCH : UNPACK_ONCE_BATCH) && type() != DType.F32) {
             matmulDequantizingOnce(in, batch, out, parallel);
             return;
         }
@@ -108,21 +111,39 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Bl
     }
 
     private void matmulDequantizingOnce(float[] in, int batch, float[] out, Parallel parallel) {
-        parallel.forEach(rows, r -> {
+        float[] x = prepare(in, batch);
+        int groups = (rows + 3) / 4;
+        parallel.forEach(groups, g -> {
+            int r0 = 4 * g, count = Math.min(4, rows - r0);
             float[] w = ROW.get();
-            if (w.length < cols) {
-                w = new float[cols];
+            if (w.length < 4 * cols) {
+                w = new float[4 * cols];
                 ROW.set(w);
             }
-            rowTo(r, w, 0);
-            int b = 0;
-            for (; b + BATCH_TILE <= batch; b += BATCH_TILE) {
-                Kernels.dot4(w, in, cols, b * cols, out, b * rows + r, rows);
+            for (int i = 0; i < count; i++) {
+                unpackRow(r0 + i, w, i * cols);
             }
-            for (; b < batch; b++) {
-                out[b * rows + r] = Kernels.dot(w, 0, in, b * cols, cols);
+            int b = 0;
+            if (count == 4) {
+                for (; b + BATCH_TILE <= batch; b += BATCH_TILE) {
+                    Kernels.dot4x4(w, 0, x, b * cols, cols, out, b * rows + r0, rows);
+                }
+            }
+            for (int i = 0; i < count; i++) {
+                int bb = b;
+                for (; bb + BATCH_TILE <= batch; bb += BATCH_TILE) {
+                    Kernels.dot4(w, i * cols, x, cols, bb * cols, out, bb * rows + r0 + i, rows);
+                }
+                for (; bb < batch; bb++) {
+                    out[bb * rows + r0 + i] = Kernels.dot(w, i * cols, x, bb * cols, cols);
+                }
             }
         });
+    }
+
+    /** Row {@code row} as floats, in the column order {@link #prepare} gives the input. */
+    protected void unpackRow(int row, float[] out, int outOff) {
+        rowTo(row, out, outOff);
     }
 
     public long byteSize() {
