@@ -14,6 +14,12 @@ public final class F32Matrix extends Matrix {
         super(data, rows, cols);
     }
 
+    /** Never: the rows are floats already. */
+    @Override
+    protected int unpackOnceFromBatch() {
+        return Integer.MAX_VALUE;
+    }
+
     @Override
     public DType type() {
         return DType.F32;

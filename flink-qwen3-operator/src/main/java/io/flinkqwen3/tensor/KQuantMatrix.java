@@ -17,6 +17,12 @@ public abstract sealed class KQuantMatrix extends Matrix permits Q4_KMatrix, Q6_
         this.rowBytes = (long) cols / BLOCK * type().blockBytes();
     }
 
+    /** From 4 input rows on (the 4-row kernel unpacks per block anyway). */
+    @Override
+    protected int unpackOnceFromBatch() {
+        return 4;
+    }
+
     /** Writes the 256 weights of the super-block at byte {@code offset} to out[outOff..]. */
     abstract void dequantizeBlock(long offset, float[] out, int outOff);
 

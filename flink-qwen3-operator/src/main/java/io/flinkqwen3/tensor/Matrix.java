@@ -11,13 +11,10 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Bl
     /** Batch rows that one pass over a weight row serves; the weights are read once for them. */
     static final int BATCH_TILE = 4;
     /**
-     * From this batch size on, quantized rows are unpacked once, four at a time, into a per-thread
-     * float buffer and multiplied with every input row from there in 4x4 register tiles, instead of
-     * being unpacked again for every 4 input rows.
+     * Per-thread buffer for four unpacked weight rows: from {@link #unpackOnceFromBatch()} input rows
+     * on, weight rows are unpacked once, four at a time, and multiplied with every input row from
+     * there in 4x4 register tiles, instead of being unpacked again for every 4 input rows.
      */
-    static final int DEQUANTIZE_ONCE_BATCH = 4;
-    /** The same for 16-bit floats, whose own kernels widen cheaply: worth it from larger batches. */
-    static final int UNPACK_ONCE_BATCH = 8;
     private static final ThreadLocal<float[]> ROW = ThreadLocal.withInitial(() -> new float[0]);
 
     protected final MemorySegment data;
@@ -94,7 +91,7 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Bl
      * Rows are split over the pool's threads; each thread reads a weight row once per 4 batch rows.
      */
     public void matmul(float[] in, int batch, float[] out, Parallel parallel) {
-        if (batch >= (type().quantized() ? DEQUANTIZE_ONCE_BATCH : UNPACK_ONCE_BATCH) && type() != DType.F32) {
+        if (batch >= unpackOnceFromBatch()) {
             matmulDequantizingOnce(in, batch, out, parallel);
             return;
         }
@@ -139,6 +136,14 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Bl
                 }
             }
         });
+    }
+
+    /**
+     * The batch size from which unpacking rows once pays (measured per type with 3072x1024 matrices
+     * on 2 threads: cheap widening such as BF16's and Q8_0's wins below 8 rows).
+     */
+    protected int unpackOnceFromBatch() {
+        return 8;
     }
 
     /** Row {@code row} as floats, in the column order {@link #prepare} gives the input. */

@@ -18,6 +18,7 @@ import java.util.function.IntConsumer;
  */
 public final class Parallel implements AutoCloseable {
     private static final long SPIN_NANOS = 2_000_000;
+    private static final long YIELD_AFTER_NANOS = 50_000;
     private static final int CHUNKS_PER_THREAD = 4;
 
     private final int threads;
@@ -80,8 +81,9 @@ public final class Parallel implements AutoCloseable {
                     }
                 }
                 current.runChunks();
+                long waitStart = System.nanoTime();
                 while (current.pending().get() > 0) {
-                    Thread.onSpinWait();
+                    backOff(waitStart);
                 }
             } finally {
                 insideLoop.set(false);
@@ -97,7 +99,7 @@ public final class Parallel implements AutoCloseable {
             Job next;
             while ((next = job) == seen && !closed) {
                 if (System.nanoTime() - idleSince < SPIN_NANOS) {
-                    Thread.onSpinWait();
+                    backOff(idleSince);
                 } else {
                     parked[id] = true;
                     if (job == seen && !closed) {
@@ -110,6 +112,19 @@ public final class Parallel implements AutoCloseable {
             if (next != null && !closed) {
                 next.runChunks();
             }
+        }
+    }
+
+    /**
+     * Busy-waits for the first {@link #YIELD_AFTER_NANOS}, then yields the core on every turn: when
+     * other threads (a Flink task, a Kafka client) share the cores, a spinning thread must not keep
+     * the one it waits for from running.
+     */
+    private static void backOff(long since) {
+        if (System.nanoTime() - since < YIELD_AFTER_NANOS) {
+            Thread.onSpinWait();
+        } else {
+            Thread.yield();
         }
     }
 

@@ -22,6 +22,12 @@ public final class Q4_0Matrix extends Block32Matrix {
         }
     }
 
+    /** From 4 input rows on (nibble unpacking costs more than the 4-row kernel saves). */
+    @Override
+    protected int unpackOnceFromBatch() {
+        return 4;
+    }
+
     @Override
     public DType type() {
         return DType.Q4_0;
