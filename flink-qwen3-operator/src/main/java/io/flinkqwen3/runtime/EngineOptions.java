@@ -31,15 +31,7 @@ public record EngineOptions(int threads, int maxSequences, int maxBatchTokens, i
         return new EngineOptions(t, maxSequences, maxBatchTokens, maxContext, quantize);
     }
 
-    public EngineOptions withMaxContext(int c) {
-        return new EngineOptions(threads, maxSequences, maxBatchTokens, c, quantize);
-    }
-
     public EngineOptions withQuantize(DType q) {
         return new EngineOptions(threads, maxSequences, maxBatchTokens, maxContext, q);
-    }
-
-    public EngineOptions withMaxSequences(int n) {
-        return new EngineOptions(threads, n, maxBatchTokens, maxContext, quantize);
     }
 }

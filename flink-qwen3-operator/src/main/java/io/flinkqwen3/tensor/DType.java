@@ -24,10 +24,6 @@ public enum DType {
         this.blockBytes = blockBytes;
     }
 
-    public int ggmlId() {
-        return ggmlId;
-    }
-
     public int blockElements() {
         return blockElements;
     }
