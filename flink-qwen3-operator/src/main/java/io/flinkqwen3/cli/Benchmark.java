@@ -139,12 +139,7 @@ final class Benchmark {
     }
 
     static void prefill(Qwen3Model model, int[] prompt, int context) {
-        KvCache cache = model.newCache(context);
-        int[] positions = new int[prompt.length];
-        Arrays.setAll(positions, i -> i);
-        KvCache[] caches = new KvCache[prompt.length];
-        Arrays.fill(caches, cache);
-        model.forward(prompt, positions, caches, new int[] {prompt.length - 1}, ForwardObserver.NONE);
+        model.prefill(prompt, model.newCache(context), false, ForwardObserver.NONE);
     }
 
     /** b sequences decoding together from an empty context; returns total tokens/s over the timed steps. */

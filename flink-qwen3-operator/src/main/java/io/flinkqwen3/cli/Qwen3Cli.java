@@ -11,9 +11,9 @@ import io.flinkqwen3.runtime.EngineOptions;
 import io.flinkqwen3.runtime.ForwardObserver;
 import io.flinkqwen3.runtime.GenerationRequest;
 import io.flinkqwen3.runtime.GenerationResult;
-import io.flinkqwen3.runtime.KvCache;
 import io.flinkqwen3.runtime.Qwen3Engine;
 import io.flinkqwen3.runtime.Qwen3Model;
+import io.flinkqwen3.runtime.Sampler;
 import io.flinkqwen3.runtime.SamplingParams;
 import io.flinkqwen3.tensor.Parallel;
 import io.flinkqwen3.tokenizer.ChatMessage;
@@ -132,15 +132,10 @@ public final class Qwen3Cli {
                     throw new IllegalArgumentException("token id " + id + " is outside the vocabulary [0, " + vocab + ")");
                 }
             }
-            KvCache cache = model.newCache(ids.length);
-            int[] positions = new int[ids.length];
-            Arrays.setAll(positions, i -> i);
-            KvCache[] caches = new KvCache[ids.length];
-            Arrays.fill(caches, cache);
-            float[] logits = model.forward(ids, positions, caches, positions, ForwardObserver.NONE);
+            float[] logits = model.prefill(ids, model.newCache(ids.length), true, ForwardObserver.NONE);
             for (int p = 0; p < ids.length; p++) {
                 int off = p * vocab;
-                int[] best = topIndices(logits, off, vocab, Math.min(top, vocab));
+                int[] best = Sampler.topIndices(logits, off, vocab, Math.min(top, vocab));
                 ObjectNode line = JSON.createObjectNode();
                 line.put("position", p);
                 var idsNode = line.putArray("top_ids");
@@ -223,17 +218,6 @@ public final class Qwen3Cli {
         } catch (java.io.IOException e) {
             throw new IllegalArgumentException("cannot write " + args.get("--out") + ": " + e.getMessage(), e);
         }
-    }
-
-    static int[] topIndices(float[] x, int off, int n, int k) {
-        Integer[] idx = new Integer[n];
-        Arrays.setAll(idx, i -> i);
-        Arrays.sort(idx, (a, b) -> Float.compare(x[off + b], x[off + a]));
-        int[] out = new int[k];
-        for (int i = 0; i < k; i++) {
-            out[i] = idx[i];
-        }
-        return out;
     }
 
     static double logSumExp(float[] x, int off, int n) {

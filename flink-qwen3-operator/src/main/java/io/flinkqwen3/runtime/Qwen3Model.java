@@ -166,6 +166,23 @@ public final class Qwen3Model implements AutoCloseable {
         return logits;
     }
 
+    /**
+     * Runs one sequence's tokens from its cache's current length on (a prefill) and returns the
+     * logits of every position ([tokens, vocab]) or of the last one only ([vocab]).
+     */
+    public float[] prefill(int[] tokens, KvCache cache, boolean logitsForEveryPosition, ForwardObserver observer) {
+        int start = cache.length();
+        int[] positions = new int[tokens.length];
+        Arrays.setAll(positions, i -> start + i);
+        KvCache[] caches = new KvCache[tokens.length];
+        Arrays.fill(caches, cache);
+        int[] rows = logitsForEveryPosition ? new int[tokens.length] : new int[] {tokens.length - 1};
+        if (logitsForEveryPosition) {
+            Arrays.setAll(rows, i -> i); // batch rows, not positions: they differ when the cache is not empty
+        }
+        return forward(tokens, positions, caches, rows, observer);
+    }
+
     private void rmsnormRows(float[] out, float[] x, float[] weight, int n) {
         int h = config.hiddenSize();
         for (int i = 0; i < n; i++) {

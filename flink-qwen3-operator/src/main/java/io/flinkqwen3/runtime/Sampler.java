@@ -77,8 +77,8 @@ public final class Sampler {
         return best;
     }
 
-    /** The k indices with the largest logits, largest first. */
-    static int[] topIndices(float[] logits, int off, int n, int k) {
+    /** The k indices with the largest logits, largest first (ties: lower index first). */
+    public static int[] topIndices(float[] logits, int off, int n, int k) {
         if (k == n) {
             Integer[] all = new Integer[n];
             Arrays.setAll(all, i -> i);

@@ -30,13 +30,8 @@ class BatchedForwardTest {
                 float[] prefill = Qwen3ModelReferenceTest.prefillAll(model, prompts[s]);
                 int next = Sampler.argmax(prefill, (prompts[s].length - 1) * vocab, vocab);
                 KvCache own = model.newCache(512);
-                int[] pos = new int[prompts[s].length];
-                Arrays.setAll(pos, i -> i);
-                KvCache[] owns = new KvCache[pos.length];
-                Arrays.fill(owns, own);
-                model.forward(prompts[s], pos, owns, new int[] {pos.length - 1}, ForwardObserver.NONE);
-                alone[s] = model.forward(new int[] {next}, new int[] {pos.length}, new KvCache[] {own}, new int[] {0},
-                        ForwardObserver.NONE);
+                model.prefill(prompts[s], own, false, ForwardObserver.NONE);
+                alone[s] = model.prefill(new int[] {next}, own, false, ForwardObserver.NONE);
             }
             // together: one batched prefill of all prompts, then one batched decode step
             int total = Arrays.stream(prompts).mapToInt(p -> p.length).sum();

@@ -81,13 +81,7 @@ class Qwen3ModelReferenceTest {
                 int[] ids = ref.ints("p" + p + ".ids");
                 int[] expected = ref.ints("p" + p + ".greedy");
                 KvCache cache = model.newCache(ids.length + expected.length);
-                int[] positions = new int[ids.length];
-                KvCache[] caches = new KvCache[ids.length];
-                for (int i = 0; i < ids.length; i++) {
-                    positions[i] = i;
-                    caches[i] = cache;
-                }
-                float[] logits = model.forward(ids, positions, caches, new int[] {ids.length - 1}, ForwardObserver.NONE);
+                float[] logits = model.prefill(ids, cache, false, ForwardObserver.NONE);
                 int[] produced = new int[expected.length];
                 for (int step = 0; step < expected.length; step++) {
                     int next = argmax(logits, 0, vocab);
@@ -146,14 +140,7 @@ class Qwen3ModelReferenceTest {
     }
 
     static float[] prefillAll(Qwen3Model model, int[] ids, ForwardObserver observer) {
-        KvCache cache = model.newCache(ids.length);
-        int[] positions = new int[ids.length];
-        KvCache[] caches = new KvCache[ids.length];
-        for (int i = 0; i < ids.length; i++) {
-            positions[i] = i;
-            caches[i] = cache;
-        }
-        return model.forward(ids, positions, caches, positions, observer);
+        return model.prefill(ids, model.newCache(ids.length), true, observer);
     }
 
     static int argmax(float[] x, int off, int n) {
