@@ -6,6 +6,7 @@ import io.flinkqwen3.model.ModelFormatException;
 import io.flinkqwen3.model.Tensor;
 import io.flinkqwen3.tensor.Kernels;
 import io.flinkqwen3.tensor.Matrix;
+import io.flinkqwen3.tensor.PackedMatrix;
 import io.flinkqwen3.tensor.Parallel;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -57,7 +58,7 @@ public final class Qwen3Model implements AutoCloseable {
         this.checkpoint = checkpoint;
         this.config = checkpoint.config();
         this.parallel = parallel;
-        var w = new WeightBinder(checkpoint);
+        var w = new WeightBinder(checkpoint, parallel);
         int h = config.hiddenSize(), hd = config.headDim();
         embedTokens = w.matrix("model.embed_tokens.weight", config.vocabSize(), h);
         layers = new Layer[config.numLayers()];
@@ -95,7 +96,10 @@ public final class Qwen3Model implements AutoCloseable {
                 config.numExpertsPerTok(), config.normTopkProb());
     }
 
-    /** Binds the model to the checkpoint's weights (mapped, not copied), checking every shape against the config. */
+    /**
+     * Binds the model to the checkpoint's weights, checking every shape against the config; the
+     * matrices are repacked once into the kernels' layout ({@link PackedMatrix}, off-heap).
+     */
     public static Qwen3Model load(Checkpoint checkpoint, Parallel parallel) {
         return new Qwen3Model(checkpoint, parallel);
     }
@@ -307,15 +311,15 @@ public final class Qwen3Model implements AutoCloseable {
         checkpoint.close();
     }
 
-    /** Looks tensors up by name and checks their shape against what the config implies. */
-    private record WeightBinder(Checkpoint checkpoint) {
+    /** Looks tensors up by name, checks their shape against what the config implies, and packs them for the kernels. */
+    private record WeightBinder(Checkpoint checkpoint, Parallel parallel) {
         Matrix matrix(String name, int rows, int cols) {
             Tensor t = checkpoint.tensor(name);
             if (t.shape().length != 2 || t.shape()[0] != rows || t.shape()[1] != cols) {
                 throw new ModelFormatException(t.file() + ": tensor '" + name + "' has shape " + t.shapeString()
                         + ", the config implies [" + rows + ", " + cols + "]");
             }
-            return Matrix.of(t.type(), t.data(), rows, cols);
+            return PackedMatrix.pack(Matrix.of(t.type(), t.data(), rows, cols), parallel);
         }
 
         float[] vector(String name, int size) {

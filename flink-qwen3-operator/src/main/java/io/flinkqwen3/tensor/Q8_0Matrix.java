@@ -29,41 +29,6 @@ public final class Q8_0Matrix extends Block32Matrix {
     }
 
     @Override
-    protected float dot(int row, float[] x, int xOff) {
-        long base = row * rowBytes;
-        var acc0 = FloatVector.zero(F);
-        var acc1 = FloatVector.zero(F);
-        for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {
-            var scale = FloatVector.broadcast(F, scale(base));
-            for (int j = 0; j < BLOCK; j += 2 * F.length()) {
-                acc0 = quants(base, j).mul(scale).fma(FloatVector.fromArray(F, x, xOff + c + j), acc0);
-                acc1 = quants(base, j + F.length()).mul(scale).fma(FloatVector.fromArray(F, x, xOff + c + j + F.length()), acc1);
-            }
-        }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
-    }
-
-    @Override
-    protected void dot4(int row, float[] x, int a, int b, int c4, int d, float[] out, int outIdx, int outStride) {
-        long base = row * rowBytes;
-        var accA = FloatVector.zero(F);
-        var accB = FloatVector.zero(F);
-        var accC = FloatVector.zero(F);
-        var accD = FloatVector.zero(F);
-        for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {
-            var scale = FloatVector.broadcast(F, scale(base));
-            for (int j = 0; j < BLOCK; j += F.length()) {
-                var w = quants(base, j).mul(scale);
-                accA = w.fma(FloatVector.fromArray(F, x, a + c + j), accA);
-                accB = w.fma(FloatVector.fromArray(F, x, b + c + j), accB);
-                accC = w.fma(FloatVector.fromArray(F, x, c4 + c + j), accC);
-                accD = w.fma(FloatVector.fromArray(F, x, d + c + j), accD);
-            }
-        }
-        store4(out, outIdx, outStride, accA.reduceLanes(VectorOperators.ADD), accB.reduceLanes(VectorOperators.ADD), accC.reduceLanes(VectorOperators.ADD), accD.reduceLanes(VectorOperators.ADD));
-    }
-
-    @Override
     public void rowTo(int row, float[] out, int outOff) {
         long base = row * rowBytes;
         for (int c = 0; c < cols; c += BLOCK, base += BLOCK_BYTES) {

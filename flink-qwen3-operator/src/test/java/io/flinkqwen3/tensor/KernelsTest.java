@@ -174,40 +174,51 @@ class KernelsTest {
         };
     }
 
+    /**
+     * Both forms of every type — as stored and repacked into panels (k-quants stay as stored) —
+     * against the format description: single rows, every batch path (1, padded tiles, several
+     * tiles, a column count spanning several dequantized chunks) and rows that do not fill a panel group.
+     */
     @ParameterizedTest
     @EnumSource(DType.class)
     void matmulMatchesTheFormatDescription(DType type) {
         int[] colsChoices = type.quantized() ? new int[] {type.blockElements(), 3 * type.blockElements(), 512}
-                : new int[] {1, 37, 100, 256};
+                : new int[] {1, 37, 100, 256, 544};
         try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
             for (int cols : colsChoices) {
                 if (cols % type.blockElements() != 0) {
                     continue;
                 }
-                int rows = 7;
-                MemorySegment seg = randomWeights(type, rows, cols, arena);
-                Matrix m = Matrix.of(type, seg, rows, cols);
-                float[] row = new float[cols];
-                for (int r = 0; r < rows; r++) {
-                    m.rowTo(r, row, 0);
-                    for (int c = 0; c < cols; c++) {
-                        assertEquals(reference(type, seg, cols, r, c), row[c], 1e-6 * Math.max(1, Math.abs(row[c])),
-                                type + " weight (" + r + ", " + c + ")");
-                    }
-                }
-                for (int batch : new int[] {1, 3, 4, 5, 9}) {
-                    float[] x = random(batch * cols), out = new float[batch * rows];
-                    m.matmul(x, batch, out, parallel);
-                    for (int b = 0; b < batch; b++) {
+                for (int rows : new int[] {7, 70}) {
+                    MemorySegment seg = randomWeights(type, rows, cols, arena);
+                    Matrix stored = Matrix.of(type, seg, rows, cols);
+                    Matrix packed = PackedMatrix.pack(stored, parallel);
+                    assertEquals(cols % 32 == 0 && !type.name().endsWith("_K"), packed instanceof PackedMatrix, type + " packs");
+                    for (Matrix m : new Matrix[] {stored, packed}) {
+                        String what = type + (m instanceof PackedMatrix ? " packed" : " stored") + " [" + rows + ", " + cols + "]";
+                        float[] row = new float[cols];
                         for (int r = 0; r < rows; r++) {
-                            double expected = 0, magnitude = 0;
+                            m.rowTo(r, row, 0);
                             for (int c = 0; c < cols; c++) {
-                                double term = reference(type, seg, cols, r, c) * x[b * cols + c];
-                                expected += term;
-                                magnitude += Math.abs(term);
+                                assertEquals(reference(type, seg, cols, r, c), row[c], 1e-6 * Math.max(1, Math.abs(row[c])),
+                                        what + " weight (" + r + ", " + c + ")");
                             }
-                            assertEquals(expected, out[b * rows + r], 1e-5 * Math.max(1, magnitude),
-                                    type + " cols " + cols + " batch " + batch + " (" + b + ", " + r + ")");
+                        }
+                        for (int batch : new int[] {1, 2, 3, 4, 5, 6, 9, 13}) {
+                            float[] x = random(batch * cols), out = new float[batch * rows];
+                            m.matmul(x, batch, out, parallel);
+                            for (int b = 0; b < batch; b++) {
+                                for (int r = 0; r < rows; r++) {
+                                    double expected = 0, magnitude = 0;
+                                    for (int c = 0; c < cols; c++) {
+                                        double term = reference(type, seg, cols, r, c) * x[b * cols + c];
+                                        expected += term;
+                                        magnitude += Math.abs(term);
+                                    }
+                                    assertEquals(expected, out[b * rows + r], 1e-5 * Math.max(1, magnitude),
+                                            what + " batch " + batch + " (" + b + ", " + r + ")");
+                                }
+                            }
                         }
                     }
                 }

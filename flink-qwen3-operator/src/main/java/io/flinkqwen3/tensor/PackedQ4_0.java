@@ -1,0 +1,132 @@
+package io.flinkqwen3.tensor;
+
+import static io.flinkqwen3.tensor.Kernels.F;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Q4_0 in panels: per 32-column block, the P rows' scales as f32, then 4 chunks of P ints; int lane
+ * l of chunk c holds row l's quants of columns 8c .. 8c+7, one per nibble, stored as (q - 8) in
+ * 4-bit two's complement (q xor 8) so that shifting nibble j to the top and back sign-extends it to
+ * q - 8 directly: two shifts and a convert per 16 weights. Lossless.
+ */
+final class PackedQ4_0 extends PackedMatrix {
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /** Bytes per 32-column block of a panel: P scales, then 32 x P nibbles. */
+    private static final int BLOCK_BYTES = 4 * P + 16 * P;
+
+    PackedQ4_0(MemorySegment data, int rows, int cols) {
+        super(data, rows, cols, panelBytes(cols));
+    }
+
+    static long panelBytes(int cols) {
+        return (long) cols / 32 * BLOCK_BYTES;
+    }
+
+    @Override
+    public DType type() {
+        return DType.Q4_0;
+    }
+
+    /** Nibble j of every lane, q - 8, as floats. */
+    private static FloatVector quants(IntVector chunk, int j) {
+        IntVector q = j == 7 ? chunk.lanewise(VectorOperators.ASHR, 28)
+                : chunk.lanewise(VectorOperators.LSHL, 28 - 4 * j).lanewise(VectorOperators.ASHR, 28);
+        return (FloatVector) q.convert(VectorOperators.I2F, 0);
+    }
+
+    private IntVector chunk(long block, int c) {
+        return IntVector.fromMemorySegment(I, data, block + 4L * P * (1 + c), LE);
+    }
+
+    private FloatVector scales(long block) {
+        return FloatVector.fromMemorySegment(F, data, block, LE);
+    }
+
+    @Override
+    void matvec(int group, float[] x, int xOff, float[] out) {
+        long b0 = 4L * group * panelBytes, b1 = b0 + panelBytes, b2 = b1 + panelBytes, b3 = b2 + panelBytes;
+        var a0 = FloatVector.zero(F);
+        var a1 = FloatVector.zero(F);
+        var a2 = FloatVector.zero(F);
+        var a3 = FloatVector.zero(F);
+        for (int kb = 0; kb < cols; kb += 32, b0 += BLOCK_BYTES, b1 += BLOCK_BYTES, b2 += BLOCK_BYTES, b3 += BLOCK_BYTES) {
+            var t0 = FloatVector.zero(F);
+            var t1 = FloatVector.zero(F);
+            var t2 = FloatVector.zero(F);
+            var t3 = FloatVector.zero(F);
+            for (int c = 0; c < 4; c++) {
+                var q0 = chunk(b0, c);
+                var q1 = chunk(b1, c);
+                var q2 = chunk(b2, c);
+                var q3 = chunk(b3, c);
+                for (int j = 0; j < 8; j++) {
+                    var xv = FloatVector.broadcast(F, x[xOff + kb + 8 * c + j]);
+                    t0 = quants(q0, j).fma(xv, t0);
+                    t1 = quants(q1, j).fma(xv, t1);
+                    t2 = quants(q2, j).fma(xv, t2);
+                    t3 = quants(q3, j).fma(xv, t3);
+                }
+            }
+            a0 = t0.fma(scales(b0), a0);
+            a1 = t1.fma(scales(b1), a1);
+            a2 = t2.fma(scales(b2), a2);
+            a3 = t3.fma(scales(b3), a3);
+        }
+        a0.intoArray(out, 0);
+        a1.intoArray(out, P);
+        a2.intoArray(out, 2 * P);
+        a3.intoArray(out, 3 * P);
+    }
+
+    @Override
+    void dequantize(int panel, int k0, int kc, float[] buf, int off, int stride) {
+        long block = panel * panelBytes + (long) k0 / 32 * BLOCK_BYTES;
+        for (int kb = 0; kb < kc; kb += 32, block += BLOCK_BYTES) {
+            var s = scales(block);
+            for (int c = 0; c < 4; c++) {
+                var q = chunk(block, c);
+                for (int j = 0; j < 8; j++) {
+                    quants(q, j).mul(s).intoArray(buf, off + (kb + 8 * c + j) * stride);
+                }
+            }
+        }
+    }
+
+    @Override
+    float weight(int row, int col) {
+        long block = row / P * panelBytes + (long) col / 32 * BLOCK_BYTES;
+        int lane = row % P, i = col % 32;
+        float scale = data.get(ValueLayout.JAVA_FLOAT_UNALIGNED, block + 4L * lane);
+        int packed = data.get(ValueLayout.JAVA_INT_UNALIGNED, block + 4L * P * (1 + i / 8) + 4L * lane);
+        return scale * ((packed << (28 - 4 * (i % 8))) >> 28);
+    }
+
+    @Override
+    void packPanel(Matrix source, int panel) {
+        var q4 = (Q4_0Matrix) source;
+        for (int lane = 0; lane < P && panel * P + lane < rows; lane++) {
+            long from = (panel * P + lane) * q4.rowBytes, block = panel * panelBytes;
+            for (int kb = 0; kb < cols; kb += 32, from += Q4_0Matrix.BLOCK_BYTES, block += BLOCK_BYTES) {
+                data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, block + 4L * lane, q4.scale(from));
+                for (int c = 0; c < 4; c++) {
+                    int packed = 0;
+                    for (int j = 0; j < 8; j++) {
+                        int i = 8 * c + j;
+                        int b = q4.data.get(ValueLayout.JAVA_BYTE, from + 2 + i % 16) & 0xFF;
+                        int q = i < 16 ? b & 15 : b >> 4;
+                        packed |= (q ^ 8) << (4 * j);
+                    }
+                    data.set(ValueLayout.JAVA_INT_UNALIGNED, block + 4L * P * (1 + c) + 4L * lane, packed);
+                }
+            }
+        }
+    }
+}
