@@ -341,6 +341,70 @@ public final class Kernels {
         f3.intoArray(t, 5 * stride + 3 * l);
     }
 
+    /** {@link #tile6x4} for 4 input rows (the tail of a batch): t receives [4][4L]. */
+    public static void tile4x4(float[] w, int kc, float[] x, int xOff, int xStride, float[] t) {
+        final int l = F.length(), stride = 4 * l;
+        var a0 = FloatVector.zero(F);
+        var a1 = FloatVector.zero(F);
+        var a2 = FloatVector.zero(F);
+        var a3 = FloatVector.zero(F);
+        var b0 = FloatVector.zero(F);
+        var b1 = FloatVector.zero(F);
+        var b2 = FloatVector.zero(F);
+        var b3 = FloatVector.zero(F);
+        var c0 = FloatVector.zero(F);
+        var c1 = FloatVector.zero(F);
+        var c2 = FloatVector.zero(F);
+        var c3 = FloatVector.zero(F);
+        var d0 = FloatVector.zero(F);
+        var d1 = FloatVector.zero(F);
+        var d2 = FloatVector.zero(F);
+        var d3 = FloatVector.zero(F);
+        int x0 = xOff, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
+        for (int k = 0, wo = 0; k < kc; k++, wo += stride) {
+            var w0 = FloatVector.fromArray(F, w, wo);
+            var w1 = FloatVector.fromArray(F, w, wo + l);
+            var w2 = FloatVector.fromArray(F, w, wo + 2 * l);
+            var w3 = FloatVector.fromArray(F, w, wo + 3 * l);
+            var va = FloatVector.broadcast(F, x[x0 + k]);
+            a0 = w0.fma(va, a0);
+            a1 = w1.fma(va, a1);
+            a2 = w2.fma(va, a2);
+            a3 = w3.fma(va, a3);
+            var vb = FloatVector.broadcast(F, x[x1 + k]);
+            b0 = w0.fma(vb, b0);
+            b1 = w1.fma(vb, b1);
+            b2 = w2.fma(vb, b2);
+            b3 = w3.fma(vb, b3);
+            var vc = FloatVector.broadcast(F, x[x2 + k]);
+            c0 = w0.fma(vc, c0);
+            c1 = w1.fma(vc, c1);
+            c2 = w2.fma(vc, c2);
+            c3 = w3.fma(vc, c3);
+            var vd = FloatVector.broadcast(F, x[x3 + k]);
+            d0 = w0.fma(vd, d0);
+            d1 = w1.fma(vd, d1);
+            d2 = w2.fma(vd, d2);
+            d3 = w3.fma(vd, d3);
+        }
+        a0.intoArray(t, 0 * stride + 0 * l);
+        a1.intoArray(t, 0 * stride + 1 * l);
+        a2.intoArray(t, 0 * stride + 2 * l);
+        a3.intoArray(t, 0 * stride + 3 * l);
+        b0.intoArray(t, 1 * stride + 0 * l);
+        b1.intoArray(t, 1 * stride + 1 * l);
+        b2.intoArray(t, 1 * stride + 2 * l);
+        b3.intoArray(t, 1 * stride + 3 * l);
+        c0.intoArray(t, 2 * stride + 0 * l);
+        c1.intoArray(t, 2 * stride + 1 * l);
+        c2.intoArray(t, 2 * stride + 2 * l);
+        c3.intoArray(t, 2 * stride + 3 * l);
+        d0.intoArray(t, 3 * stride + 0 * l);
+        d1.intoArray(t, 3 * stride + 1 * l);
+        d2.intoArray(t, 3 * stride + 2 * l);
+        d3.intoArray(t, 3 * stride + 3 * l);
+    }
+
     /**
      * The fp32 FMA rate of the pool's threads: 24 independent FMA chains per thread held in
      * registers (as ../shared/tools/vector-peak does), best of several runs after warm-up. The

@@ -25,7 +25,7 @@ import java.util.Arrays;
  * <p>Rows are padded with zero rows to a multiple of {@link #GROUP}; columns must be a multiple of 32.
  * The storage lives off-heap, released when the matrix becomes unreachable.
  */
-public abstract sealed class PackedMatrix extends Matrix permits PackedF32, PackedBF16, PackedQ8_0, PackedQ4_0 {
+public abstract sealed class PackedMatrix extends Matrix permits PackedF32, PackedBF16, PackedInt8, PackedQ4_0 {
     /** Rows per panel: the float lanes of this CPU. */
     static final int P = F.length();
     /** Rows one kernel call produces: four panels. */
@@ -49,8 +49,9 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     }
 
     /**
-     * The fast layout for {@code m}: a packed copy for F32, F16, BF16, Q8_0 and Q4_0 matrices whose
-     * rows are whole 32-column blocks, packed in parallel; other matrices (k-quants) as they are.
+     * The fast layout for {@code m}, packed in parallel: F32 and F16 as fp32 panels, BF16 as bf16
+     * panels, Q4_0 as 4-bit panels, Q8_0, Q6_K and Q4_K as int8 panels ({@link PackedInt8}). Only
+     * matrices whose rows are not whole 32-column blocks stay as they are.
      */
     public static Matrix pack(Matrix m, Parallel parallel) {
         if (m instanceof PackedMatrix || m.cols() % 32 != 0) {
@@ -60,13 +61,9 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
         PackedMatrix packed = switch (m.type()) {
             case F32, F16 -> new PackedF32(allocate(panels, PackedF32.panelBytes(m.cols())), m.rows(), m.cols());
             case BF16 -> new PackedBF16(allocate(panels, PackedBF16.panelBytes(m.cols())), m.rows(), m.cols());
-            case Q8_0 -> new PackedQ8_0(allocate(panels, PackedQ8_0.panelBytes(m.cols())), m.rows(), m.cols());
+            case Q8_0, Q6_K, Q4_K -> new PackedInt8(allocate(panels, PackedInt8.panelBytes(m.cols(), m.type())), m.rows(), m.cols(), m.type());
             case Q4_0 -> new PackedQ4_0(allocate(panels, PackedQ4_0.panelBytes(m.cols())), m.rows(), m.cols());
-            case Q4_K, Q6_K -> null;
         };
-        if (packed == null) {
-            return m;
-        }
         parallel.forEach(panels, p -> packed.packPanel(m, p));
         return packed;
     }
@@ -75,7 +72,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
         return Arena.ofAuto().allocate(panels * panelBytes, 64);
     }
 
-    /** Copies rows [panel*P, panel*P + P) of {@code source} (same type, or F16 into F32) into panel {@code panel}; rows past the end stay zero. */
+    /** Copies rows [panel*P, panel*P + P) of {@code source} into panel {@code panel}; rows past the end stay zero. */
     abstract void packPanel(Matrix source, int panel);
 
     /**
@@ -108,7 +105,9 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
             });
             return;
         }
-        int padded = (batch + MB - 1) / MB * MB;
+        // tiles of 6 input rows; a tail of up to 4 rows runs in a 4-row tile, a tail of 5 in a 6-row one
+        int tail = batch % MB, full = batch - tail;
+        int padded = full + (tail == 0 ? 0 : tail <= 4 ? 4 : MB);
         float[] x = padded == batch ? in : Arrays.copyOf(in, padded * cols);
         parallel.forEach(groups, g -> {
             float[] chunk = CHUNK.get(), tile = TILE.get();
@@ -119,7 +118,11 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
                     dequantize(4 * g + p, k0, kc, chunk, p * P, GROUP);
                 }
                 for (int b = 0; b < padded; b += MB) {
-                    Kernels.tile6x4(chunk, kc, x, b * cols + k0, cols, tile);
+                    if (b < full || padded - b == MB) {
+                        Kernels.tile6x4(chunk, kc, x, b * cols + k0, cols, tile);
+                    } else {
+                        Kernels.tile4x4(chunk, kc, x, b * cols + k0, cols, tile);
+                    }
                     for (int i = 0; i < MB && b + i < batch; i++) {
                         int o = (b + i) * rows + r0;
                         if (k0 == 0) {

@@ -1,0 +1,162 @@
+package io.flinkqwen3.tensor;
+
+import static io.flinkqwen3.tensor.Kernels.F;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * int8 weights with one f32 scale per row per block of {@code blockColumns} columns, in panels: per
+ * block, the P rows' scales, then blockColumns/4 chunks of P ints; int lane l of chunk c holds row
+ * l's quants of columns 4c .. 4c+3, one per byte. Shifting byte j to the top and back (arithmetic)
+ * sign-extends it in place: two shifts and a convert per 16 weights, no lane-crossing byte widening.
+ *
+ * <p>What packs into it: Q8_0 (32-column blocks; lossless: ggml's f16 scales become f32, the quants
+ * stay), Q6_K (16-column blocks, scale d * sc, quant q - 32; lossless) and Q4_K (requantized to
+ * 32-column int8 blocks, max |w| / 127 as in Q8_0: off by at most half an int8 step, a 16th of
+ * Q4_K's own step).
+ */
+final class PackedInt8 extends PackedMatrix {
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private final DType source;
+    private final int blockColumns;
+    /** Bytes per block of a panel: P scales, then blockColumns x P quants. */
+    private final int blockBytes;
+
+    PackedInt8(MemorySegment data, int rows, int cols, DType source) {
+        super(data, rows, cols, panelBytes(cols, source));
+        this.source = source;
+        this.blockColumns = blockColumns(source);
+        this.blockBytes = 4 * P + blockColumns * P;
+    }
+
+    private static int blockColumns(DType source) {
+        return source == DType.Q6_K ? 16 : 32;
+    }
+
+    static long panelBytes(int cols, DType source) {
+        int blockColumns = blockColumns(source);
+        return (long) cols / blockColumns * (4 * P + blockColumns * P);
+    }
+
+    /** The checkpoint's type these weights came from. */
+    @Override
+    public DType type() {
+        return source;
+    }
+
+    /** Byte j of every lane as floats. */
+    private static FloatVector quants(IntVector chunk, int j) {
+        IntVector q = j == 3 ? chunk.lanewise(VectorOperators.ASHR, 24)
+                : chunk.lanewise(VectorOperators.LSHL, 24 - 8 * j).lanewise(VectorOperators.ASHR, 24);
+        return (FloatVector) q.convert(VectorOperators.I2F, 0);
+    }
+
+    private IntVector chunk(long block, int c) {
+        return IntVector.fromMemorySegment(I, data, block + 4L * P * (1 + c), LE);
+    }
+
+    private FloatVector scales(long block) {
+        return FloatVector.fromMemorySegment(F, data, block, LE);
+    }
+
+    @Override
+    void matvec(int group, float[] x, int xOff, float[] out) {
+        long b0 = 4L * group * panelBytes, b1 = b0 + panelBytes, b2 = b1 + panelBytes, b3 = b2 + panelBytes;
+        var a0 = FloatVector.zero(F);
+        var a1 = FloatVector.zero(F);
+        var a2 = FloatVector.zero(F);
+        var a3 = FloatVector.zero(F);
+        int chunks = blockColumns / 4;
+        for (int kb = 0; kb < cols; kb += blockColumns, b0 += blockBytes, b1 += blockBytes, b2 += blockBytes, b3 += blockBytes) {
+            // block sums without the scale, scaled once per block
+            var t0 = FloatVector.zero(F);
+            var t1 = FloatVector.zero(F);
+            var t2 = FloatVector.zero(F);
+            var t3 = FloatVector.zero(F);
+            for (int c = 0; c < chunks; c++) {
+                var q0 = chunk(b0, c);
+                var q1 = chunk(b1, c);
+                var q2 = chunk(b2, c);
+                var q3 = chunk(b3, c);
+                for (int j = 0; j < 4; j++) {
+                    var xv = FloatVector.broadcast(F, x[xOff + kb + 4 * c + j]);
+                    t0 = quants(q0, j).fma(xv, t0);
+                    t1 = quants(q1, j).fma(xv, t1);
+                    t2 = quants(q2, j).fma(xv, t2);
+                    t3 = quants(q3, j).fma(xv, t3);
+                }
+            }
+            a0 = t0.fma(scales(b0), a0);
+            a1 = t1.fma(scales(b1), a1);
+            a2 = t2.fma(scales(b2), a2);
+            a3 = t3.fma(scales(b3), a3);
+        }
+        a0.intoArray(out, 0);
+        a1.intoArray(out, P);
+        a2.intoArray(out, 2 * P);
+        a3.intoArray(out, 3 * P);
+    }
+
+    @Override
+    void dequantize(int panel, int k0, int kc, float[] buf, int off, int stride) {
+        long block = panel * panelBytes + (long) k0 / blockColumns * blockBytes;
+        for (int kb = 0; kb < kc; kb += blockColumns, block += blockBytes) {
+            var s = scales(block);
+            for (int c = 0; c < blockColumns / 4; c++) {
+                var q = chunk(block, c);
+                for (int j = 0; j < 4; j++) {
+                    quants(q, j).mul(s).intoArray(buf, off + (kb + 4 * c + j) * stride);
+                }
+            }
+        }
+    }
+
+    @Override
+    float weight(int row, int col) {
+        long block = row / P * panelBytes + (long) col / blockColumns * blockBytes;
+        int lane = row % P, i = col % blockColumns;
+        float scale = data.get(ValueLayout.JAVA_FLOAT_UNALIGNED, block + 4L * lane);
+        return scale * data.get(ValueLayout.JAVA_BYTE, block + 4L * P * (1 + i / 4) + 4L * lane + i % 4);
+    }
+
+    @Override
+    void packPanel(Matrix source, int panel) {
+        float[] row = source instanceof Q8_0Matrix ? null : new float[cols];
+        for (int lane = 0; lane < P && panel * P + lane < rows; lane++) {
+            int r = panel * P + lane;
+            if (row != null) {
+                source.rowTo(r, row, 0);
+            }
+            long block = panel * panelBytes;
+            for (int kb = 0; kb < cols; kb += blockColumns, block += blockBytes) {
+                float scale = switch (source) {
+                    case Q8_0Matrix q8 -> q8.scale(r * q8.rowBytes + (long) kb / 32 * Q8_0Matrix.BLOCK_BYTES);
+                    case Q6_KMatrix q6 -> q6.subBlockScale(r, kb);
+                    default -> maxAbs(row, kb, blockColumns) / 127f;
+                };
+                data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, block + 4L * lane, scale);
+                for (int i = 0; i < blockColumns; i++) {
+                    byte q = source instanceof Q8_0Matrix q8
+                            ? q8.data.get(ValueLayout.JAVA_BYTE, r * q8.rowBytes + (long) kb / 32 * Q8_0Matrix.BLOCK_BYTES + 2 + i)
+                            : (byte) (scale == 0 ? 0 : Math.round(row[kb + i] / scale));
+                    data.set(ValueLayout.JAVA_BYTE, block + 4L * P * (1 + i / 4) + 4L * lane + i % 4, q);
+                }
+            }
+        }
+    }
+
+    private static float maxAbs(float[] x, int from, int n) {
+        float max = 0;
+        for (int i = from; i < from + n; i++) {
+            max = Math.max(max, Math.abs(x[i]));
+        }
+        return max;
+    }
+}
