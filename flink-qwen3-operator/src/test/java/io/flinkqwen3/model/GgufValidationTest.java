@@ -197,4 +197,58 @@ class GgufValidationTest {
                     .u32("qwen3moe.expert_count", 0x7fffffff);
         }, "'qwen3moe.expert_count' is 2147483647");
     }
+
+    /** A GGUF array of strings. */
+    static byte[] strings(List<String> values) {
+        var out = new ByteArrayOutputStream();
+        out.writeBytes(Gguf.le(12).putInt(STRING).putLong(values.size()).array());
+        values.forEach(v -> out.writeBytes(Gguf.str(v)));
+        return out.toByteArray();
+    }
+
+    /** The 256 byte-level symbols of GPT-2's alphabet, which every byte-level BPE vocabulary holds. */
+    static List<String> byteSymbols() {
+        List<String> symbols = new ArrayList<>();
+        int next = 256;
+        for (int b = 0; b < 256; b++) {
+            boolean printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+            symbols.add(String.valueOf((char) (printable ? b : next++)));
+        }
+        return symbols;
+    }
+
+    @Test
+    void theTokenizerMustFitTheEmbeddingAndItsMetadataIsTypeChecked(@TempDir Path dir) throws Exception {
+        Gguf g = Gguf.valid().string("tokenizer.ggml.model", "gpt2").kv("tokenizer.ggml.tokens", ARRAY, strings(byteSymbols()));
+        Path file = g.write(dir.resolve("tok.gguf"));
+        try (var ckpt = GgufCheckpoint.open(file)) {
+            assertEquals(256, ckpt.tokenizer().vocabSize(), "the tokenizer itself loads");
+            var e = assertThrows(ModelFormatException.class, () -> Checkpoints.tokenizer(ckpt));
+            assertTrue(e.getMessage().startsWith(file + ": the tokenizer has ids up to 255")
+                    && e.getMessage().contains("(rows of token_embd.weight) is 8"), e.getMessage());
+        }
+        List<String> broken = new ArrayList<>(byteSymbols());
+        broken.remove(0);
+        broken.add("x");
+        Path missingByte = Gguf.valid().string("tokenizer.ggml.model", "gpt2").kv("tokenizer.ggml.tokens", ARRAY, strings(broken))
+                .write(dir.resolve("missing-byte.gguf"));
+        try (var ckpt = GgufCheckpoint.open(missingByte)) {
+            var e = assertThrows(ModelFormatException.class, ckpt::tokenizer);
+            assertTrue(e.getMessage().startsWith(missingByte + ": tokenizer.ggml.* metadata: ") && e.getMessage().contains("byte 0x00"),
+                    e.getMessage());
+        }
+        Path badMerge = Gguf.valid().string("tokenizer.ggml.model", "gpt2").kv("tokenizer.ggml.tokens", ARRAY, strings(byteSymbols()))
+                .kv("tokenizer.ggml.merges", ARRAY, strings(List.of("! \"", "nospace"))).write(dir.resolve("bad-merge.gguf"));
+        try (var ckpt = GgufCheckpoint.open(badMerge)) {
+            var e = assertThrows(ModelFormatException.class, ckpt::tokenizer);
+            assertTrue(e.getMessage().contains("'tokenizer.ggml.merges'[1] is nospace"), e.getMessage());
+        }
+        Path numbers = Gguf.valid().string("tokenizer.ggml.model", "gpt2")
+                .kv("tokenizer.ggml.tokens", ARRAY, Gguf.le(12 + 8).putInt(U32).putLong(2).putInt(1).putInt(2).array())
+                .write(dir.resolve("numbers.gguf"));
+        try (var ckpt = GgufCheckpoint.open(numbers)) {
+            var e = assertThrows(ModelFormatException.class, ckpt::tokenizer);
+            assertTrue(e.getMessage().contains("'tokenizer.ggml.tokens'[0] is not a string"), e.getMessage());
+        }
+    }
 }
