@@ -18,13 +18,26 @@ public final class Checkpoints {
         throw new ModelFormatException(path + ": neither a model directory (config.json + *.safetensors) nor a .gguf file");
     }
 
-    /** The tokenizer that ships with the checkpoint, or null when there is none (token ids only). */
+    /**
+     * The tokenizer that ships with the checkpoint, or null when there is none (token ids only).
+     * Where model and tokenizer meet: a tokenizer with ids the model has no embedding row for is
+     * refused here, at load, rather than failing every request that produces such an id.
+     */
     public static Qwen3Tokenizer tokenizer(Checkpoint checkpoint) {
-        return switch (checkpoint) {
+        Qwen3Tokenizer tokenizer = switch (checkpoint) {
             case QuantizedCheckpoint quantized -> tokenizer(quantized.source());
             case GgufCheckpoint gguf -> gguf.tokenizer();
             default -> tokenizerJson(checkpoint.location());
         };
+        int vocab = checkpoint.config().vocabSize();
+        if (tokenizer != null && tokenizer.vocabSize() > vocab) {
+            boolean gguf = checkpoint.location().getFileName().toString().endsWith(".gguf");
+            throw new ModelFormatException((gguf ? checkpoint.location() : checkpoint.location().resolve("tokenizer.json"))
+                    + ": the tokenizer has ids up to " + (tokenizer.vocabSize() - 1) + " but the model's vocabulary ("
+                    + (gguf ? "rows of token_embd.weight" : "vocab_size in config.json") + ") is " + vocab
+                    + ": the tokenizer does not belong to this model");
+        }
+        return tokenizer;
     }
 
     /** The tokenizer at a local model location (directory or .gguf) without mapping the weights, or null. */
@@ -42,6 +55,13 @@ public final class Checkpoints {
 
     private static Qwen3Tokenizer tokenizerJson(Path dir) {
         Path json = dir.resolve("tokenizer.json");
-        return Files.isRegularFile(json) ? Qwen3Tokenizer.load(json) : null;
+        if (!Files.isRegularFile(json)) {
+            return null;
+        }
+        try {
+            return Qwen3Tokenizer.load(json);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(e.getMessage(), e); // the message names the file and the field
+        }
     }
 }

@@ -56,6 +56,18 @@ public final class GgufCheckpoint implements Checkpoint {
         }
     }
 
+    /** config.json field names to the GGUF metadata keys that carry them (for error messages). */
+    private static final Map<String, String> GGUF_KEYS = Map.ofEntries(
+            Map.entry("hidden_size", "embedding_length"),
+            Map.entry("num_attention_heads", "attention.head_count"),
+            Map.entry("num_key_value_heads", "attention.head_count_kv"),
+            Map.entry("head_dim", "attention.key_length"),
+            Map.entry("rms_norm_eps", "attention.layer_norm_rms_epsilon"),
+            Map.entry("rope_theta", "rope.freq_base"),
+            Map.entry("rope_factor", "rope.scaling.factor"),
+            Map.entry("num_experts", "expert_count"),
+            Map.entry("num_experts_per_tok", "expert_used_count"));
+
     private static ModelConfig configFrom(GgufFile gguf) {
         Map<String, Object> m = gguf.metadata();
         String file = gguf.path().toString();
@@ -65,41 +77,64 @@ public final class GgufCheckpoint implements Checkpoint {
         }
         String a = (String) archValue;
         var keys = new Object() {
-            long required(String key) {
-                if (!(m.get(a + "." + key) instanceof Number n)) {
-                    throw new ModelFormatException(file + ": metadata key '" + a + "." + key + "' missing or not a number");
+            /** An integer key in [min, max]; absent: the fallback (null: required). */
+            int integer(String key, Long fallback, long min, long max) {
+                Object v = key.startsWith("tokenizer.") ? m.get(key) : m.get(a + "." + key);
+                String name = key.startsWith("tokenizer.") ? key : a + "." + key;
+                if (v == null && fallback != null) {
+                    return ModelConfig.checkInt(file, name + " (absent, derived)", fallback, min, max);
                 }
-                return n.longValue();
+                if (!(v instanceof Number n) || v instanceof Float || v instanceof Double) {
+                    throw new ModelFormatException(file + ": metadata key '" + name + "' is "
+                            + (v == null ? "missing" : v + " (" + v.getClass().getSimpleName() + ")") + ", expected an integer");
+                }
+                return ModelConfig.checkInt(file, name, n.longValue(), min, max);
             }
 
             double number(String key, double fallback) {
-                return m.get(a + "." + key) instanceof Number n ? n.doubleValue() : fallback;
+                Object v = m.get(a + "." + key);
+                if (v == null) {
+                    return fallback;
+                }
+                if (!(v instanceof Number n)) {
+                    throw new ModelFormatException(file + ": metadata key '" + a + "." + key + "' is " + v + ", expected a number");
+                }
+                return n.doubleValue();
             }
         };
-        int hidden = (int) keys.required("embedding_length");
-        int heads = (int) keys.required("attention.head_count");
-        int headDim = (int) keys.number("attention.key_length", hidden / (double) heads);
-        int maxPos = (int) keys.number("context_length", 40960);
+        int hidden = keys.integer("embedding_length", null, 1, ModelConfig.MAX_DIM);
+        int heads = keys.integer("attention.head_count", null, 1, ModelConfig.MAX_HEADS);
+        int headDim = keys.integer("attention.key_length", (long) hidden / heads, 1, ModelConfig.MAX_DIM);
+        int maxPos = keys.integer("context_length", 40960L, 1, ModelConfig.MAX_POSITIONS);
         String scaling = m.get(a + ".rope.scaling.type") instanceof String s ? s : "default";
         var rope = new RopeScaling(scaling.equals("yarn") ? "yarn" : "default", keys.number("rope.freq_base", 1_000_000.0),
-                keys.number("rope.scaling.factor", 1.0), (int) keys.number("rope.scaling.original_context_length", maxPos));
+                keys.number("rope.scaling.factor", 1.0),
+                keys.integer("rope.scaling.original_context_length", (long) maxPos, 1, ModelConfig.MAX_POSITIONS));
         var embed = gguf.tensors().get("token_embd.weight");
         if (embed == null) {
             throw new ModelFormatException(file + ": tensor 'token_embd.weight' missing");
         }
+        if (embed.dims().length != 2) {
+            throw new ModelFormatException(file + ": tensor 'token_embd.weight' has dimensions " + java.util.Arrays.toString(embed.dims())
+                    + ", expected [hidden, vocab]");
+        }
+        int vocab = ModelConfig.checkInt(file, "token_embd.weight rows (the vocabulary)", embed.dims()[1], 1, ModelConfig.MAX_VOCAB);
         boolean moe = a.equals("qwen3moe");
-        int ff = (int) keys.required("feed_forward_length");
-        int used = moe ? (int) keys.required("expert_used_count") : 0;
-        Object eos = m.get("tokenizer.ggml.eos_token_id");
-        Object bos = m.get("tokenizer.ggml.bos_token_id");
-        return new ModelConfig(moe ? "qwen3_moe" : "qwen3", hidden, ff, (int) keys.required("block_count"), heads,
-                (int) keys.number("attention.head_count_kv", heads), headDim, (int) embed.dims()[1],
+        int ff = keys.integer("feed_forward_length", null, 1, ModelConfig.MAX_DIM);
+        int experts = moe ? keys.integer("expert_count", null, 1, ModelConfig.MAX_EXPERTS) : 0;
+        int used = moe ? keys.integer("expert_used_count", null, 1, ModelConfig.MAX_EXPERTS) : 0;
+        int expertFf = moe ? keys.integer("expert_feed_forward_length", (long) ff / used, 1, ModelConfig.MAX_DIM) : 0;
+        int eos = keys.integer("tokenizer.ggml.eos_token_id", -1L, -1, vocab - 1);
+        int bos = keys.integer("tokenizer.ggml.bos_token_id", -1L, -1, vocab - 1);
+        var config = new ModelConfig(moe ? "qwen3_moe" : "qwen3", hidden, ff, keys.integer("block_count", null, 1, ModelConfig.MAX_LAYERS),
+                heads, keys.integer("attention.head_count_kv", (long) heads, 1, ModelConfig.MAX_HEADS), headDim, vocab,
                 (float) keys.number("attention.layer_norm_rms_epsilon", 1e-6), rope, maxPos,
-                !gguf.tensors().containsKey("output.weight"),
-                moe ? (int) keys.required("expert_count") : 0, used,
-                moe ? (int) keys.number("expert_feed_forward_length", ff / (double) used) : 0,
+                !gguf.tensors().containsKey("output.weight"), experts, used, expertFf,
                 !(m.get(a + ".expert_weights_norm") instanceof Boolean b) || b, 1, Set.of(),
-                bos instanceof Number n ? n.intValue() : -1, eos instanceof Number n ? List.of(n.intValue()) : List.of());
+                bos, eos >= 0 ? List.of(eos) : List.of());
+        config.checkConsistency(file, field -> field.startsWith("eos_") || field.startsWith("bos_")
+                ? "tokenizer.ggml." + field : a + "." + GGUF_KEYS.getOrDefault(field, field));
+        return config;
     }
 
     /** The tokenizer stored in the file's tokenizer.ggml.* metadata (gpt2 / qwen2 pre-tokenizer). */
@@ -108,23 +143,44 @@ public final class GgufCheckpoint implements Checkpoint {
         if (!"gpt2".equals(m.get("tokenizer.ggml.model")) || !(m.get("tokenizer.ggml.tokens") instanceof List<?> tokens)) {
             throw new ModelFormatException(gguf.path() + ": no byte-level BPE tokenizer (tokenizer.ggml.model 'gpt2') in the metadata");
         }
-        List<?> types = m.get("tokenizer.ggml.token_type") instanceof List<?> t ? t : List.of();
+        Object typesValue = m.getOrDefault("tokenizer.ggml.token_type", List.of());
+        if (!(typesValue instanceof List<?> types)) {
+            throw new ModelFormatException(gguf.path() + ": metadata 'tokenizer.ggml.token_type' is not an array");
+        }
         Map<String, Integer> vocab = new HashMap<>(tokens.size() * 2);
         List<Qwen3Tokenizer.AddedToken> added = new ArrayList<>();
         for (int id = 0; id < tokens.size(); id++) {
-            int type = id < types.size() ? ((Number) types.get(id)).intValue() : 1;
-            String token = (String) tokens.get(id);
-            switch (type) {
-                case 3, 4 -> added.add(new Qwen3Tokenizer.AddedToken(id, token, type == 3)); // control: special
+            Object typeValue = id < types.size() ? types.get(id) : 1;
+            if (!(tokens.get(id) instanceof String token)) {
+                throw new ModelFormatException(gguf.path() + ": metadata 'tokenizer.ggml.tokens'[" + id + "] is not a string");
+            }
+            if (!(typeValue instanceof Number type) || typeValue instanceof Float || typeValue instanceof Double) {
+                throw new ModelFormatException(gguf.path() + ": metadata 'tokenizer.ggml.token_type'[" + id + "] is " + typeValue
+                        + ", expected an integer token type");
+            }
+            switch (type.intValue()) {
+                case 3, 4 -> added.add(new Qwen3Tokenizer.AddedToken(id, token, type.intValue() == 3)); // control: special
                 case 5 -> { } // unused padding rows of the embedding
                 default -> vocab.put(token, id);
             }
         }
         List<String[]> merges = new ArrayList<>();
-        if (m.get("tokenizer.ggml.merges") instanceof List<?> list) {
-            list.forEach(x -> merges.add(((String) x).split(" ", 2)));
+        Object mergesValue = m.getOrDefault("tokenizer.ggml.merges", List.of());
+        if (!(mergesValue instanceof List<?> list)) {
+            throw new ModelFormatException(gguf.path() + ": metadata 'tokenizer.ggml.merges' is not an array");
         }
-        return new Qwen3Tokenizer(vocab, merges, added);
+        for (int i = 0; i < list.size(); i++) {
+            if (!(list.get(i) instanceof String merge) || merge.split(" ", -1).length != 2) {
+                throw new ModelFormatException(gguf.path() + ": metadata 'tokenizer.ggml.merges'[" + i + "] is " + list.get(i)
+                        + ", expected \"left right\"");
+            }
+            merges.add(merge.split(" ", -1));
+        }
+        try {
+            return new Qwen3Tokenizer(vocab, merges, added);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(gguf.path() + ": tokenizer.ggml.* metadata: " + e.getMessage(), e);
+        }
     }
 
     @Override
@@ -172,6 +228,10 @@ public final class GgufCheckpoint implements Checkpoint {
     }
 
     private Tensor expertSlice(GgufFile.TensorInfo stacked, int expert, String name) {
+        if (stacked.dims().length != 3) {
+            throw new ModelFormatException(gguf.path() + ": tensor '" + stacked.name() + "' has dimensions "
+                    + java.util.Arrays.toString(stacked.dims()) + ", expected [columns, rows, experts]");
+        }
         long cols = stacked.dims()[0], rows = stacked.dims()[1], experts = stacked.dims()[2];
         if (expert >= experts) {
             return null;

@@ -14,7 +14,12 @@ public final class ModelLocator {
     }
 
     public static Path resolve(String location, HubDownloader downloader) {
-        Path path = Path.of(location);
+        Path path;
+        try {
+            path = Path.of(location);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new ModelFormatException("model location '" + location + "' is not a valid path or repo id (" + e.getReason() + ")");
+        }
         if (Files.exists(path)) {
             return path;
         }

@@ -10,7 +10,10 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.Collections;
+import java.util.Comparator;
+import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
@@ -65,18 +68,47 @@ public final class SafetensorsCheckpoint implements Checkpoint {
         if (!Files.exists(index)) {
             return Set.of(require(dir.resolve("model.safetensors")));
         }
-        JsonNode weightMap;
-        try {
-            weightMap = ModelConfig.JSON.readTree(Files.readString(index)).path("weight_map");
-        } catch (IOException e) {
-            throw new ModelFormatException(index + ": invalid JSON (" + e.getMessage() + ")", e);
-        }
+        JsonNode weightMap = ModelConfig.readJson(index, "safetensors index").path("weight_map");
         if (!weightMap.isObject() || weightMap.isEmpty()) {
             throw new ModelFormatException(index + ": field 'weight_map' missing or empty");
         }
         Set<Path> files = new TreeSet<>();
-        weightMap.forEach(f -> files.add(require(dir.resolve(f.asText()))));
+        for (var e : weightMap.properties()) {
+            files.add(require(insideModelDirectory(index, e.getKey(), e.getValue())));
+        }
         return files;
+    }
+
+    /**
+     * The shard that the index names for a tensor, which must be a relative path that stays inside
+     * the model directory: an index naming {@code ../../etc/passwd} or {@code /dev/zero} is refused
+     * before anything is opened. (Symbolic links inside the directory are followed: the Hugging Face
+     * cache links snapshot files to its blobs.)
+     */
+    private Path insideModelDirectory(Path index, String tensor, JsonNode value) {
+        String name = value.isTextual() ? value.asText() : null;
+        Path resolved = null;
+        if (name != null && !name.isEmpty() && name.indexOf('\0') < 0) {
+            try {
+                Path relative = Path.of(name);
+                Path base = dir.toAbsolutePath().normalize();
+                Path candidate = base.resolve(relative).normalize();
+                boolean plain = !relative.isAbsolute() && relative.getRoot() == null;
+                for (Path part : relative) {
+                    plain &= !part.toString().equals("..");
+                }
+                if (plain && candidate.startsWith(base) && !candidate.equals(base)) {
+                    resolved = candidate;
+                }
+            } catch (java.nio.file.InvalidPathException e) {
+                // refused below
+            }
+        }
+        if (resolved == null) {
+            throw new ModelFormatException(index + ": weight_map['" + tensor + "'] is " + value
+                    + ", expected the name of a file inside the model directory " + dir);
+        }
+        return resolved;
     }
 
     private void map(Path file) {
@@ -102,19 +134,57 @@ public final class SafetensorsCheckpoint implements Checkpoint {
                 throw new ModelFormatException(file + ": invalid header JSON (expected an object of tensors)");
             }
             long dataStart = 8 + headerLen;
-            var fields = header.properties().iterator();
-            while (fields.hasNext()) {
-                var e = fields.next();
+            List<Extent> extents = new ArrayList<>();
+            for (var e : header.properties()) {
                 if (!e.getKey().equals("__metadata__")) {
-                    tensors.put(e.getKey(), parseTensor(file, e.getKey(), e.getValue(), all, dataStart, size));
+                    extents.add(parseTensor(file, e.getKey(), e.getValue()));
                 }
+            }
+            // As the safetensors library requires: the tensors tile the data section, in order,
+            // without gaps or overlaps, and the file ends where the last tensor ends.
+            extents.sort(Comparator.comparingLong(Extent::begin).thenComparingLong(Extent::end));
+            long expected = 0;
+            Extent previous = null;
+            for (Extent x : extents) {
+                if (x.begin() < expected) {
+                    throw new ModelFormatException(file + ": tensors '" + previous.name() + "' (data_offsets [" + previous.begin()
+                            + ", " + previous.end() + ")) and '" + x.name() + "' (data_offsets [" + x.begin() + ", " + x.end()
+                            + ")) overlap");
+                }
+                if (x.begin() > expected) {
+                    throw new ModelFormatException(file + ": tensor '" + x.name() + "' starts at data offset " + x.begin()
+                            + ", expected " + expected + " (no gaps between tensors)");
+                }
+                expected = x.end();
+                previous = x;
+            }
+            if (dataStart + expected > size) {
+                throw new ModelFormatException(file + ": truncated: tensor '" + previous.name() + "' ends at byte "
+                        + (dataStart + expected) + " but the file has " + size + " bytes");
+            }
+            if (dataStart + expected < size) {
+                throw new ModelFormatException(file + ": " + size + " bytes, but the header describes " + (dataStart + expected)
+                        + " (the file was changed or is not a safetensors file)");
+            }
+            for (Extent x : extents) {
+                Tensor earlier = tensors.get(x.name());
+                if (earlier != null) {
+                    throw new ModelFormatException(file + ": tensor '" + x.name() + "' is also in " + earlier.file());
+                }
+                tensors.put(x.name(), new Tensor(x.name(), file.getFileName().toString(), x.type(), x.shape(),
+                        all.asSlice(dataStart + x.begin(), x.end() - x.begin())));
             }
         } catch (IOException e) {
             throw new ModelFormatException(file + ": cannot map (" + e.getMessage() + ")", e);
         }
     }
 
-    private static Tensor parseTensor(Path file, String name, JsonNode t, MemorySegment all, long dataStart, long size) {
+    private record Extent(String name, DType type, long[] shape, long begin, long end) {}
+
+    private static Extent parseTensor(Path file, String name, JsonNode t) {
+        if (!t.isObject()) {
+            throw new ModelFormatException(file + ": tensor '" + name + "' is " + t + ", expected an object");
+        }
         String dtypeName = t.path("dtype").asText();
         DType type = DType.fromSafetensors(dtypeName);
         if (type == null) {
@@ -128,19 +198,29 @@ public final class SafetensorsCheckpoint implements Checkpoint {
         long[] shape = new long[shapeNode.size()];
         long elements = 1;
         for (int i = 0; i < shape.length; i++) {
-            shape[i] = shapeNode.get(i).asLong();
+            JsonNode d = shapeNode.get(i);
+            if (!d.isIntegralNumber() || !d.canConvertToLong() || d.asLong() < 0) {
+                throw new ModelFormatException(file + ": tensor '" + name + "' has shape " + shapeNode
+                        + ", expected non-negative integers");
+            }
+            shape[i] = d.asLong();
+            if (shape[i] != 0 && elements > Long.MAX_VALUE / type.blockBytes() / shape[i]) {
+                throw new ModelFormatException(file + ": tensor '" + name + "' has shape " + shapeNode + ", whose size overflows");
+            }
             elements *= shape[i];
         }
+        for (JsonNode o : offsets) {
+            if (!o.isIntegralNumber() || !o.canConvertToLong() || o.asLong() < 0) {
+                throw new ModelFormatException(file + ": tensor '" + name + "' has data_offsets " + offsets
+                        + ", expected two non-negative integers");
+            }
+        }
         long begin = offsets.get(0).asLong(), end = offsets.get(1).asLong();
-        if (end - begin != type.byteSize(elements)) {
+        if (end < begin || end - begin != type.byteSize(elements)) {
             throw new ModelFormatException(file + ": tensor '" + name + "' data_offsets [" + begin + ", " + end
                     + ") hold " + (end - begin) + " bytes, its shape needs " + type.byteSize(elements));
         }
-        if (begin < 0 || dataStart + end > size) {
-            throw new ModelFormatException(file + ": truncated: tensor '" + name + "' ends at byte " + (dataStart + end)
-                    + " but the file has " + size + " bytes");
-        }
-        return new Tensor(name, file.getFileName().toString(), type, shape, all.asSlice(dataStart + begin, end - begin));
+        return new Extent(name, type, shape, begin, end);
     }
 
     @Override

@@ -21,6 +21,11 @@ final class ByteLevel {
 
     private ByteLevel() {}
 
+    /** The printable character that spells byte {@code b} (0..255). */
+    static char spell(int b) {
+        return BYTE_TO_CHAR[b];
+    }
+
     static String encode(byte[] bytes) {
         char[] out = new char[bytes.length];
         for (int i = 0; i < bytes.length; i++) {
