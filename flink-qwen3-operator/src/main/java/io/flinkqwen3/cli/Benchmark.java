@@ -25,8 +25,9 @@ import java.util.SplittableRandom;
  * {@code qwen3 bench}: prefill tokens/s (one prompt of N tokens in one batch, like llama-bench
  * pp512), decode tokens/s for B sequences advancing together (total over sequences; B=1 is
  * llama-bench tg128), medians over repetitions after a warm-up, peak memory, and each figure as a
- * ratio to its ceiling: memory bandwidth for decode (weights read per step) and the measured
- * vector FMA rate of this machine for prefill.
+ * ratio to its ceiling: the read bandwidth measured here for decode (weights read per step; or
+ * {@code --bandwidth-gbs}) and the measured vector FMA rate of this machine (independent FMA chains)
+ * for prefill.
  */
 final class Benchmark {
     record Stats(double median, double min, double max) {
@@ -44,7 +45,6 @@ final class Benchmark {
         int promptTokens = args.intValue("--prompt", 512);
         int gen = args.intValue("--gen", 128);
         int reps = args.intValue("--reps", 3);
-        double bandwidth = args.floatValue("--bandwidth-gbs", 48f) * 1e9;
         int[] batches = Arrays.stream((args.get("--batch") == null ? "1,4,16" : args.get("--batch")).split(","))
                 .mapToInt(b -> Integer.parseInt(b.trim())).toArray();
         String location = args.required("--model");
@@ -62,6 +62,9 @@ final class Benchmark {
                 var random = new SplittableRandom(1);
                 int vocabForInputs = Math.min(config.vocabSize(), 150_000);
 
+                for (var slow : io.flinkqwen3.tensor.KernelCheck.slowKernels()) {
+                    System.err.println("bench: WARNING " + slow);
+                }
                 System.err.println("bench: warm-up");
                 prefill(model, randomTokens(random, Math.min(promptTokens, 64), vocabForInputs), promptTokens + gen);
                 decode(model, 1, 32, random, vocabForInputs);
@@ -82,6 +85,8 @@ final class Benchmark {
                 double prefillFlopsPerToken = 2 * layerParameters(config);
                 double flopsPerToken = prefillFlopsPerToken + 2.0 * config.hiddenSize() * config.vocabSize();
                 double fmaRate = Kernels.peakFlops(parallel);
+                double bandwidth = args.has("--bandwidth-gbs") ? args.floatValue("--bandwidth-gbs", 0f) * 1e9
+                        : Kernels.readBandwidth(parallel);
 
                 ObjectNode json = ModelConfig.JSON.createObjectNode();
                 json.put("model", location);
@@ -116,7 +121,8 @@ final class Benchmark {
                             s.max(), 100 * s.median() / ceiling, 100 * s.median() / (fmaRate / flopsPerToken));
                 }
                 json.put("decode_weight_bytes_per_token", bytesPerToken);
-                json.put("bandwidth_gb_per_s_assumed", bandwidth / 1e9);
+                json.put("bandwidth_gb_per_s", bandwidth / 1e9);
+                json.put("bandwidth_measured", !args.has("--bandwidth-gbs"));
                 json.put("vector_gflops_measured", fmaRate / 1e9);
                 json.put("peak_rss_mb", peakRssMb());
                 out.printf("weights read per decoded token (batch 1): %.1f MB; bandwidth %.0f GB/s -> ceiling %.1f tok/s; "

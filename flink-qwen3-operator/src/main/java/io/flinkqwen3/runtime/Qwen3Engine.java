@@ -5,6 +5,7 @@ import io.flinkqwen3.model.Checkpoints;
 import io.flinkqwen3.model.ModelConfig;
 import io.flinkqwen3.model.ModelLocator;
 import io.flinkqwen3.model.QuantizedCheckpoint;
+import io.flinkqwen3.tensor.KernelCheck;
 import io.flinkqwen3.tensor.Parallel;
 import io.flinkqwen3.tokenizer.ChatTemplate;
 import io.flinkqwen3.tokenizer.Qwen3Tokenizer;
@@ -124,6 +125,7 @@ public final class Qwen3Engine implements AutoCloseable {
         }
         requests.forEach(CompletableFuture::join);
         LOG.info(() -> String.format("warmed up in %.2f s", (System.nanoTime() - start) / 1e9));
+        KernelCheck.checkOnceInBackground(slow -> LOG.warning(slow::toString));
     }
 
     public ModelConfig config() {

@@ -1,5 +1,6 @@
 package io.flinkqwen3.tensor;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -423,6 +424,39 @@ public final class Kernels {
             best = Math.max(best, 2.0 * 24 * F.length() * rounds * parallel.threads() / ((System.nanoTime() - t) / 1e9));
         }
         return best;
+    }
+
+    /**
+     * The memory read bandwidth of the pool's threads, in bytes/s: each thread streams its half of a
+     * 1 GiB off-heap buffer (larger than any L3 these machines have) with vector loads, best of
+     * several passes. The ceiling for single-sequence decode, which reads every weight once per token.
+     */
+    public static double readBandwidth(Parallel parallel) {
+        long bytes = 1L << 30;
+        int parts = parallel.threads();
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment buffer = arena.allocate(bytes, 64);
+            buffer.fill((byte) 1); // touch every page before timing
+            float[] sink = new float[parts];
+            double best = 0;
+            for (int pass = 0; pass < 6; pass++) {
+                long t = System.nanoTime();
+                parallel.forEach(parts, part -> sink[part] = sum(buffer, part * (bytes / parts), bytes / parts));
+                best = Math.max(best, bytes / ((System.nanoTime() - t) / 1e9));
+            }
+            return best;
+        }
+    }
+
+    private static float sum(MemorySegment buffer, long offset, long length) {
+        var a = FloatVector.zero(F);
+        var b = FloatVector.zero(F);
+        long step = 2L * F.vectorByteSize();
+        for (long o = offset; o < offset + length; o += step) {
+            a = a.add(FloatVector.fromMemorySegment(F, buffer, o, ByteOrder.LITTLE_ENDIAN));
+            b = b.add(FloatVector.fromMemorySegment(F, buffer, o + F.vectorByteSize(), ByteOrder.LITTLE_ENDIAN));
+        }
+        return a.add(b).reduceLanes(VectorOperators.ADD);
     }
 
     private static float fmaChains(int rounds, float seed) {
