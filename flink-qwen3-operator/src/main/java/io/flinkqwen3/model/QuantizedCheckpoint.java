@@ -2,6 +2,7 @@ package io.flinkqwen3.model;
 
 import io.flinkqwen3.tensor.DType;
 import io.flinkqwen3.tensor.Matrix;
+import io.flinkqwen3.tensor.NativeMemory;
 import io.flinkqwen3.tensor.Parallel;
 import io.flinkqwen3.tensor.Q4_0Matrix;
 import io.flinkqwen3.tensor.Q8_0Matrix;
@@ -72,7 +73,7 @@ public final class QuantizedCheckpoint implements Checkpoint {
         long rowBytes = type.byteSize(cols);
         MemorySegment out;
         synchronized (this) {
-            out = arena.allocate(rowBytes * rows, 64);
+            out = NativeMemory.allocate(rowBytes * rows, arena);
             convertedBytes += out.byteSize();
         }
         parallel.forEach(rows, r -> {

@@ -8,6 +8,7 @@ import io.flinkqwen3.tensor.Kernels;
 import io.flinkqwen3.tensor.Matrix;
 import io.flinkqwen3.tensor.PackedMatrix;
 import io.flinkqwen3.tensor.Parallel;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -53,12 +54,14 @@ public final class Qwen3Model implements AutoCloseable {
     private final float[] finalNorm;
     private final Matrix lmHead;
     private final RotaryEmbedding rope;
+    /** The packed copies of the weight matrices, unmapped on close. */
+    private final Arena packed = Arena.ofShared();
 
     private Qwen3Model(Checkpoint checkpoint, Parallel parallel) {
         this.checkpoint = checkpoint;
         this.config = checkpoint.config();
         this.parallel = parallel;
-        var w = new WeightBinder(checkpoint, parallel);
+        var w = new WeightBinder(checkpoint, parallel, packed);
         int h = config.hiddenSize(), hd = config.headDim();
         embedTokens = w.matrix("model.embed_tokens.weight", config.vocabSize(), h);
         layers = new Layer[config.numLayers()];
@@ -308,18 +311,19 @@ public final class Qwen3Model implements AutoCloseable {
 
     @Override
     public void close() {
+        packed.close();
         checkpoint.close();
     }
 
     /** Looks tensors up by name, checks their shape against what the config implies, and packs them for the kernels. */
-    private record WeightBinder(Checkpoint checkpoint, Parallel parallel) {
+    private record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed) {
         Matrix matrix(String name, int rows, int cols) {
             Tensor t = checkpoint.tensor(name);
             if (t.shape().length != 2 || t.shape()[0] != rows || t.shape()[1] != cols) {
                 throw new ModelFormatException(t.file() + ": tensor '" + name + "' has shape " + t.shapeString()
                         + ", the config implies [" + rows + ", " + cols + "]");
             }
-            return PackedMatrix.pack(Matrix.of(t.type(), t.data(), rows, cols), parallel);
+            return PackedMatrix.pack(Matrix.of(t.type(), t.data(), rows, cols), parallel, packed);
         }
 
         float[] vector(String name, int size) {

@@ -57,7 +57,7 @@ public final class KernelCheck {
     /** The packed kernels that run more than 10x below their expected rate on one thread (empty when all is well). */
     public static List<Slow> slowKernels() {
         List<Slow> slow = new ArrayList<>();
-        try (Parallel one = new Parallel(1); Arena arena = Arena.ofConfined()) {
+        try (Parallel one = new Parallel(1); Arena arena = Arena.ofShared()) {
             double peak = Kernels.peakFlops(one);
             if (peak < MIN_PEAK_FLOPS) { // every x86-64 core with AVX2 does > 30 GFLOP/s: vector code is not compiled at all
                 slow.add(new Slow(null, 0, peak / 1e9, MIN_PEAK_FLOPS / 1e9));
@@ -87,7 +87,7 @@ public final class KernelCheck {
             // small f16/bf16 values and scales; any bit pattern is a valid quant
             data.set(ValueLayout.JAVA_SHORT_UNALIGNED, i, (short) (0x2000 | random.nextInt(0x1000)));
         }
-        return PackedMatrix.pack(Matrix.of(type, data, rows, cols), parallel);
+        return PackedMatrix.pack(Matrix.of(type, data, rows, cols), parallel, arena);
     }
 
     /** Best flop/s of up to {@code calls} calls, stopping after {@code nanos}. */

@@ -23,7 +23,7 @@ import java.util.Arrays;
  * 4 panels, 24 accumulators) over the batch, near the fp32 FMA peak.
  *
  * <p>Rows are padded with zero rows to a multiple of {@link #GROUP}; columns must be a multiple of 32.
- * The storage lives off-heap, released when the matrix becomes unreachable.
+ * The storage lives off-heap ({@link NativeMemory}) until the arena given to {@link #pack} closes.
  */
 public abstract sealed class PackedMatrix extends Matrix permits PackedF32, PackedBF16, PackedInt8, PackedQ4_0 {
     /** Rows per panel: the float lanes of this CPU. */
@@ -51,25 +51,26 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     /**
      * The fast layout for {@code m}, packed in parallel: F32 and F16 as fp32 panels, BF16 as bf16
      * panels, Q4_0 as 4-bit panels, Q8_0, Q6_K and Q4_K as int8 panels ({@link PackedInt8}). Only
-     * matrices whose rows are not whole 32-column blocks stay as they are.
+     * matrices whose rows are not whole 32-column blocks stay as they are. The packed copy lives in
+     * {@code arena}.
      */
-    public static Matrix pack(Matrix m, Parallel parallel) {
+    public static Matrix pack(Matrix m, Parallel parallel, Arena arena) {
         if (m instanceof PackedMatrix || m.cols() % 32 != 0) {
             return m;
         }
         int panels = (m.rows() + GROUP - 1) / GROUP * 4;
         PackedMatrix packed = switch (m.type()) {
-            case F32, F16 -> new PackedF32(allocate(panels, PackedF32.panelBytes(m.cols())), m.rows(), m.cols());
-            case BF16 -> new PackedBF16(allocate(panels, PackedBF16.panelBytes(m.cols())), m.rows(), m.cols());
-            case Q8_0, Q6_K, Q4_K -> new PackedInt8(allocate(panels, PackedInt8.panelBytes(m.cols(), m.type())), m.rows(), m.cols(), m.type());
-            case Q4_0 -> new PackedQ4_0(allocate(panels, PackedQ4_0.panelBytes(m.cols())), m.rows(), m.cols());
+            case F32, F16 -> new PackedF32(allocate(arena, panels, PackedF32.panelBytes(m.cols())), m.rows(), m.cols());
+            case BF16 -> new PackedBF16(allocate(arena, panels, PackedBF16.panelBytes(m.cols())), m.rows(), m.cols());
+            case Q8_0, Q6_K, Q4_K -> new PackedInt8(allocate(arena, panels, PackedInt8.panelBytes(m.cols(), m.type())), m.rows(), m.cols(), m.type());
+            case Q4_0 -> new PackedQ4_0(allocate(arena, panels, PackedQ4_0.panelBytes(m.cols())), m.rows(), m.cols());
         };
         parallel.forEach(panels, p -> packed.packPanel(m, p));
         return packed;
     }
 
-    private static MemorySegment allocate(int panels, long panelBytes) {
-        return Arena.ofAuto().allocate(panels * panelBytes, 64);
+    private static MemorySegment allocate(Arena arena, int panels, long panelBytes) {
+        return NativeMemory.allocate(panels * panelBytes, arena);
     }
 
     /** Copies rows [panel*P, panel*P + P) of {@code source} into panel {@code panel}; rows past the end stay zero. */

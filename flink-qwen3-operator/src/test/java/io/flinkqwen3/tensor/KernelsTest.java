@@ -194,7 +194,7 @@ class KernelsTest {
                 for (int rows : new int[] {7, 70}) {
                     MemorySegment seg = randomWeights(type, rows, cols, arena);
                     Matrix stored = Matrix.of(type, seg, rows, cols);
-                    Matrix packed = PackedMatrix.pack(stored, parallel);
+                    Matrix packed = PackedMatrix.pack(stored, parallel, arena);
                     assertEquals(cols % 32 == 0, packed instanceof PackedMatrix, type + " packs");
                     for (Matrix m : new Matrix[] {stored, packed}) {
                         String what = type + (m instanceof PackedMatrix ? " packed" : " stored") + " [" + rows + ", " + cols + "]";

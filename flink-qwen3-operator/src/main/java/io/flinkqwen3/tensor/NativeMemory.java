@@ -1,0 +1,73 @@
+package io.flinkqwen3.tensor;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+
+/**
+ * Large off-heap buffers for weights (packed matrices, load-time quantization). On Linux they are
+ * anonymous {@code mmap} mappings, like llama.cpp's buffers: outside the Java heap and outside
+ * {@code -XX:MaxDirectMemorySize} (which Flink sets small for a task manager and {@link Arena#allocate}
+ * counts against), released with {@code munmap} when their arena closes, and advised as transparent
+ * huge pages, which spares the TLB when the kernels stream gigabytes per token. Elsewhere they come
+ * from {@link Arena#allocate}.
+ */
+public final class NativeMemory {
+    private static final int PROT_READ_WRITE = 0x1 | 0x2, MAP_PRIVATE_ANONYMOUS = 0x02 | 0x20, MADV_HUGEPAGE = 14;
+    private static final MethodHandle MMAP, MUNMAP, MADVISE;
+
+    static {
+        MethodHandle mmap = null, munmap = null, madvise = null;
+        if (System.getProperty("os.name", "").startsWith("Linux")) {
+            Linker linker = Linker.nativeLinker();
+            var libc = linker.defaultLookup();
+            mmap = linker.downcallHandle(libc.find("mmap").orElseThrow(),
+                    FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
+            munmap = linker.downcallHandle(libc.find("munmap").orElseThrow(), FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+            madvise = linker.downcallHandle(libc.find("madvise").orElseThrow(),
+                    FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
+        }
+        MMAP = mmap;
+        MUNMAP = munmap;
+        MADVISE = madvise;
+    }
+
+    private NativeMemory() {}
+
+    /**
+     * {@code bytes} of zeroed memory, 4096-aligned, valid until {@code arena} closes.
+     *
+     * @throws OutOfMemoryError when the operating system refuses the mapping
+     */
+    public static MemorySegment allocate(long bytes, Arena arena) {
+        if (MMAP == null || bytes == 0) {
+            return arena.allocate(bytes, 64);
+        }
+        try {
+            var address = (MemorySegment) MMAP.invokeExact(MemorySegment.NULL, bytes, PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS, -1, 0L);
+            if (address.address() == -1L) {
+                throw new OutOfMemoryError("mmap of " + bytes + " bytes for weights failed: not enough memory for the packed model");
+            }
+            int ignored = (int) MADVISE.invokeExact(address, bytes, MADV_HUGEPAGE); // a hint; may be unsupported
+            return address.reinterpret(bytes, arena, segment -> unmap(segment, bytes));
+        } catch (OutOfMemoryError | RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("mmap failed", t);
+        }
+    }
+
+    private static void unmap(MemorySegment segment, long bytes) {
+        try {
+            int ignored = (int) MUNMAP.invokeExact(segment, bytes);
+        } catch (Throwable t) {
+            throw new IllegalStateException("munmap failed", t);
+        }
+    }
+}
