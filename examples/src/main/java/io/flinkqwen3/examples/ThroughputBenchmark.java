@@ -7,8 +7,11 @@ import io.flinkqwen3.flink.Qwen3Options;
 import io.flinkqwen3.flink.RecordCodec;
 import io.flinkqwen3.flink.TaskManagerEngines;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.apache.flink.configuration.Configuration;
@@ -21,7 +24,12 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
  * Prints records/s and generated tokens/s, measured from the moment the task manager's engine is
  * ready (model loaded) to the last committed completion, and the total wall time as well.
  *
- * <pre>examples/bin/throughput --model DIR [--quantize q8_0] [--prompts 64] [--max-tokens 64] [--slots 2]</pre>
+ * <pre>examples/bin/throughput --model DIR [--quantize q8_0] [--prompts 64] [--max-tokens 64] [--slots 2]
+ *     [--prompts-file FILE] [--system-prompt TEXT]</pre>
+ *
+ * With {@code --prompts-file ../shared/tools/flink-remote/prompts.txt --system-prompt "You are a helpful
+ * assistant."} it runs the workload of the Flink {@code ML_PREDICT} -> llama-server baseline (one prompt
+ * per line, the system prompt Flink's openai provider sends with each).
  */
 public final class ThroughputBenchmark {
     private ThroughputBenchmark() {}
@@ -35,10 +43,14 @@ public final class ThroughputBenchmark {
         try (var kafka = EmbeddedKafka.start()) {
             var topics = new KafkaInferenceJob.Topics(kafka.bootstrapServers(), "prompts", "completions", "dead-letters", "bench");
             kafka.createTopics(slots, topics.input(), topics.output(), topics.deadLetters());
+            List<String> texts = flags.containsKey("--prompts-file")
+                    ? Files.readAllLines(Path.of(flags.get("--prompts-file"))).stream().filter(l -> !l.isBlank()).toList()
+                    : Arrays.stream(Quickstart.QUESTIONS).toList();
             List<byte[][]> records = new ArrayList<>();
             for (int i = 0; i < prompts; i++) {
-                var p = PromptRecord.of("p" + i, Quickstart.QUESTIONS[i % Quickstart.QUESTIONS.length] + " (request " + i + ")")
-                        .withSlaMs(600_000);
+                String text = texts.get(i % texts.size()) + (flags.containsKey("--prompts-file") ? "" : " (request " + i + ")");
+                var p = PromptRecord.of("p" + i, text).withSlaMs(600_000);
+                p.systemPrompt = flags.get("--system-prompt");
                 p.enableThinking = false;
                 p.maxTokens = maxTokens;
                 records.add(new byte[][] {p.id.getBytes(StandardCharsets.UTF_8), RecordCodec.encodePromptAvro(p)});

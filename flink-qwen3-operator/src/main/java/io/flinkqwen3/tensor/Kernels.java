@@ -435,7 +435,7 @@ public final class Kernels {
         long bytes = 1L << 30;
         int parts = parallel.threads();
         try (Arena arena = Arena.ofShared()) {
-            MemorySegment buffer = arena.allocate(bytes, 64);
+            MemorySegment buffer = NativeMemory.allocate(bytes, arena); // the kind of memory the packed weights live in
             buffer.fill((byte) 1); // touch every page before timing
             float[] sink = new float[parts];
             double best = 0;
@@ -451,12 +451,16 @@ public final class Kernels {
     private static float sum(MemorySegment buffer, long offset, long length) {
         var a = FloatVector.zero(F);
         var b = FloatVector.zero(F);
-        long step = 2L * F.vectorByteSize();
-        for (long o = offset; o < offset + length; o += step) {
+        var c = FloatVector.zero(F);
+        var d = FloatVector.zero(F);
+        int v = F.vectorByteSize();
+        for (long o = offset; o < offset + length; o += 4L * v) {
             a = a.add(FloatVector.fromMemorySegment(F, buffer, o, ByteOrder.LITTLE_ENDIAN));
-            b = b.add(FloatVector.fromMemorySegment(F, buffer, o + F.vectorByteSize(), ByteOrder.LITTLE_ENDIAN));
+            b = b.add(FloatVector.fromMemorySegment(F, buffer, o + v, ByteOrder.LITTLE_ENDIAN));
+            c = c.add(FloatVector.fromMemorySegment(F, buffer, o + 2L * v, ByteOrder.LITTLE_ENDIAN));
+            d = d.add(FloatVector.fromMemorySegment(F, buffer, o + 3L * v, ByteOrder.LITTLE_ENDIAN));
         }
-        return a.add(b).reduceLanes(VectorOperators.ADD);
+        return a.add(b).add(c).add(d).reduceLanes(VectorOperators.ADD);
     }
 
     private static float fmaChains(int rounds, float seed) {

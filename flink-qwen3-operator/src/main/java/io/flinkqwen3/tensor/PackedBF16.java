@@ -47,7 +47,7 @@ final class PackedBF16 extends PackedMatrix {
 
     @Override
     void matvec(int group, float[] x, int xOff, float[] out) {
-        long b0 = 4L * group * panelBytes, b1 = b0 + panelBytes, b2 = b1 + panelBytes, b3 = b2 + panelBytes;
+        long b0 = offset(4 * group, 0, PAIR_BYTES), b1 = b0 + PAIR_BYTES, b2 = b1 + PAIR_BYTES, b3 = b2 + PAIR_BYTES, step = 4L * PAIR_BYTES;
         // even and odd columns accumulate separately: eight independent chains
         var e0 = FloatVector.zero(F);
         var e1 = FloatVector.zero(F);
@@ -57,7 +57,7 @@ final class PackedBF16 extends PackedMatrix {
         var o1 = FloatVector.zero(F);
         var o2 = FloatVector.zero(F);
         var o3 = FloatVector.zero(F);
-        for (int k = 0; k < cols; k += 2, b0 += PAIR_BYTES, b1 += PAIR_BYTES, b2 += PAIR_BYTES, b3 += PAIR_BYTES) {
+        for (int k = 0; k < cols; k += 2, b0 += step, b1 += step, b2 += step, b3 += step) {
             var xe = FloatVector.broadcast(F, x[xOff + k]);
             var xo = FloatVector.broadcast(F, x[xOff + k + 1]);
             var p0 = pair(b0);
@@ -81,8 +81,8 @@ final class PackedBF16 extends PackedMatrix {
 
     @Override
     void dequantize(int panel, int k0, int kc, float[] buf, int off, int stride) {
-        long offset = panel * panelBytes + (long) k0 / 2 * PAIR_BYTES;
-        for (int k = 0; k < kc; k += 2, offset += PAIR_BYTES) {
+        long offset = offset(panel, k0 / 2, PAIR_BYTES);
+        for (int k = 0; k < kc; k += 2, offset += 4L * PAIR_BYTES) {
             var p = pair(offset);
             even(p).intoArray(buf, off + k * stride);
             odd(p).intoArray(buf, off + (k + 1) * stride);
@@ -91,7 +91,7 @@ final class PackedBF16 extends PackedMatrix {
 
     @Override
     float weight(int row, int col) {
-        int bits = data.get(ValueLayout.JAVA_INT_UNALIGNED, row / P * panelBytes + (long) col / 2 * PAIR_BYTES + 4L * (row % P));
+        int bits = data.get(ValueLayout.JAVA_INT_UNALIGNED, offset(row / P, col / 2, PAIR_BYTES) + 4L * (row % P));
         return Float.intBitsToFloat(col % 2 == 0 ? bits << 16 : bits & 0xFFFF0000);
     }
 
@@ -99,8 +99,8 @@ final class PackedBF16 extends PackedMatrix {
     void packPanel(Matrix source, int panel) {
         var bf16 = (BF16Matrix) source;
         for (int lane = 0; lane < P && panel * P + lane < rows; lane++) {
-            long from = (long) (panel * P + lane) * cols * 2, to = panel * panelBytes + 4L * lane;
-            for (int k = 0; k < cols; k += 2, from += 4, to += PAIR_BYTES) {
+            long from = (long) (panel * P + lane) * cols * 2, to = offset(panel, 0, PAIR_BYTES) + 4L * lane;
+            for (int k = 0; k < cols; k += 2, from += 4, to += 4L * PAIR_BYTES) {
                 data.set(ValueLayout.JAVA_INT_UNALIGNED, to, bf16.data.get(ValueLayout.JAVA_INT_UNALIGNED, from));
             }
         }

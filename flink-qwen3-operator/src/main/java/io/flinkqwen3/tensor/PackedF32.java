@@ -31,12 +31,12 @@ final class PackedF32 extends PackedMatrix {
 
     @Override
     void matvec(int group, float[] x, int xOff, float[] out) {
-        long b0 = 4L * group * panelBytes, b1 = b0 + panelBytes, b2 = b1 + panelBytes, b3 = b2 + panelBytes;
+        long b0 = offset(4 * group, 0, COLUMN_BYTES), b1 = b0 + COLUMN_BYTES, b2 = b1 + COLUMN_BYTES, b3 = b2 + COLUMN_BYTES, step = 4L * COLUMN_BYTES;
         var a0 = FloatVector.zero(F);
         var a1 = FloatVector.zero(F);
         var a2 = FloatVector.zero(F);
         var a3 = FloatVector.zero(F);
-        for (int k = 0; k < cols; k++, b0 += COLUMN_BYTES, b1 += COLUMN_BYTES, b2 += COLUMN_BYTES, b3 += COLUMN_BYTES) {
+        for (int k = 0; k < cols; k++, b0 += step, b1 += step, b2 += step, b3 += step) {
             var xv = FloatVector.broadcast(F, x[xOff + k]);
             a0 = column(b0).fma(xv, a0);
             a1 = column(b1).fma(xv, a1);
@@ -51,15 +51,15 @@ final class PackedF32 extends PackedMatrix {
 
     @Override
     void dequantize(int panel, int k0, int kc, float[] buf, int off, int stride) {
-        long offset = panel * panelBytes + (long) k0 * COLUMN_BYTES;
-        for (int k = 0; k < kc; k++, offset += COLUMN_BYTES) {
+        long offset = offset(panel, k0, COLUMN_BYTES);
+        for (int k = 0; k < kc; k++, offset += 4L * COLUMN_BYTES) {
             column(offset).intoArray(buf, off + k * stride);
         }
     }
 
     @Override
     float weight(int row, int col) {
-        return data.get(ValueLayout.JAVA_FLOAT_UNALIGNED, row / P * panelBytes + (long) col * COLUMN_BYTES + 4L * (row % P));
+        return data.get(ValueLayout.JAVA_FLOAT_UNALIGNED, offset(row / P, col, COLUMN_BYTES) + 4L * (row % P));
     }
 
     @Override
@@ -67,8 +67,8 @@ final class PackedF32 extends PackedMatrix {
         float[] row = new float[cols];
         for (int lane = 0; lane < P && panel * P + lane < rows; lane++) {
             source.rowTo(panel * P + lane, row, 0);
-            long to = panel * panelBytes + 4L * lane;
-            for (int k = 0; k < cols; k++, to += COLUMN_BYTES) {
+            long to = offset(panel, 0, COLUMN_BYTES) + 4L * lane;
+            for (int k = 0; k < cols; k++, to += 4L * COLUMN_BYTES) {
                 data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, to, row[k]);
             }
         }

@@ -58,33 +58,43 @@ final class PackedInt8 extends PackedMatrix {
         return (FloatVector) q.convert(VectorOperators.I2F, 0);
     }
 
-    private IntVector chunk(long block, int c) {
-        return IntVector.fromMemorySegment(I, data, block + 4L * P * (1 + c), LE);
+    /*
+     * A group's four panels share each block: [scales of panels 0..3][chunk 0 of panels 0..3][chunk 1 ...],
+     * so that the kernels, which read chunk c of the four panels together, read ascending addresses.
+     */
+
+    /** Start of block {@code block} of the group holding panel {@code panel}. */
+    private long groupBlock(int panel, int block) {
+        return offset(panel - panel % 4, block, blockBytes);
     }
 
-    private FloatVector scales(long block) {
-        return FloatVector.fromMemorySegment(F, data, block, LE);
+    private IntVector chunk(long groupBlock, int panelInGroup, int c) {
+        return IntVector.fromMemorySegment(I, data, groupBlock + 4L * P * (4 + 4 * c + panelInGroup), LE);
+    }
+
+    private FloatVector scales(long groupBlock, int panelInGroup) {
+        return FloatVector.fromMemorySegment(F, data, groupBlock + 4L * P * panelInGroup, LE);
     }
 
     @Override
     void matvec(int group, float[] x, int xOff, float[] out) {
-        long b0 = 4L * group * panelBytes, b1 = b0 + panelBytes, b2 = b1 + panelBytes, b3 = b2 + panelBytes;
+        long gb = groupBlock(4 * group, 0), step = 4L * blockBytes;
         var a0 = FloatVector.zero(F);
         var a1 = FloatVector.zero(F);
         var a2 = FloatVector.zero(F);
         var a3 = FloatVector.zero(F);
         int chunks = blockColumns / 4;
-        for (int kb = 0; kb < cols; kb += blockColumns, b0 += blockBytes, b1 += blockBytes, b2 += blockBytes, b3 += blockBytes) {
+        for (int kb = 0; kb < cols; kb += blockColumns, gb += step) {
             // block sums without the scale, scaled once per block
             var t0 = FloatVector.zero(F);
             var t1 = FloatVector.zero(F);
             var t2 = FloatVector.zero(F);
             var t3 = FloatVector.zero(F);
             for (int c = 0; c < chunks; c++) {
-                var q0 = chunk(b0, c);
-                var q1 = chunk(b1, c);
-                var q2 = chunk(b2, c);
-                var q3 = chunk(b3, c);
+                var q0 = chunk(gb, 0, c);
+                var q1 = chunk(gb, 1, c);
+                var q2 = chunk(gb, 2, c);
+                var q3 = chunk(gb, 3, c);
                 for (int j = 0; j < 4; j++) {
                     var xv = FloatVector.broadcast(F, x[xOff + kb + 4 * c + j]);
                     t0 = quants(q0, j).fma(xv, t0);
@@ -93,10 +103,10 @@ final class PackedInt8 extends PackedMatrix {
                     t3 = quants(q3, j).fma(xv, t3);
                 }
             }
-            a0 = t0.fma(scales(b0), a0);
-            a1 = t1.fma(scales(b1), a1);
-            a2 = t2.fma(scales(b2), a2);
-            a3 = t3.fma(scales(b3), a3);
+            a0 = t0.fma(scales(gb, 0), a0);
+            a1 = t1.fma(scales(gb, 1), a1);
+            a2 = t2.fma(scales(gb, 2), a2);
+            a3 = t3.fma(scales(gb, 3), a3);
         }
         a0.intoArray(out, 0);
         a1.intoArray(out, P);
@@ -106,11 +116,12 @@ final class PackedInt8 extends PackedMatrix {
 
     @Override
     void dequantize(int panel, int k0, int kc, float[] buf, int off, int stride) {
-        long block = panel * panelBytes + (long) k0 / blockColumns * blockBytes;
-        for (int kb = 0; kb < kc; kb += blockColumns, block += blockBytes) {
-            var s = scales(block);
+        long gb = groupBlock(panel, k0 / blockColumns);
+        int p = panel % 4;
+        for (int kb = 0; kb < kc; kb += blockColumns, gb += 4L * blockBytes) {
+            var s = scales(gb, p);
             for (int c = 0; c < blockColumns / 4; c++) {
-                var q = chunk(block, c);
+                var q = chunk(gb, p, c);
                 for (int j = 0; j < 4; j++) {
                     quants(q, j).mul(s).intoArray(buf, off + (kb + 4 * c + j) * stride);
                 }
@@ -120,10 +131,10 @@ final class PackedInt8 extends PackedMatrix {
 
     @Override
     float weight(int row, int col) {
-        long block = row / P * panelBytes + (long) col / blockColumns * blockBytes;
-        int lane = row % P, i = col % blockColumns;
-        float scale = data.get(ValueLayout.JAVA_FLOAT_UNALIGNED, block + 4L * lane);
-        return scale * data.get(ValueLayout.JAVA_BYTE, block + 4L * P * (1 + i / 4) + 4L * lane + i % 4);
+        int panel = row / P, p = panel % 4, lane = row % P, i = col % blockColumns;
+        long gb = groupBlock(panel, col / blockColumns);
+        float scale = data.get(ValueLayout.JAVA_FLOAT_UNALIGNED, gb + 4L * P * p + 4L * lane);
+        return scale * data.get(ValueLayout.JAVA_BYTE, gb + 4L * P * (4 + 4 * (i / 4) + p) + 4L * lane + i % 4);
     }
 
     @Override
@@ -134,19 +145,20 @@ final class PackedInt8 extends PackedMatrix {
             if (row != null) {
                 source.rowTo(r, row, 0);
             }
-            long block = panel * panelBytes;
-            for (int kb = 0; kb < cols; kb += blockColumns, block += blockBytes) {
+            int p = panel % 4;
+            long gb = groupBlock(panel, 0);
+            for (int kb = 0; kb < cols; kb += blockColumns, gb += 4L * blockBytes) {
                 float scale = switch (source) {
                     case Q8_0Matrix q8 -> q8.scale(r * q8.rowBytes + (long) kb / 32 * Q8_0Matrix.BLOCK_BYTES);
                     case Q6_KMatrix q6 -> q6.subBlockScale(r, kb);
                     default -> maxAbs(row, kb, blockColumns) / 127f;
                 };
-                data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, block + 4L * lane, scale);
+                data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, gb + 4L * P * p + 4L * lane, scale);
                 for (int i = 0; i < blockColumns; i++) {
                     byte q = source instanceof Q8_0Matrix q8
                             ? q8.data.get(ValueLayout.JAVA_BYTE, r * q8.rowBytes + (long) kb / 32 * Q8_0Matrix.BLOCK_BYTES + 2 + i)
                             : (byte) (scale == 0 ? 0 : Math.round(row[kb + i] / scale));
-                    data.set(ValueLayout.JAVA_BYTE, block + 4L * P * (1 + i / 4) + 4L * lane + i % 4, q);
+                    data.set(ValueLayout.JAVA_BYTE, gb + 4L * P * (4 + 4 * (i / 4) + p) + 4L * lane + i % 4, q);
                 }
             }
         }

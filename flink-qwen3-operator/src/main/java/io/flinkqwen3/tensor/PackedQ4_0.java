@@ -42,31 +42,41 @@ final class PackedQ4_0 extends PackedMatrix {
         return (FloatVector) q.convert(VectorOperators.I2F, 0);
     }
 
-    private IntVector chunk(long block, int c) {
-        return IntVector.fromMemorySegment(I, data, block + 4L * P * (1 + c), LE);
+    /*
+     * A group's four panels share each block: [scales of panels 0..3][chunk 0 of panels 0..3][chunk 1 ...],
+     * so that the kernels, which read chunk c of the four panels together, read ascending addresses.
+     */
+
+    /** Start of block {@code block} of the group holding panel {@code panel}. */
+    private long groupBlock(int panel, int block) {
+        return offset(panel - panel % 4, block, BLOCK_BYTES);
     }
 
-    private FloatVector scales(long block) {
-        return FloatVector.fromMemorySegment(F, data, block, LE);
+    private IntVector chunk(long groupBlock, int panelInGroup, int c) {
+        return IntVector.fromMemorySegment(I, data, groupBlock + 4L * P * (4 + 4 * c + panelInGroup), LE);
+    }
+
+    private FloatVector scales(long groupBlock, int panelInGroup) {
+        return FloatVector.fromMemorySegment(F, data, groupBlock + 4L * P * panelInGroup, LE);
     }
 
     @Override
     void matvec(int group, float[] x, int xOff, float[] out) {
-        long b0 = 4L * group * panelBytes, b1 = b0 + panelBytes, b2 = b1 + panelBytes, b3 = b2 + panelBytes;
+        long gb = groupBlock(4 * group, 0), step = 4L * BLOCK_BYTES;
         var a0 = FloatVector.zero(F);
         var a1 = FloatVector.zero(F);
         var a2 = FloatVector.zero(F);
         var a3 = FloatVector.zero(F);
-        for (int kb = 0; kb < cols; kb += 32, b0 += BLOCK_BYTES, b1 += BLOCK_BYTES, b2 += BLOCK_BYTES, b3 += BLOCK_BYTES) {
+        for (int kb = 0; kb < cols; kb += 32, gb += step) {
             var t0 = FloatVector.zero(F);
             var t1 = FloatVector.zero(F);
             var t2 = FloatVector.zero(F);
             var t3 = FloatVector.zero(F);
             for (int c = 0; c < 4; c++) {
-                var q0 = chunk(b0, c);
-                var q1 = chunk(b1, c);
-                var q2 = chunk(b2, c);
-                var q3 = chunk(b3, c);
+                var q0 = chunk(gb, 0, c);
+                var q1 = chunk(gb, 1, c);
+                var q2 = chunk(gb, 2, c);
+                var q3 = chunk(gb, 3, c);
                 for (int j = 0; j < 8; j++) {
                     var xv = FloatVector.broadcast(F, x[xOff + kb + 8 * c + j]);
                     t0 = quants(q0, j).fma(xv, t0);
@@ -75,10 +85,10 @@ final class PackedQ4_0 extends PackedMatrix {
                     t3 = quants(q3, j).fma(xv, t3);
                 }
             }
-            a0 = t0.fma(scales(b0), a0);
-            a1 = t1.fma(scales(b1), a1);
-            a2 = t2.fma(scales(b2), a2);
-            a3 = t3.fma(scales(b3), a3);
+            a0 = t0.fma(scales(gb, 0), a0);
+            a1 = t1.fma(scales(gb, 1), a1);
+            a2 = t2.fma(scales(gb, 2), a2);
+            a3 = t3.fma(scales(gb, 3), a3);
         }
         a0.intoArray(out, 0);
         a1.intoArray(out, P);
@@ -88,11 +98,12 @@ final class PackedQ4_0 extends PackedMatrix {
 
     @Override
     void dequantize(int panel, int k0, int kc, float[] buf, int off, int stride) {
-        long block = panel * panelBytes + (long) k0 / 32 * BLOCK_BYTES;
-        for (int kb = 0; kb < kc; kb += 32, block += BLOCK_BYTES) {
-            var s = scales(block);
+        long gb = groupBlock(panel, k0 / 32);
+        int p = panel % 4;
+        for (int kb = 0; kb < kc; kb += 32, gb += 4L * BLOCK_BYTES) {
+            var s = scales(gb, p);
             for (int c = 0; c < 4; c++) {
-                var q = chunk(block, c);
+                var q = chunk(gb, p, c);
                 for (int j = 0; j < 8; j++) {
                     quants(q, j).mul(s).intoArray(buf, off + (kb + 8 * c + j) * stride);
                 }
@@ -102,10 +113,10 @@ final class PackedQ4_0 extends PackedMatrix {
 
     @Override
     float weight(int row, int col) {
-        long block = row / P * panelBytes + (long) col / 32 * BLOCK_BYTES;
-        int lane = row % P, i = col % 32;
-        float scale = data.get(ValueLayout.JAVA_FLOAT_UNALIGNED, block + 4L * lane);
-        int packed = data.get(ValueLayout.JAVA_INT_UNALIGNED, block + 4L * P * (1 + i / 8) + 4L * lane);
+        int panel = row / P, p = panel % 4, lane = row % P, i = col % 32;
+        long gb = groupBlock(panel, col / 32);
+        float scale = data.get(ValueLayout.JAVA_FLOAT_UNALIGNED, gb + 4L * P * p + 4L * lane);
+        int packed = data.get(ValueLayout.JAVA_INT_UNALIGNED, gb + 4L * P * (4 + 4 * (i / 8) + p) + 4L * lane);
         return scale * ((packed << (28 - 4 * (i % 8))) >> 28);
     }
 
@@ -113,9 +124,10 @@ final class PackedQ4_0 extends PackedMatrix {
     void packPanel(Matrix source, int panel) {
         var q4 = (Q4_0Matrix) source;
         for (int lane = 0; lane < P && panel * P + lane < rows; lane++) {
-            long from = (panel * P + lane) * q4.rowBytes, block = panel * panelBytes;
-            for (int kb = 0; kb < cols; kb += 32, from += Q4_0Matrix.BLOCK_BYTES, block += BLOCK_BYTES) {
-                data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, block + 4L * lane, q4.scale(from));
+            int p = panel % 4;
+            long from = (panel * P + lane) * q4.rowBytes, gb = groupBlock(panel, 0);
+            for (int kb = 0; kb < cols; kb += 32, from += Q4_0Matrix.BLOCK_BYTES, gb += 4L * BLOCK_BYTES) {
+                data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, gb + 4L * P * p + 4L * lane, q4.scale(from));
                 for (int c = 0; c < 4; c++) {
                     int packed = 0;
                     for (int j = 0; j < 8; j++) {
@@ -124,7 +136,7 @@ final class PackedQ4_0 extends PackedMatrix {
                         int q = i < 16 ? b & 15 : b >> 4;
                         packed |= (q ^ 8) << (4 * j);
                     }
-                    data.set(ValueLayout.JAVA_INT_UNALIGNED, block + 4L * P * (1 + c) + 4L * lane, packed);
+                    data.set(ValueLayout.JAVA_INT_UNALIGNED, gb + 4L * P * (4 + 4 * c + p) + 4L * lane, packed);
                 }
             }
         }

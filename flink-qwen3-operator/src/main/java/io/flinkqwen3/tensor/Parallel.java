@@ -19,7 +19,7 @@ import java.util.function.IntConsumer;
 public final class Parallel implements AutoCloseable {
     private static final long SPIN_NANOS = 2_000_000;
     private static final long YIELD_AFTER_NANOS = 50_000;
-    private static final int CHUNKS_PER_THREAD = 4;
+    private static final int CHUNKS_PER_THREAD = 16;
 
     private final int threads;
     private final Thread[] workers;
