@@ -75,25 +75,37 @@ public final class Qwen3Kafka {
                 .build();
     }
 
-    /** Decodes each value; what does not decode becomes an undecodable PromptRecord (then a dead letter). */
+    /**
+     * Decodes and validates each value; what does not decode or is not valid becomes an undecodable
+     * PromptRecord with its raw bytes and the reason (then a dead letter).
+     */
     static final class PromptDeserializer implements KafkaRecordDeserializationSchema<PromptRecord> {
         private static final long serialVersionUID = 1L;
 
         @Override
         public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<PromptRecord> out) {
             byte[] value = record.value();
+            String key = record.key() == null ? null : new String(record.key(), StandardCharsets.UTF_8);
+            String invalid;
             try {
                 PromptRecord prompt = RecordCodec.decodePrompt(value);
-                if (prompt.id == null && record.key() != null) {
-                    prompt.id = new String(record.key(), StandardCharsets.UTF_8);
+                if (prompt.id == null) {
+                    prompt.id = key;
                 }
-                out.collect(prompt);
-            } catch (IllegalArgumentException e) {
-                var bad = PromptRecord.undecodable(value == null ? new byte[0] : value,
-                        e.getMessage() + " (" + record.topic() + "-" + record.partition() + "@" + record.offset() + ")");
-                bad.id = record.key() == null ? null : new String(record.key(), StandardCharsets.UTF_8);
-                out.collect(bad);
+                invalid = RequestBuilder.validate(prompt);
+                if (invalid == null) {
+                    out.collect(prompt);
+                    return;
+                }
+                key = prompt.id;
+            } catch (RuntimeException e) { // IllegalArgumentException saying what is wrong; anything else still must not fail the job
+                invalid = e instanceof IllegalArgumentException ? e.getMessage() : "cannot decode the record: " + e;
             }
+            // rejected here, so that the dead letter carries the bytes exactly as they came
+            var bad = PromptRecord.undecodable(value == null ? new byte[0] : value,
+                    invalid + " (" + record.topic() + "-" + record.partition() + "@" + record.offset() + ")");
+            bad.id = key;
+            out.collect(bad);
         }
 
         @Override
