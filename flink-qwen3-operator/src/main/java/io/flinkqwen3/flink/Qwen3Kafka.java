@@ -44,23 +44,42 @@ public final class Qwen3Kafka {
     /** Exactly-once sink of completions (key: the record id). Needs checkpointing. */
     public static KafkaSink<CompletionRecord> completionSink(String bootstrapServers, String topic, String transactionalIdPrefix,
                                                              Format format) {
-        return exactlyOnce(bootstrapServers, topic, transactionalIdPrefix, c -> c.id,
-                format == Format.AVRO ? RecordCodec::encodeCompletionAvro : RecordCodec::toJson);
+        return exactlyOnce(bootstrapServers, topic, transactionalIdPrefix, c -> c.id, new CompletionEncoder(format));
     }
 
     /** Exactly-once sink of dead letters (key: the record id, when it had one). */
     public static KafkaSink<DeadLetter> deadLetterSink(String bootstrapServers, String topic, String transactionalIdPrefix,
                                                        Format format) {
-        return exactlyOnce(bootstrapServers, topic, transactionalIdPrefix, d -> d.id,
-                format == Format.AVRO ? RecordCodec::encodeDeadLetterAvro : RecordCodec::toJson);
+        return exactlyOnce(bootstrapServers, topic, transactionalIdPrefix, d -> d.id, new DeadLetterEncoder(format));
     }
 
-    private interface Encoder<T> extends SerializationSchema<T> {}
+    /*
+     * The value encoders are named classes on purpose. As serializable method references,
+     * RecordCodec::toJson for completions and for dead letters share one implementation method, and
+     * javac's $deserializeLambda$ turns both back into the first one: a JSON dead-letter sink then
+     * cast every dead letter to CompletionRecord and failed the job on each.
+     */
+
+    /** Completions as Avro or JSON bytes. */
+    record CompletionEncoder(Format format) implements SerializationSchema<CompletionRecord> {
+        @Override
+        public byte[] serialize(CompletionRecord c) {
+            return format == Format.AVRO ? RecordCodec.encodeCompletionAvro(c) : RecordCodec.toJson(c);
+        }
+    }
+
+    /** Dead letters as Avro or JSON bytes. */
+    record DeadLetterEncoder(Format format) implements SerializationSchema<DeadLetter> {
+        @Override
+        public byte[] serialize(DeadLetter d) {
+            return format == Format.AVRO ? RecordCodec.encodeDeadLetterAvro(d) : RecordCodec.toJson(d);
+        }
+    }
 
     private interface KeyOf<T> extends Function<T, String>, java.io.Serializable {}
 
     private static <T> KafkaSink<T> exactlyOnce(String bootstrapServers, String topic, String transactionalIdPrefix,
-                                                KeyOf<T> key, Encoder<T> value) {
+                                                KeyOf<T> key, SerializationSchema<T> value) {
         SerializationSchema<T> keyBytes = r -> key.apply(r) == null ? null : key.apply(r).getBytes(StandardCharsets.UTF_8);
         return KafkaSink.<T>builder()
                 .setBootstrapServers(bootstrapServers)
@@ -84,6 +103,14 @@ public final class Qwen3Kafka {
 
         @Override
         public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<PromptRecord> out) {
+            out.collect(decode(record));
+        }
+
+        /**
+         * The prompt, or an undecodable record saying why. Only decoding is guarded: what happens
+         * downstream of out.collect must fail the task as usual, never turn this record into a dead letter.
+         */
+        static PromptRecord decode(ConsumerRecord<byte[], byte[]> record) {
             byte[] value = record.value();
             String key = record.key() == null ? null : new String(record.key(), StandardCharsets.UTF_8);
             String invalid;
@@ -94,8 +121,7 @@ public final class Qwen3Kafka {
                 }
                 invalid = RequestBuilder.validate(prompt);
                 if (invalid == null) {
-                    out.collect(prompt);
-                    return;
+                    return prompt;
                 }
                 key = prompt.id;
             } catch (RuntimeException e) { // IllegalArgumentException saying what is wrong; anything else still must not fail the job
@@ -105,7 +131,7 @@ public final class Qwen3Kafka {
             var bad = PromptRecord.undecodable(value == null ? new byte[0] : value,
                     invalid + " (" + record.topic() + "-" + record.partition() + "@" + record.offset() + ")");
             bad.id = key;
-            out.collect(bad);
+            return bad;
         }
 
         @Override

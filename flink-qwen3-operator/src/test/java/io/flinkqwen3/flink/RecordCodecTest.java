@@ -1,6 +1,7 @@
 package io.flinkqwen3.flink;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -20,6 +21,9 @@ import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.streaming.runtime.streamrecord.StreamElementSerializer;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.util.Collector;
+import org.apache.flink.util.InstantiationUtil;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.junit.jupiter.api.Test;
 
 class RecordCodecTest {
@@ -226,5 +230,43 @@ class RecordCodecTest {
             assertTrue(e.getMessage().contains(keys.get(i)), e.getMessage());
         }
         Qwen3Inference.builder().model("m").maxInFlight(1).ordered(true).defaultSla(Duration.ZERO).build();
+    }
+
+    @Test
+    void sinkEncodersWorkAfterJavaSerializationInBothFormats() throws Exception {
+        var c = new CompletionRecord();
+        c.id = "c";
+        c.answer = c.reasoning = c.finishReason = c.model = "x";
+        var d = new DeadLetter("d", "why", new byte[] {1});
+        for (var format : Qwen3Kafka.Format.values()) {
+            // as Flink ships them to the task managers
+            var completions = InstantiationUtil.clone(new Qwen3Kafka.CompletionEncoder(format));
+            var deadLetters = InstantiationUtil.clone(new Qwen3Kafka.DeadLetterEncoder(format));
+            byte[] cBytes = completions.serialize(c);
+            byte[] dBytes = deadLetters.serialize(d);
+            assertEquals("c", format == Qwen3Kafka.Format.AVRO ? RecordCodec.decodeCompletionAvro(cBytes).id
+                    : RecordCodec.JSON.readValue(cBytes, CompletionRecord.class).id);
+            assertEquals("why", format == Qwen3Kafka.Format.AVRO ? RecordCodec.decodeDeadLetterAvro(dBytes).reason
+                    : RecordCodec.JSON.readValue(dBytes, DeadLetter.class).reason);
+        }
+    }
+
+    @Test
+    void aFailureDownstreamOfTheSourceFailsTheTaskInsteadOfBecomingADeadLetter() {
+        for (RuntimeException downstream : List.of(new IllegalStateException("injected"), new IllegalArgumentException("injected"))) {
+            Collector<PromptRecord> failing = new Collector<>() {
+                @Override
+                public void collect(PromptRecord record) {
+                    throw downstream;
+                }
+
+                @Override
+                public void close() {}
+            };
+            var record = new ConsumerRecord<>("prompts", 0, 7L, "k".getBytes(StandardCharsets.UTF_8),
+                    RecordCodec.encodePromptAvro(PromptRecord.of("k", "hi")));
+            var e = assertThrows(RuntimeException.class, () -> new Qwen3Kafka.PromptDeserializer().deserialize(record, failing));
+            assertSame(downstream, e);
+        }
     }
 }
