@@ -18,7 +18,7 @@ import org.apache.flink.streaming.api.watermark.Watermark;
  *
  * <p>Not thread-safe: the operator uses it from the mailbox thread only.
  *
- * @param <T> the in-flight entry (identity matters, not equality)
+ * @param <T> the in-flight entry; entries must be distinct (the operator's use identity equality)
  */
 final class ElementQueue<T> {
     private final boolean ordered;
