@@ -1,5 +1,6 @@
 package io.flinkqwen3.flink;
 
+import java.time.Duration;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.Configuration;
@@ -47,6 +48,36 @@ public final class Qwen3Inference {
             return this;
         }
 
+        /** Requests a subtask keeps in flight, >= 1 (see {@link Qwen3Options#MAX_IN_FLIGHT}). */
+        public Builder maxInFlight(int requests) {
+            return option(Qwen3Options.MAX_IN_FLIGHT, requests);
+        }
+
+        /** Emit completions in input order (see {@link Qwen3Options#ORDERED}). */
+        public Builder ordered(boolean ordered) {
+            return option(Qwen3Options.ORDERED, ordered);
+        }
+
+        /** Tokens generated for records without max_tokens, >= 1 (see {@link Qwen3Options#DEFAULT_MAX_TOKENS}). */
+        public Builder defaultMaxTokens(int tokens) {
+            return option(Qwen3Options.DEFAULT_MAX_TOKENS, tokens);
+        }
+
+        /** SLA of records without sla_ms or deadline_ms (see {@link Qwen3Options#DEFAULT_SLA}). */
+        public Builder defaultSla(Duration sla) {
+            return option(Qwen3Options.DEFAULT_SLA, sla);
+        }
+
+        /** Kernel threads of the task manager's engine, >= 1 (see {@link Qwen3Options#THREADS}). */
+        public Builder threads(int threads) {
+            return option(Qwen3Options.THREADS, threads);
+        }
+
+        /** Prompt plus output tokens per request (see {@link Qwen3Options#MAX_CONTEXT}). */
+        public Builder maxContext(int tokens) {
+            return option(Qwen3Options.MAX_CONTEXT, tokens);
+        }
+
         public <T> Builder option(ConfigOption<T> option, T value) {
             options.set(option, value);
             return this;
@@ -57,10 +88,12 @@ public final class Qwen3Inference {
             return this;
         }
 
+        /** Checks the model is set and every option is in its range (IllegalArgumentException saying which is not). */
         public Qwen3Inference build() {
             if (options.getOptional(Qwen3Options.MODEL).isEmpty()) {
                 throw new IllegalArgumentException("Qwen3Inference needs a model: a directory, .gguf file or Hugging Face repo id");
             }
+            Qwen3Options.validate(options);
             return new Qwen3Inference(options.clone());
         }
     }

@@ -4,17 +4,21 @@ import io.flinkqwen3.runtime.EngineMetrics;
 import io.flinkqwen3.runtime.GenerationRequest;
 import io.flinkqwen3.runtime.GenerationResult;
 import io.flinkqwen3.runtime.Qwen3Engine;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Iterator;
-import java.util.LinkedHashMap;
+import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
 import org.apache.flink.api.common.operators.MailboxExecutor;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
-import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.common.typeutils.TypeSerializer;
+import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.api.java.typeutils.runtime.TupleSerializer;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.Histogram;
@@ -25,6 +29,9 @@ import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.operators.StreamOperatorParameters;
+import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.streamrecord.StreamElement;
+import org.apache.flink.streaming.runtime.streamrecord.StreamElementSerializer;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 
 /**
@@ -33,26 +40,38 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
  * <ul>
  *   <li>Never blocks the mailbox: records are submitted to the engine, completions come back as
  *       mails. At most max-in-flight requests per subtask; when full it yields (backpressure).</li>
- *   <li>In-flight requests are operator state: snapshotted on checkpoints and resubmitted after a
- *       restore (as AsyncWaitOperator does), so no prompt is lost.</li>
+ *   <li>Event time as in Flink's {@code AsyncWaitOperator}: a completion carries its prompt's
+ *       timestamp, and a watermark leaves only after every record that arrived before it (ordered
+ *       and unordered; see {@link ElementQueue}).</li>
+ *   <li>In-flight records and the watermarks between them are operator state, written with Flink's
+ *       {@link StreamElementSerializer} over the input's serializer (timestamps included) together
+ *       with each record's arrival time, and resubmitted after a restore, so no prompt is lost and
+ *       SLAs still count from the first arrival.</li>
  *   <li>Each record's thinking budget comes from its SLA through {@link SlaBudgetPolicy}.</li>
- *   <li>Records that cannot be answered go to {@link Qwen3Inference#DEAD_LETTERS} with a reason.</li>
+ *   <li>Records that cannot be answered go to {@link Qwen3Inference#DEAD_LETTERS} with a reason and
+ *       the record's timestamp; no record can fail the job.</li>
  * </ul>
  */
 public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRecord>
         implements OneInputStreamOperator<PromptRecord, CompletionRecord>, BoundedOneInput {
     private static final long serialVersionUID = 1L;
+    /** Operator state: (arrival epoch millis, record or watermark) in queue order. */
+    static final String STATE_NAME = "qwen3-in-flight-elements";
 
     private final Configuration options;
     private final transient MailboxExecutor mailbox;
     private final LongSupplier clock;
 
+    private transient TypeSerializer<PromptRecord> inputSerializer;
+    private transient boolean objectReuse;
+    private transient ListState<Tuple2<Long, StreamElement>> queueState;
+    private transient List<Tuple2<Long, StreamElement>> restored;
+    private transient ElementQueue<InFlight> queue;
+    private transient int maxInFlight;
+    private transient long defaultSlaMillis;
     private transient Qwen3Engine engine;
     private transient RequestBuilder requests;
     private transient SlaBudgetPolicy policy;
-    private transient ListState<Tuple2<Long, byte[]>> inFlightState;
-    private transient List<Tuple2<Long, byte[]>> restored;
-    private transient LinkedHashMap<Long, InFlight> inFlight;
     private transient long nextSequence;
 
     private transient Counter completions;
@@ -65,22 +84,29 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
     private static final class InFlight {
         final long sequence;
         final PromptRecord record;
+        final boolean hasTimestamp;
+        final long timestamp;
         final long arrivalMillis;
         final long deadlineMillis;
-        final Long timestamp;
         final int thinkingBudget;
         final boolean lateOnArrival;
         GenerationResult result;
 
-        InFlight(long sequence, PromptRecord record, long arrivalMillis, long deadlineMillis, Long timestamp,
-                 int thinkingBudget, boolean lateOnArrival) {
+        InFlight(long sequence, PromptRecord record, boolean hasTimestamp, long timestamp, long arrivalMillis,
+                 long deadlineMillis, int thinkingBudget, boolean lateOnArrival) {
             this.sequence = sequence;
             this.record = record;
+            this.hasTimestamp = hasTimestamp;
+            this.timestamp = timestamp;
             this.arrivalMillis = arrivalMillis;
             this.deadlineMillis = deadlineMillis;
-            this.timestamp = timestamp;
             this.thinkingBudget = thinkingBudget;
             this.lateOnArrival = lateOnArrival;
+        }
+
+        /** The input element as it arrived: what a checkpoint keeps. */
+        StreamRecord<PromptRecord> element() {
+            return hasTimestamp ? new StreamRecord<>(record, timestamp) : new StreamRecord<>(record);
         }
     }
 
@@ -93,28 +119,44 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
     }
 
     @Override
+    @SuppressWarnings({"unchecked", "rawtypes"})
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
-        inFlightState = context.getOperatorStateStore().getListState(new ListStateDescriptor<>("qwen3-in-flight-prompts",
-                Types.TUPLE(Types.LONG, Types.PRIMITIVE_ARRAY(Types.BYTE))));
+        inputSerializer = getOperatorConfig().getTypeSerializerIn(0, getUserCodeClassloader());
+        var elementSerializer = new TupleSerializer<Tuple2<Long, StreamElement>>((Class) Tuple2.class,
+                new TypeSerializer<?>[] {LongSerializer.INSTANCE, new StreamElementSerializer<>(inputSerializer)});
+        queueState = context.getOperatorStateStore().getListState(new ListStateDescriptor<>(STATE_NAME, elementSerializer));
         restored = new ArrayList<>();
         if (context.isRestored()) {
-            inFlightState.get().forEach(restored::add);
+            queueState.get().forEach(restored::add);
         }
     }
 
     @Override
     public void open() throws Exception {
         super.open();
-        inFlight = new LinkedHashMap<>();
+        objectReuse = getExecutionConfig().isObjectReuseEnabled();
+        queue = new ElementQueue<>(options.get(Qwen3Options.ORDERED));
+        maxInFlight = options.get(Qwen3Options.MAX_IN_FLIGHT);
+        Duration sla = options.get(Qwen3Options.DEFAULT_SLA);
+        defaultSlaMillis = sla.compareTo(Duration.ofMillis(Long.MAX_VALUE)) >= 0 ? Long.MAX_VALUE : sla.toMillis();
         engine = TaskManagerEngines.acquire(options.get(Qwen3Options.MODEL), Qwen3Options.engineOptions(options));
         requests = new RequestBuilder(options, engine.model().checkpoint().generationConfig());
         policy = SlaBudgetPolicy.defaults(options.get(Qwen3Options.ANSWER_RESERVE_TOKENS));
         registerMetrics();
-        for (Tuple2<Long, byte[]> r : restored) {
-            admit(RecordCodec.decodePrompt(r.f1), r.f0, null);
+        // replay what was in flight at the checkpoint, in its order (as AsyncWaitOperator does)
+        for (Tuple2<Long, StreamElement> e : restored) {
+            if (e.f1.isRecord()) {
+                StreamRecord<PromptRecord> record = e.f1.asRecord();
+                waitForCapacity();
+                admit(record.getValue(), record.hasTimestamp(), record.getTimestamp(), e.f0);
+            } else if (e.f1.isWatermark()) {
+                processWatermark(e.f1.asWatermark());
+            } else {
+                throw new IllegalStateException("unexpected element in the in-flight state: " + e.f1);
+            }
         }
-        restored.clear();
+        restored = null;
     }
 
     private void registerMetrics() {
@@ -125,7 +167,7 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
         rejected = group.counter("rejectedRecords");
         thinkingTokens = group.counter("thinkingTokens");
         latency = group.histogram("latencyMs", new DescriptiveStatisticsHistogram(1000));
-        group.gauge("inFlight", () -> inFlight.size());
+        group.gauge("inFlight", () -> queue.records());
         group.gauge("engineQueue", m::queued);
         group.gauge("batchSize", m::lastBatchSize);
         group.gauge("tokensPerSecond", m::tokensPerSecond);
@@ -134,65 +176,102 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
 
     @Override
     public void processElement(StreamRecord<PromptRecord> element) throws Exception {
-        while (inFlight.size() >= options.get(Qwen3Options.MAX_IN_FLIGHT)) {
-            mailbox.yield(); // run completions until a slot frees up: this is the backpressure
-        }
-        admit(element.getValue(), clock.getAsLong(), element.hasTimestamp() ? element.getTimestamp() : null);
+        waitForCapacity();
+        PromptRecord record = objectReuse ? inputSerializer.copy(element.getValue()) : element.getValue();
+        admit(record, element.hasTimestamp(), element.getTimestamp(), clock.getAsLong());
     }
 
-    private void admit(PromptRecord record, long arrivalMillis, Long timestamp) {
+    /** Queues the watermark behind the records in flight; it is emitted as soon as they have been. */
+    @Override
+    public void processWatermark(Watermark mark) throws Exception {
+        queue.add(mark);
+        emitCompleted();
+    }
+
+    private void waitForCapacity() throws InterruptedException {
+        while (queue.records() >= maxInFlight) {
+            mailbox.yield(); // run completions until a slot frees up: this is the backpressure
+        }
+    }
+
+    private void admit(PromptRecord record, boolean hasTimestamp, long timestamp, long arrivalMillis) {
         String invalid = RequestBuilder.validate(record);
         if (invalid != null) {
-            reject(record, invalid);
+            reject(record, hasTimestamp, timestamp, invalid);
             return;
         }
         long deadline = record.deadlineMs != null ? record.deadlineMs
-                : arrivalMillis + (record.slaMs != null ? record.slaMs : options.get(Qwen3Options.DEFAULT_SLA).toMillis());
+                : saturatedAdd(arrivalMillis, record.slaMs != null ? record.slaMs : defaultSlaMillis);
         long now = clock.getAsLong();
-        SlaBudgetPolicy.Decision decision;
+        long remaining = saturatedAdd(deadline, -now);
+        InFlight entry;
         GenerationRequest request;
         try {
             int maxTokens = requests.maxTokens(record);
             int promptTokens = engine.promptTokens(requests.build(record, GenerationRequest.UNLIMITED)).length;
             Boolean thinking = options.get(Qwen3Options.THINKING) ? record.enableThinking : Boolean.FALSE;
-            decision = policy.decide(deadline - now, promptTokens, maxTokens, record.thinkingBudget, thinking, engine.metrics());
+            var decision = policy.decide(remaining, promptTokens, maxTokens, record.thinkingBudget, thinking, engine.metrics());
             request = requests.build(record, decision.thinkingBudget());
-            var entry = new InFlight(nextSequence++, record, arrivalMillis, deadline, timestamp, decision.thinkingBudget(),
-                    decision.alreadyLate());
-            long deadlineNanos = System.nanoTime() + (deadline - now) * 1_000_000L;
-            engine.submit(request, deadlineNanos).whenComplete((result, error) -> mailbox.execute(
-                    () -> complete(entry, result, error), "qwen3 completion %s", entry.sequence));
-            inFlight.put(entry.sequence, entry);
-        } catch (IllegalArgumentException e) {
-            reject(record, e.getMessage());
+            entry = new InFlight(nextSequence++, record, hasTimestamp, timestamp, arrivalMillis, deadline,
+                    decision.thinkingBudget(), decision.alreadyLate());
+        } catch (RuntimeException e) {
+            // a record that passed validation but still cannot be prepared is that record's problem, not the job's
+            if (!(e instanceof IllegalArgumentException)) {
+                LOG.warn("Qwen3: record {} could not be prepared; sending it to the dead letters", record.id, e);
+            }
+            reject(record, hasTimestamp, timestamp, reasonOf(e));
+            return;
+        }
+        CompletableFuture<GenerationResult> result;
+        try {
+            result = engine.submit(request, saturatedAdd(System.nanoTime(), TimeUnit.MILLISECONDS.toNanos(remaining)));
+        } catch (IllegalArgumentException e) { // a request that can never run (prompt too long ...)
+            reject(record, hasTimestamp, timestamp, reasonOf(e));
+            return;
+        }
+        queue.add(entry);
+        result.whenComplete((r, error) -> mailbox.execute(() -> complete(entry, r, error), "qwen3 completion %s", entry.sequence));
+    }
+
+    private static String reasonOf(Throwable e) {
+        return e.getMessage() != null ? e.getMessage() : e.toString();
+    }
+
+    private void reject(PromptRecord record, boolean hasTimestamp, long timestamp, String reason) {
+        rejected.inc();
+        var letter = new DeadLetter(record == null ? null : record.id, reason, payloadOf(record));
+        output.collect(Qwen3Inference.DEAD_LETTERS, hasTimestamp ? new StreamRecord<>(letter, timestamp) : new StreamRecord<>(letter));
+    }
+
+    /** The raw input bytes, else the record as JSON, else (a record JSON cannot represent) its toString. */
+    private static byte[] payloadOf(PromptRecord record) {
+        if (record == null) {
+            return new byte[0];
+        }
+        if (record.raw != null) {
+            return record.raw;
+        }
+        try {
+            return RecordCodec.toJson(record);
+        } catch (RuntimeException e) {
+            return String.valueOf(record).getBytes(StandardCharsets.UTF_8);
         }
     }
 
-    private void reject(PromptRecord record, String reason) {
-        rejected.inc();
-        byte[] payload = record.raw != null ? record.raw : RecordCodec.toJson(record);
-        output.collect(Qwen3Inference.DEAD_LETTERS, new StreamRecord<>(new DeadLetter(record.id, reason, payload)));
-    }
-
     private void complete(InFlight entry, GenerationResult result, Throwable error) {
-        if (!inFlight.containsKey(entry.sequence)) {
-            return; // closed or already restored elsewhere
+        if (queue == null || !queue.contains(entry)) {
+            return; // closed since
         }
         if (error != null) {
             throw new IllegalStateException("Qwen3 engine failed on record " + entry.record.id + ": " + error.getMessage(), error);
         }
         entry.result = result;
-        boolean ordered = options.get(Qwen3Options.ORDERED);
-        Iterator<Map.Entry<Long, InFlight>> it = inFlight.entrySet().iterator();
-        while (it.hasNext()) {
-            InFlight head = it.next().getValue();
-            if (head.result != null) {
-                emit(head);
-                it.remove();
-            } else if (ordered) {
-                break;
-            }
-        }
+        queue.complete(entry);
+        emitCompleted();
+    }
+
+    private void emitCompleted() {
+        queue.drain(this::emit, output::emitWatermark);
     }
 
     private void emit(InFlight e) {
@@ -207,41 +286,47 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
         c.thinkingTokens = r.thinkingTokens();
         c.answerTokens = r.answerTokens();
         c.thinkingBudget = e.thinkingBudget;
-        c.slaMs = e.deadlineMillis - e.arrivalMillis;
+        c.slaMs = saturatedAdd(e.deadlineMillis, -e.arrivalMillis);
         c.latencyMs = now - e.arrivalMillis;
         c.slaMet = !e.lateOnArrival && now <= e.deadlineMillis;
         c.model = options.get(Qwen3Options.MODEL);
-        c.attributes = e.record.attributes == null ? new java.util.HashMap<>() : new java.util.HashMap<>(e.record.attributes);
+        c.attributes = e.record.attributes == null ? new HashMap<>() : new HashMap<>(e.record.attributes);
         completions.inc();
         thinkingTokens.inc(r.thinkingTokens());
         latency.update(c.latencyMs);
         if (c.slaMet) {
             slaMet.inc();
         }
-        output.collect(e.timestamp == null ? new StreamRecord<>(c) : new StreamRecord<>(c, e.timestamp));
+        output.collect(e.hasTimestamp ? new StreamRecord<>(c, e.timestamp) : new StreamRecord<>(c));
+    }
+
+    static long saturatedAdd(long a, long b) {
+        long sum = a + b;
+        if (((a ^ sum) & (b ^ sum)) < 0) {
+            return a < 0 ? Long.MIN_VALUE : Long.MAX_VALUE;
+        }
+        return sum;
     }
 
     @Override
     public void snapshotState(StateSnapshotContext context) throws Exception {
         super.snapshotState(context);
-        List<Tuple2<Long, byte[]>> pending = new ArrayList<>();
-        for (InFlight e : inFlight.values()) {
-            pending.add(Tuple2.of(e.arrivalMillis, RecordCodec.encodePromptAvro(e.record)));
-        }
-        inFlightState.update(pending);
+        List<Tuple2<Long, StreamElement>> pending = new ArrayList<>();
+        queue.forEach(e -> pending.add(Tuple2.of(e.arrivalMillis, e.element())), mark -> pending.add(Tuple2.of(0L, mark)));
+        queueState.update(pending);
     }
 
     @Override
     public void endInput() throws Exception {
-        while (!inFlight.isEmpty()) {
+        while (!queue.isEmpty()) {
             mailbox.yield();
         }
     }
 
     @Override
     public void close() throws Exception {
-        if (inFlight != null) {
-            inFlight.clear();
+        if (queue != null) {
+            queue.clear();
         }
         if (engine != null) {
             TaskManagerEngines.release(engine);
@@ -252,6 +337,6 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
 
     /** Requests submitted and not yet emitted (for tests and metrics). */
     int inFlightCount() {
-        return inFlight.size();
+        return queue.records();
     }
 }

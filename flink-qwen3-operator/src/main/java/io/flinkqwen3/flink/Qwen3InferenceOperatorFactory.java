@@ -22,6 +22,7 @@ public class Qwen3InferenceOperatorFactory extends AbstractStreamOperatorFactory
 
     /** With a clock (epoch millis) for tests. */
     Qwen3InferenceOperatorFactory(Configuration options, SerializableSupplier<LongSupplier> clock) {
+        Qwen3Options.validate(options);
         this.options = options;
         this.clock = clock;
     }

@@ -44,23 +44,42 @@ public final class Qwen3Kafka {
     /** Exactly-once sink of completions (key: the record id). Needs checkpointing. */
     public static KafkaSink<CompletionRecord> completionSink(String bootstrapServers, String topic, String transactionalIdPrefix,
                                                              Format format) {
-        return exactlyOnce(bootstrapServers, topic, transactionalIdPrefix, c -> c.id,
-                format == Format.AVRO ? RecordCodec::encodeCompletionAvro : RecordCodec::toJson);
+        return exactlyOnce(bootstrapServers, topic, transactionalIdPrefix, c -> c.id, new CompletionEncoder(format));
     }
 
     /** Exactly-once sink of dead letters (key: the record id, when it had one). */
     public static KafkaSink<DeadLetter> deadLetterSink(String bootstrapServers, String topic, String transactionalIdPrefix,
                                                        Format format) {
-        return exactlyOnce(bootstrapServers, topic, transactionalIdPrefix, d -> d.id,
-                format == Format.AVRO ? RecordCodec::encodeDeadLetterAvro : RecordCodec::toJson);
+        return exactlyOnce(bootstrapServers, topic, transactionalIdPrefix, d -> d.id, new DeadLetterEncoder(format));
     }
 
-    private interface Encoder<T> extends SerializationSchema<T> {}
+    /*
+     * The value encoders are named classes on purpose. As serializable method references,
+     * RecordCodec::toJson for completions and for dead letters share one implementation method, and
+     * javac's $deserializeLambda$ turns both back into the first one: a JSON dead-letter sink then
+     * cast every dead letter to CompletionRecord and failed the job on each.
+     */
+
+    /** Completions as Avro or JSON bytes. */
+    record CompletionEncoder(Format format) implements SerializationSchema<CompletionRecord> {
+        @Override
+        public byte[] serialize(CompletionRecord c) {
+            return format == Format.AVRO ? RecordCodec.encodeCompletionAvro(c) : RecordCodec.toJson(c);
+        }
+    }
+
+    /** Dead letters as Avro or JSON bytes. */
+    record DeadLetterEncoder(Format format) implements SerializationSchema<DeadLetter> {
+        @Override
+        public byte[] serialize(DeadLetter d) {
+            return format == Format.AVRO ? RecordCodec.encodeDeadLetterAvro(d) : RecordCodec.toJson(d);
+        }
+    }
 
     private interface KeyOf<T> extends Function<T, String>, java.io.Serializable {}
 
     private static <T> KafkaSink<T> exactlyOnce(String bootstrapServers, String topic, String transactionalIdPrefix,
-                                                KeyOf<T> key, Encoder<T> value) {
+                                                KeyOf<T> key, SerializationSchema<T> value) {
         SerializationSchema<T> keyBytes = r -> key.apply(r) == null ? null : key.apply(r).getBytes(StandardCharsets.UTF_8);
         return KafkaSink.<T>builder()
                 .setBootstrapServers(bootstrapServers)
@@ -75,25 +94,44 @@ public final class Qwen3Kafka {
                 .build();
     }
 
-    /** Decodes each value; what does not decode becomes an undecodable PromptRecord (then a dead letter). */
+    /**
+     * Decodes and validates each value; what does not decode or is not valid becomes an undecodable
+     * PromptRecord with its raw bytes and the reason (then a dead letter).
+     */
     static final class PromptDeserializer implements KafkaRecordDeserializationSchema<PromptRecord> {
         private static final long serialVersionUID = 1L;
 
         @Override
         public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<PromptRecord> out) {
+            out.collect(decode(record));
+        }
+
+        /**
+         * The prompt, or an undecodable record saying why. Only decoding is guarded: what happens
+         * downstream of out.collect must fail the task as usual, never turn this record into a dead letter.
+         */
+        static PromptRecord decode(ConsumerRecord<byte[], byte[]> record) {
             byte[] value = record.value();
+            String key = record.key() == null ? null : new String(record.key(), StandardCharsets.UTF_8);
+            String invalid;
             try {
                 PromptRecord prompt = RecordCodec.decodePrompt(value);
-                if (prompt.id == null && record.key() != null) {
-                    prompt.id = new String(record.key(), StandardCharsets.UTF_8);
+                if (prompt.id == null) {
+                    prompt.id = key;
                 }
-                out.collect(prompt);
-            } catch (IllegalArgumentException e) {
-                var bad = PromptRecord.undecodable(value == null ? new byte[0] : value,
-                        e.getMessage() + " (" + record.topic() + "-" + record.partition() + "@" + record.offset() + ")");
-                bad.id = record.key() == null ? null : new String(record.key(), StandardCharsets.UTF_8);
-                out.collect(bad);
+                invalid = RequestBuilder.validate(prompt);
+                if (invalid == null) {
+                    return prompt;
+                }
+                key = prompt.id;
+            } catch (RuntimeException e) { // IllegalArgumentException saying what is wrong; anything else still must not fail the job
+                invalid = e instanceof IllegalArgumentException ? e.getMessage() : "cannot decode the record: " + e;
             }
+            // rejected here, so that the dead letter carries the bytes exactly as they came
+            var bad = PromptRecord.undecodable(value == null ? new byte[0] : value,
+                    invalid + " (" + record.topic() + "-" + record.partition() + "@" + record.offset() + ")");
+            bad.id = key;
+            return bad;
         }
 
         @Override

@@ -17,6 +17,41 @@ public final class Qwen3Options {
                 options.getOptional(QUANTIZE).map(QuantizedCheckpoint::parseFormat).orElse(null));
     }
 
+    /**
+     * Checks every value against its range (the same ranges a record's own options are checked
+     * against); IllegalArgumentException naming the option, what it must be and what it is.
+     */
+    public static void validate(ReadableConfig options) {
+        atLeast(options, THREADS, 1);
+        atLeast(options, MAX_BATCH_SEQUENCES, 1);
+        atLeast(options, MAX_CONTEXT, 0);
+        atLeast(options, MAX_IN_FLIGHT, 1);
+        atLeast(options, DEFAULT_MAX_TOKENS, 1);
+        atLeast(options, THINKING_BUDGET, -1);
+        atLeast(options, ANSWER_RESERVE_TOKENS, 0);
+        Duration sla = options.get(DEFAULT_SLA);
+        if (sla.isNegative() || sla.compareTo(Duration.ofMillis(Long.MAX_VALUE)) > 0) {
+            throw new IllegalArgumentException("option '" + DEFAULT_SLA.key() + "' must be between 0 and "
+                    + Long.MAX_VALUE + " ms, got " + sla);
+        }
+        options.getOptional(TEMPERATURE).ifPresent(t -> RequestBuilder.temperature(name(TEMPERATURE), t));
+        options.getOptional(TOP_P).ifPresent(p -> RequestBuilder.topP(name(TOP_P), p));
+        options.getOptional(TOP_K).ifPresent(k -> RequestBuilder.topK(name(TOP_K), k));
+        RequestBuilder.presencePenalty(name(PRESENCE_PENALTY), options.get(PRESENCE_PENALTY));
+        options.getOptional(QUANTIZE).ifPresent(QuantizedCheckpoint::parseFormat);
+    }
+
+    private static String name(ConfigOption<?> option) {
+        return "option '" + option.key() + "'";
+    }
+
+    private static void atLeast(ReadableConfig options, ConfigOption<Integer> option, int min) {
+        int value = options.get(option);
+        if (value < min) {
+            throw new IllegalArgumentException(name(option) + " must be >= " + min + ", got " + value);
+        }
+    }
+
     public static final ConfigOption<String> MODEL = ConfigOptions.key("model")
             .stringType().noDefaultValue()
             .withDescription("Model location: a Hugging Face model directory, a .gguf file, or a Hugging Face repo id "
@@ -36,7 +71,8 @@ public final class Qwen3Options {
 
     public static final ConfigOption<Integer> MAX_CONTEXT = ConfigOptions.key("max-context")
             .intType().defaultValue(4096)
-            .withDescription("Maximum prompt plus output tokens per request; longer prompts go to the dead-letter output.");
+            .withDescription("Maximum prompt plus output tokens per request (0: the model's maximum); longer prompts go "
+                    + "to the dead-letter output.");
 
     public static final ConfigOption<Integer> MAX_IN_FLIGHT = ConfigOptions.key("max-in-flight")
             .intType().defaultValue(16)
@@ -65,16 +101,16 @@ public final class Qwen3Options {
 
     public static final ConfigOption<Double> TEMPERATURE = ConfigOptions.key("temperature")
             .doubleType().noDefaultValue()
-            .withDescription("Sampling temperature (0 = greedy); default: Qwen's recommendation for the mode.");
+            .withDescription("Sampling temperature, 0 (greedy) to 100; default: Qwen's recommendation for the mode.");
 
     public static final ConfigOption<Double> TOP_P = ConfigOptions.key("top-p")
-            .doubleType().noDefaultValue().withDescription("Nucleus sampling mass; default: Qwen's recommendation.");
+            .doubleType().noDefaultValue().withDescription("Nucleus sampling mass, > 0 and <= 1; default: Qwen's recommendation.");
 
     public static final ConfigOption<Integer> TOP_K = ConfigOptions.key("top-k")
-            .intType().noDefaultValue().withDescription("Top-k candidates; default: 20.");
+            .intType().noDefaultValue().withDescription("Top-k candidates (0: all); default: 20.");
 
     public static final ConfigOption<Double> PRESENCE_PENALTY = ConfigOptions.key("presence-penalty")
-            .doubleType().defaultValue(0.0).withDescription("Presence penalty (Qwen suggests up to 1.5 against repetition).");
+            .doubleType().defaultValue(0.0).withDescription("Presence penalty, -2 to 2 (Qwen suggests up to 1.5 against repetition).");
 
     public static final ConfigOption<Boolean> ORDERED = ConfigOptions.key("ordered")
             .booleanType().defaultValue(false)

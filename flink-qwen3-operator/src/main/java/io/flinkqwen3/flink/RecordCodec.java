@@ -1,9 +1,17 @@
 package io.flinkqwen3.flink;
 
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonMappingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import java.io.ByteArrayOutputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -12,27 +20,49 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.apache.avro.Schema;
 import org.apache.avro.generic.GenericData;
 import org.apache.avro.generic.GenericDatumReader;
 import org.apache.avro.generic.GenericDatumWriter;
 import org.apache.avro.generic.GenericRecord;
 import org.apache.avro.io.BinaryEncoder;
-import org.apache.avro.io.DecoderFactory;
 import org.apache.avro.io.EncoderFactory;
+import org.apache.avro.io.ResolvingDecoder;
 
 /**
  * Wire formats of the records: Avro binary (schemas in src/main/avro) and JSON (snake_case field
- * names, same as the Avro fields). Decoding a prompt accepts either: JSON starts with '{', which
- * can never start an Avro PromptRecord.
+ * names, same as the Avro fields).
+ *
+ * <p>Decoding a prompt accepts either. An Avro PromptRecord starts with the union index of its
+ * {@code id} field, byte 0x00 or 0x02; any JSON text (RFC 8259) starts with a UTF-8 byte order
+ * mark, whitespace or the first character of a value, none of which can start an Avro record. So
+ * the first byte decides, and a record is never read in the wrong format.
+ *
+ * <p>Decoding never allocates more than the record's size: Avro lengths and counts are checked
+ * against the bytes left ({@link BoundedBinaryDecoder}), JSON is read by Jackson's streaming parser
+ * under its default read constraints. Every error says which field and what was expected.
+ *
+ * <p>The Avro schema is also what a record must satisfy to be answered: {@link #schemaViolation}
+ * encodes it (the same code that writes it to Kafka) and reports what does not fit, so a record
+ * that is accepted can always be snapshotted, emitted and written to a sink.
  */
 public final class RecordCodec {
     public static final Schema PROMPT_SCHEMA = schema("/PromptRecord.avsc");
     public static final Schema COMPLETION_SCHEMA = schema("/CompletionRecord.avsc");
     public static final Schema DEAD_LETTER_SCHEMA = schema("/DeadLetter.avsc");
-    public static final ObjectMapper JSON = new ObjectMapper()
-            .setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
-            .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
+    public static final ObjectMapper JSON = JsonMapper.builder()
+            .propertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
+            .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+            .disable(DeserializationFeature.ACCEPT_FLOAT_AS_INT) // max_tokens: 3.5 is an error, not 3
+            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+            .build();
+
+    /** Avro's message for a null where the schema has no null: "null value for (non-nullable) TYPE at RECORD.PATH". */
+    private static final Pattern AVRO_NULL_VALUE = Pattern.compile("null value for \\(non-nullable\\) (\\S+) at \\w+\\.(.+)");
+    private static final Pattern AVRO_NULL_KEY = Pattern.compile("null key in map at \\w+\\.(.+)");
+    private static final Pattern INDEX_OUT_OF_BOUNDS = Pattern.compile("Index (-?\\d+) out of bounds for length (\\d+)");
 
     private RecordCodec() {}
 
@@ -52,28 +82,83 @@ public final class RecordCodec {
         if (bytes == null || bytes.length == 0) {
             throw new IllegalArgumentException("empty record");
         }
-        if (bytes[0] == '{') {
-            try {
-                return JSON.readValue(bytes, PromptRecord.class);
-            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-                throw new IllegalArgumentException("invalid JSON prompt: " + e.getOriginalMessage());
-            } catch (IOException e) {
-                throw new IllegalArgumentException("invalid JSON prompt: " + e.getMessage());
+        return startsJson(bytes[0]) ? decodeJson(bytes) : decodeAvro(bytes);
+    }
+
+    /**
+     * Whether a record starting with this byte is JSON: a UTF-8 byte order mark (0xEF), JSON
+     * whitespace, or the first byte of a JSON value. An Avro PromptRecord starts with 0x00 or 0x02.
+     */
+    static boolean startsJson(byte first) {
+        return switch (first) {
+            case (byte) 0xEF, ' ', '\t', '\n', '\r', '{', '[', '"', '-', 't', 'f', 'n' -> true;
+            default -> first >= '0' && first <= '9';
+        };
+    }
+
+    private static PromptRecord decodeJson(byte[] bytes) {
+        try (JsonParser parser = JSON.createParser(bytes)) {
+            JsonToken first = parser.nextToken();
+            if (first != JsonToken.START_OBJECT) {
+                throw new IllegalArgumentException("invalid JSON prompt: expected an object {...}, got " + describe(first));
             }
-        }
-        GenericRecord g;
-        try {
-            var decoder = DecoderFactory.get().binaryDecoder(bytes, null);
-            g = new GenericDatumReader<GenericRecord>(PROMPT_SCHEMA).read(null, decoder);
-            if (!decoder.isEnd()) {
-                throw new IllegalArgumentException("invalid Avro prompt: " + bytes.length + " bytes but the record ends earlier");
+            PromptRecord record = JSON.readValue(parser, PromptRecord.class);
+            if (parser.nextToken() != null) {
+                throw new IllegalArgumentException("invalid JSON prompt: more data after the object"
+                        + at(parser.currentTokenLocation()));
             }
+            if (record == null) {
+                throw new IllegalArgumentException("invalid JSON prompt: expected an object {...}, got null");
+            }
+            return record;
+        } catch (JsonMappingException e) {
+            String path = jsonPath(e.getPath());
+            throw new IllegalArgumentException("invalid JSON prompt" + (path.isEmpty() ? "" : " at '" + path + "'") + ": "
+                    + e.getOriginalMessage());
+        } catch (JsonProcessingException e) {
+            throw new IllegalArgumentException("invalid JSON prompt: " + e.getOriginalMessage() + at(e.getLocation()));
         } catch (IOException | RuntimeException e) {
-            if (e instanceof IllegalArgumentException iae && iae.getMessage().startsWith("invalid Avro")) {
+            if (e instanceof IllegalArgumentException iae && String.valueOf(iae.getMessage()).startsWith("invalid JSON")) {
                 throw iae;
             }
-            throw new IllegalArgumentException("invalid Avro prompt (schema " + PROMPT_SCHEMA.getFullName() + "): " + e);
+            throw new IllegalArgumentException("invalid JSON prompt: " + e);
         }
+    }
+
+    private static String describe(JsonToken token) {
+        if (token == null) {
+            return "no value";
+        }
+        return switch (token) {
+            case START_ARRAY -> "an array";
+            case VALUE_STRING -> "a string";
+            case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> "a number";
+            case VALUE_TRUE, VALUE_FALSE -> "a boolean";
+            case VALUE_NULL -> "null";
+            default -> token.asString() == null ? token.name() : "'" + token.asString() + "'";
+        };
+    }
+
+    private static String at(JsonLocation location) {
+        return location == null || location.getLineNr() < 0 ? ""
+                : " (line " + location.getLineNr() + ", column " + location.getColumnNr() + ")";
+    }
+
+    /** messages[1].content from Jackson's reference chain. */
+    private static String jsonPath(List<JsonMappingException.Reference> references) {
+        var path = new StringBuilder();
+        for (var r : references) {
+            if (r.getFieldName() != null) {
+                path.append(path.isEmpty() ? "" : ".").append(r.getFieldName());
+            } else if (r.getIndex() >= 0) {
+                path.append('[').append(r.getIndex()).append(']');
+            }
+        }
+        return path.toString();
+    }
+
+    private static PromptRecord decodeAvro(byte[] bytes) {
+        GenericRecord g = readAvro(PROMPT_SCHEMA, bytes, "prompt");
         var r = new PromptRecord();
         r.id = str(g.get("id"));
         r.prompt = str(g.get("prompt"));
@@ -95,6 +180,98 @@ public final class RecordCodec {
         return r;
     }
 
+    /** Reads one whole record of the schema; IllegalArgumentException naming the field that does not decode. */
+    private static GenericRecord readAvro(Schema schema, byte[] bytes, String what) {
+        var decoder = new BoundedBinaryDecoder(bytes);
+        try {
+            GenericRecord g = new FieldPathReader(schema).read(null, decoder);
+            if (decoder.remaining() != 0) {
+                throw new IllegalArgumentException("invalid Avro " + what + ": " + bytes.length + " bytes, but the record ends after "
+                        + (bytes.length - decoder.remaining()));
+            }
+            return g;
+        } catch (IOException | RuntimeException e) {
+            if (e instanceof IllegalArgumentException iae && String.valueOf(iae.getMessage()).startsWith("invalid Avro")) {
+                throw iae;
+            }
+            throw new IllegalArgumentException("invalid Avro " + what + " (schema " + schema.getFullName() + "): "
+                    + (e instanceof FieldError ? e.getMessage() : describe(e)));
+        }
+    }
+
+    private static String describe(Throwable e) {
+        if (e instanceof EOFException && e.getMessage() == null) {
+            return "the record ends too early";
+        }
+        Matcher branch = e instanceof ArrayIndexOutOfBoundsException ? INDEX_OUT_OF_BOUNDS.matcher(String.valueOf(e.getMessage())) : null;
+        if (branch != null && branch.matches()) { // the resolver looking up a union branch that does not exist
+            return "union branch " + branch.group(1) + " does not exist (the field's type has " + branch.group(2) + ")";
+        }
+        return e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+    }
+
+    /** A decoding error and the field path it happened in (outermost field first). */
+    private static final class FieldError extends IOException {
+        private final String path;
+
+        FieldError(String path, Throwable cause) {
+            super(cause);
+            this.path = path;
+        }
+
+        @Override
+        public String getMessage() {
+            return "field '" + path + "': " + describe(getCause());
+        }
+    }
+
+    /** Avro's generic reader, remembering which field was being read when decoding failed. */
+    private static final class FieldPathReader extends GenericDatumReader<GenericRecord> {
+        FieldPathReader(Schema schema) {
+            super(schema);
+        }
+
+        @Override
+        protected void readField(Object record, Schema.Field field, Object oldDatum, ResolvingDecoder in, Object state)
+                throws IOException {
+            try {
+                super.readField(record, field, oldDatum, in, state);
+            } catch (FieldError e) {
+                throw new FieldError(field.name() + "." + e.path, e.getCause());
+            } catch (IOException | RuntimeException e) {
+                throw new FieldError(field.name(), e);
+            }
+        }
+    }
+
+    /**
+     * Why the record does not fit the PromptRecord schema (a null where the schema needs a string,
+     * a null map key), or null when it fits. Checked by encoding it, as every sink and the JSON
+     * payload of a dead letter would.
+     */
+    public static String schemaViolation(PromptRecord r) {
+        try {
+            encodePromptAvro(r);
+            return null;
+        } catch (RuntimeException e) {
+            String message = String.valueOf(e.getMessage());
+            Matcher m = AVRO_NULL_VALUE.matcher(message);
+            if (m.matches()) {
+                return avroPath(m.group(2)) + " is null, but the schema requires a " + m.group(1);
+            }
+            m = AVRO_NULL_KEY.matcher(message);
+            if (m.matches()) {
+                return avroPath(m.group(1)) + " has a null key, but the schema requires string keys";
+            }
+            return "does not fit the schema " + PROMPT_SCHEMA.getFullName() + ": " + message;
+        }
+    }
+
+    /** Avro's "messages[array][1].content" as "messages[1].content". */
+    private static String avroPath(String path) {
+        return path.replace("[array]", "");
+    }
+
     public static byte[] encodePromptAvro(PromptRecord r) {
         var g = new GenericData.Record(PROMPT_SCHEMA);
         g.put("id", r.id);
@@ -103,6 +280,10 @@ public final class RecordCodec {
             Schema turn = PROMPT_SCHEMA.getField("messages").schema().getTypes().get(1).getElementType();
             List<GenericRecord> turns = new ArrayList<>();
             for (ChatTurn t : r.messages) {
+                if (t == null) {
+                    turns.add(null);
+                    continue;
+                }
                 var gt = new GenericData.Record(turn);
                 gt.put("role", t.role);
                 gt.put("content", t.content);
@@ -140,27 +321,22 @@ public final class RecordCodec {
     }
 
     public static CompletionRecord decodeCompletionAvro(byte[] bytes) {
-        try {
-            GenericRecord g = new GenericDatumReader<GenericRecord>(COMPLETION_SCHEMA)
-                    .read(null, DecoderFactory.get().binaryDecoder(bytes, null));
-            var c = new CompletionRecord();
-            c.id = str(g.get("id"));
-            c.answer = str(g.get("answer"));
-            c.reasoning = str(g.get("reasoning"));
-            c.finishReason = str(g.get("finish_reason"));
-            c.promptTokens = (Integer) g.get("prompt_tokens");
-            c.thinkingTokens = (Integer) g.get("thinking_tokens");
-            c.answerTokens = (Integer) g.get("answer_tokens");
-            c.thinkingBudget = (Integer) g.get("thinking_budget");
-            c.slaMs = (Long) g.get("sla_ms");
-            c.latencyMs = (Long) g.get("latency_ms");
-            c.slaMet = (Boolean) g.get("sla_met");
-            c.model = str(g.get("model"));
-            c.attributes = stringMap(g.get("attributes"));
-            return c;
-        } catch (IOException e) {
-            throw new IllegalArgumentException("invalid Avro completion: " + e.getMessage(), e);
-        }
+        GenericRecord g = readAvro(COMPLETION_SCHEMA, bytes, "completion");
+        var c = new CompletionRecord();
+        c.id = str(g.get("id"));
+        c.answer = str(g.get("answer"));
+        c.reasoning = str(g.get("reasoning"));
+        c.finishReason = str(g.get("finish_reason"));
+        c.promptTokens = (Integer) g.get("prompt_tokens");
+        c.thinkingTokens = (Integer) g.get("thinking_tokens");
+        c.answerTokens = (Integer) g.get("answer_tokens");
+        c.thinkingBudget = (Integer) g.get("thinking_budget");
+        c.slaMs = (Long) g.get("sla_ms");
+        c.latencyMs = (Long) g.get("latency_ms");
+        c.slaMet = (Boolean) g.get("sla_met");
+        c.model = str(g.get("model"));
+        c.attributes = stringMap(g.get("attributes"));
+        return c;
     }
 
     public static byte[] encodeDeadLetterAvro(DeadLetter d) {
@@ -172,16 +348,11 @@ public final class RecordCodec {
     }
 
     public static DeadLetter decodeDeadLetterAvro(byte[] bytes) {
-        try {
-            GenericRecord g = new GenericDatumReader<GenericRecord>(DEAD_LETTER_SCHEMA)
-                    .read(null, DecoderFactory.get().binaryDecoder(bytes, null));
-            ByteBuffer payload = (ByteBuffer) g.get("payload");
-            byte[] raw = new byte[payload.remaining()];
-            payload.get(raw);
-            return new DeadLetter(str(g.get("id")), str(g.get("reason")), raw);
-        } catch (IOException e) {
-            throw new IllegalArgumentException("invalid Avro dead letter: " + e.getMessage(), e);
-        }
+        GenericRecord g = readAvro(DEAD_LETTER_SCHEMA, bytes, "dead letter");
+        ByteBuffer payload = (ByteBuffer) g.get("payload");
+        byte[] raw = new byte[payload.remaining()];
+        payload.get(raw);
+        return new DeadLetter(str(g.get("id")), str(g.get("reason")), raw);
     }
 
     public static byte[] toJson(Object record) {

@@ -7,11 +7,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.flinkqwen3.runtime.GenerationRequest;
 import io.flinkqwen3.runtime.Qwen3Engine;
 import io.flinkqwen3.testing.Fixtures;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeSet;
 import java.util.stream.Collectors;
+import org.apache.flink.api.common.functions.util.ListCollector;
 import org.apache.flink.api.common.serialization.SerializerConfigImpl;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.configuration.Configuration;
@@ -19,6 +23,7 @@ import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.runtime.tasks.mailbox.TaskMailbox;
 import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.junit.jupiter.api.Test;
 
 /** The operator in Flink's test harness, on the real MoE fixture model. */
@@ -180,5 +185,76 @@ class Qwen3InferenceOperatorTest {
         assertEquals(0, TaskManagerEngines.openEngines());
         assertThrows(IllegalStateException.class,
                 () -> engine.submit(GenerationRequest.builder().user("x").build(), Long.MAX_VALUE), "closed after the last release");
+    }
+
+    /** Bytes as the Kafka source hands them over: decoded, or an undecodable record carrying its error. */
+    static List<PromptRecord> fromKafka(List<String> keys, List<byte[]> values) {
+        var deserializer = new Qwen3Kafka.PromptDeserializer();
+        List<PromptRecord> records = new ArrayList<>();
+        for (int i = 0; i < keys.size(); i++) {
+            deserializer.deserialize(new ConsumerRecord<>("prompts", 0, i, keys.get(i).getBytes(StandardCharsets.UTF_8), values.get(i)),
+                    new ListCollector<>(records));
+        }
+        return records;
+    }
+
+    @Test
+    void poisonPillsAreDeadLettersWithTheirTimestampAndCheckpointsStillWork() throws Exception {
+        List<String> keys = new ArrayList<>();
+        List<byte[]> values = new ArrayList<>();
+        Map<String, String> expectedReason = new HashMap<>();
+        for (var pill : PoisonPills.all()) {
+            keys.add(pill.id());
+            values.add(pill.value());
+            expectedReason.put(pill.id(), pill.reason());
+        }
+        keys.add("tombstone");
+        values.add(null);
+        expectedReason.put("tombstone", "empty record");
+        List<String> good = new ArrayList<>();
+        for (var g : PoisonPills.extremes()) {
+            keys.add(g.id());
+            values.add(g.value());
+            good.add(g.id());
+        }
+        List<PromptRecord> records = fromKafka(keys, values);
+        assertEquals(keys.size(), records.size());
+        var o = options();
+        o.set(Qwen3Options.MAX_IN_FLIGHT, 64);
+        OperatorSubtaskState checkpoint;
+        try (var h = harness(o)) {
+            h.initializeEmptyState();
+            h.open();
+            for (int i = 0; i < records.size(); i++) {
+                h.processElement(records.get(i), 1000 + i);
+            }
+            checkpoint = h.snapshot(1, 1); // every good record is in flight, in Flink's serializer
+            h.endInput();
+            Map<String, StreamRecord<DeadLetter>> dead = new HashMap<>();
+            h.getSideOutput(Qwen3Inference.DEAD_LETTERS).forEach(d -> dead.put(d.getValue().id, d));
+            assertEquals(expectedReason.keySet(), dead.keySet());
+            expectedReason.forEach((id, reason) -> {
+                StreamRecord<DeadLetter> d = dead.get(id);
+                assertTrue(d.getValue().reason.contains(reason), id + ": " + d.getValue().reason);
+                assertEquals(1000 + keys.indexOf(id), d.getTimestamp(), id + " keeps its timestamp");
+                byte[] sent = values.get(keys.indexOf(id));
+                if (sent != null && !id.equals("prompt-too-long")) {
+                    assertTrue(Arrays.equals(sent, d.getValue().payload), id + ": the raw bytes are the payload");
+                }
+                assertTrue(RecordCodec.encodeDeadLetterAvro(d.getValue()).length > 0);
+            });
+            assertEquals(new TreeSet<>(good), new TreeSet<>(countIds(h.extractOutputValues()).keySet()));
+        }
+        try (var restored = harness(o)) {
+            restored.initializeState(checkpoint);
+            restored.open();
+            restored.endInput();
+            assertEquals(new TreeSet<>(good), new TreeSet<>(countIds(restored.extractOutputValues()).keySet()));
+            for (var c : restored.getOutput()) {
+                var r = (StreamRecord<?>) c;
+                String id = ((CompletionRecord) r.getValue()).id;
+                assertEquals(1000 + keys.indexOf(id), r.getTimestamp(), id + " restored with its timestamp");
+            }
+        }
     }
 }

@@ -1,12 +1,29 @@
 package io.flinkqwen3.flink;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.flinkqwen3.model.GenerationConfig;
+import io.flinkqwen3.runtime.GenerationRequest;
+import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import org.apache.flink.api.common.serialization.SerializerConfigImpl;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.core.memory.DataInputDeserializer;
+import org.apache.flink.core.memory.DataOutputSerializer;
+import org.apache.flink.streaming.runtime.streamrecord.StreamElementSerializer;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.util.Collector;
+import org.apache.flink.util.InstantiationUtil;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.junit.jupiter.api.Test;
 
 class RecordCodecTest {
@@ -86,5 +103,170 @@ class RecordCodecTest {
         var role = PromptRecord.of("a", null);
         role.messages = List.of(new ChatTurn("robot", "x"));
         assertTrue(RequestBuilder.validate(role).contains("'robot'"));
+    }
+
+    /** Decodes and validates as the source and the operator do: the dead-letter reason, or null when accepted. */
+    static String reasonFor(byte[] value) {
+        PromptRecord r;
+        try {
+            r = RecordCodec.decodePrompt(value);
+        } catch (IllegalArgumentException e) {
+            return e.getMessage();
+        }
+        return RequestBuilder.validate(r);
+    }
+
+    @Test
+    void everyPoisonPillGetsAReasonNamingTheFieldAndWhatWasExpected() {
+        List<String> wrong = new ArrayList<>();
+        for (var pill : PoisonPills.all()) {
+            String reason = reasonFor(pill.value());
+            if (pill.needsEngine() ? reason != null : reason == null || !reason.contains(pill.reason())) {
+                wrong.add(pill.id() + ": expected '" + (pill.needsEngine() ? null : pill.reason()) + "', got '" + reason + "'");
+            }
+        }
+        assertEquals(List.of(), wrong);
+    }
+
+    @Test
+    void lengthsAndCountsAreCheckedBeforeAllocating() {
+        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        reasonFor(PoisonPills.avroStringLength()); // load the classes on the way
+        for (byte[] pill : List.of(PoisonPills.avroArrayCount(), PoisonPills.avroStringLength(), PoisonPills.avroMapCount())) {
+            long before = threads.getCurrentThreadAllocatedBytes();
+            var e = assertThrows(IllegalArgumentException.class, () -> RecordCodec.decodePrompt(pill));
+            long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+            assertTrue(allocated < 1 << 20, allocated + " bytes allocated to reject " + pill.length + " bytes: " + e.getMessage());
+            assertTrue(e.getMessage().contains("2147483639"), e.getMessage());
+        }
+        assertEquals(10, PoisonPills.avroArrayCount().length);
+    }
+
+    @Test
+    void anyJsonTextIsReadAsJsonAndAnyAvroPromptAsAvro() {
+        for (String text : List.of("\uFEFF{\"id\":\"x\",\"prompt\":\"hi\"}", " {\"id\":\"x\",\"prompt\":\"hi\"}",
+                "\n\r\t{\"id\":\"x\",\"prompt\":\"hi\"} \n")) {
+            assertEquals("x", RecordCodec.decodePrompt(text.getBytes(StandardCharsets.UTF_8)).id, text);
+        }
+        // RFC 8259: a JSON text is any value; those that are not objects get a JSON error, never an Avro one
+        for (String text : List.of("null", "true", "false", "-1", "0", "7.5e3", "\"s\"", "[]", "\uFEFF[]", " null")) {
+            var e = assertThrows(IllegalArgumentException.class, () -> RecordCodec.decodePrompt(text.getBytes(StandardCharsets.UTF_8)));
+            assertTrue(e.getMessage().startsWith("invalid JSON prompt: expected an object"), text + ": " + e.getMessage());
+        }
+        // every Avro prompt starts with the union index of 'id': 0x00 (null) or 0x02 (a string), never a JSON byte
+        for (PromptRecord r : List.of(PromptRecord.of(null, "x"), PromptRecord.of("{", "x"), PromptRecord.of("", null), full())) {
+            byte[] avro = RecordCodec.encodePromptAvro(r);
+            assertTrue(avro[0] == 0 || avro[0] == 2, Arrays.toString(avro));
+            assertTrue(!RecordCodec.startsJson(avro[0]));
+        }
+    }
+
+    @Test
+    void whateverIsAcceptedCanBeSnapshottedEmittedAndWritten() throws Exception {
+        var serializer = new StreamElementSerializer<>(
+                TypeInformation.of(PromptRecord.class).createSerializer(new SerializerConfigImpl()));
+        var requests = new RequestBuilder(new Configuration(), GenerationConfig.EMPTY);
+        for (var good : PoisonPills.extremes()) {
+            PromptRecord r = RecordCodec.decodePrompt(good.value());
+            assertEquals(null, RequestBuilder.validate(r), good.id());
+            // the operator's checkpoint: Flink's serializer, timestamp included
+            var out = new DataOutputSerializer(256);
+            serializer.serialize(new StreamRecord<>(r, 42L), out);
+            StreamRecord<PromptRecord> back = serializer.deserialize(new DataInputDeserializer(out.getCopyOfBuffer())).asRecord();
+            assertEquals(r, back.getValue(), good.id());
+            assertEquals(42L, back.getTimestamp());
+            // the wire formats, both ways
+            byte[] avro = RecordCodec.encodePromptAvro(r);
+            assertEquals(null, RequestBuilder.validate(RecordCodec.decodePrompt(avro)), good.id());
+            PromptRecord fromAvro = RecordCodec.decodePrompt(avro);
+            assertEquals(fromAvro, RecordCodec.decodePrompt(RecordCodec.encodePromptAvro(fromAvro)), good.id());
+            assertEquals(null, RequestBuilder.validate(RecordCodec.decodePrompt(RecordCodec.toJson(r))), good.id());
+            // the request, and what the sinks write
+            assertTrue(requests.build(r, GenerationRequest.UNLIMITED).maxTokens() >= 1);
+            assertTrue(requests.build(r, 0).maxTokens() >= 1);
+            var c = new CompletionRecord();
+            c.id = r.id;
+            c.answer = c.reasoning = c.finishReason = c.model = "";
+            c.attributes = r.attributes == null ? Map.of() : r.attributes;
+            assertEquals(r.id, RecordCodec.decodeCompletionAvro(RecordCodec.encodeCompletionAvro(c)).id);
+            assertTrue(RecordCodec.toJson(c).length > 0);
+        }
+    }
+
+    @Test
+    void numbersAtTheExtremesGiveSaneRequests() {
+        var requests = new RequestBuilder(new Configuration(), GenerationConfig.EMPTY);
+        var tiny = PromptRecord.of("t", "hi");
+        tiny.options = Map.of("temperature", "1e-30", "top_p", "1e-30", "top_k", "2147483647", "seed", "-9223372036854775808");
+        var s = requests.build(tiny, 0).sampling();
+        assertEquals(0f, s.temperature(), "a temperature too small to divide by is greedy, its limit");
+        assertEquals(Integer.MAX_VALUE, s.topK());
+        assertEquals(Long.MIN_VALUE, s.seed());
+        assertTrue(s.topP() > 0);
+        var big = PromptRecord.of("b", "hi");
+        big.maxTokens = Integer.MAX_VALUE;
+        big.thinkingBudget = Integer.MAX_VALUE;
+        assertEquals(Integer.MAX_VALUE, requests.build(big, big.thinkingBudget).maxTokens(), "the engine stops at the context length");
+    }
+
+    @Test
+    void operatorOptionsAreCheckedWhenTheJobIsBuilt() {
+        List<Qwen3Inference.Builder> bad = List.of(
+                Qwen3Inference.builder().model("m").maxInFlight(0),
+                Qwen3Inference.builder().model("m").defaultMaxTokens(-1),
+                Qwen3Inference.builder().model("m").threads(0),
+                Qwen3Inference.builder().model("m").maxContext(-1),
+                Qwen3Inference.builder().model("m").defaultSla(Duration.ofMillis(-1)),
+                Qwen3Inference.builder().model("m").option(Qwen3Options.TEMPERATURE, Double.NaN),
+                Qwen3Inference.builder().model("m").option(Qwen3Options.TOP_P, 0.0),
+                Qwen3Inference.builder().model("m").option(Qwen3Options.TOP_K, -1),
+                Qwen3Inference.builder().model("m").option(Qwen3Options.PRESENCE_PENALTY, Double.POSITIVE_INFINITY),
+                Qwen3Inference.builder().model("m").option(Qwen3Options.THINKING_BUDGET, -2),
+                Qwen3Inference.builder().model("m").option(Qwen3Options.QUANTIZE, "q3"));
+        List<String> keys = List.of("max-in-flight", "default-max-tokens", "threads", "max-context", "default-sla", "temperature",
+                "top-p", "top-k", "presence-penalty", "thinking-budget", "q3");
+        for (int i = 0; i < bad.size(); i++) {
+            var e = assertThrows(IllegalArgumentException.class, bad.get(i)::build, keys.get(i));
+            assertTrue(e.getMessage().contains(keys.get(i)), e.getMessage());
+        }
+        Qwen3Inference.builder().model("m").maxInFlight(1).ordered(true).defaultSla(Duration.ZERO).build();
+    }
+
+    @Test
+    void sinkEncodersWorkAfterJavaSerializationInBothFormats() throws Exception {
+        var c = new CompletionRecord();
+        c.id = "c";
+        c.answer = c.reasoning = c.finishReason = c.model = "x";
+        var d = new DeadLetter("d", "why", new byte[] {1});
+        for (var format : Qwen3Kafka.Format.values()) {
+            // as Flink ships them to the task managers
+            var completions = InstantiationUtil.clone(new Qwen3Kafka.CompletionEncoder(format));
+            var deadLetters = InstantiationUtil.clone(new Qwen3Kafka.DeadLetterEncoder(format));
+            byte[] cBytes = completions.serialize(c);
+            byte[] dBytes = deadLetters.serialize(d);
+            assertEquals("c", format == Qwen3Kafka.Format.AVRO ? RecordCodec.decodeCompletionAvro(cBytes).id
+                    : RecordCodec.JSON.readValue(cBytes, CompletionRecord.class).id);
+            assertEquals("why", format == Qwen3Kafka.Format.AVRO ? RecordCodec.decodeDeadLetterAvro(dBytes).reason
+                    : RecordCodec.JSON.readValue(dBytes, DeadLetter.class).reason);
+        }
+    }
+
+    @Test
+    void aFailureDownstreamOfTheSourceFailsTheTaskInsteadOfBecomingADeadLetter() {
+        for (RuntimeException downstream : List.of(new IllegalStateException("injected"), new IllegalArgumentException("injected"))) {
+            Collector<PromptRecord> failing = new Collector<>() {
+                @Override
+                public void collect(PromptRecord record) {
+                    throw downstream;
+                }
+
+                @Override
+                public void close() {}
+            };
+            var record = new ConsumerRecord<>("prompts", 0, 7L, "k".getBytes(StandardCharsets.UTF_8),
+                    RecordCodec.encodePromptAvro(PromptRecord.of("k", "hi")));
+            var e = assertThrows(RuntimeException.class, () -> new Qwen3Kafka.PromptDeserializer().deserialize(record, failing));
+            assertSame(downstream, e);
+        }
     }
 }

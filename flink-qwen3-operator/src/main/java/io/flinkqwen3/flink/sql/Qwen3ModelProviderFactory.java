@@ -51,9 +51,14 @@ public final class Qwen3ModelProviderFactory implements ModelProviderFactory {
         helper.validate();
         var options = new Configuration();
         context.getCatalogModel().getOptions().forEach(options::setString);
+        String model = context.getObjectIdentifier().asSummaryString();
+        try {
+            Qwen3Options.validate(options);
+        } catch (IllegalArgumentException e) {
+            throw new ValidationException("model " + model + ": " + e.getMessage(), e);
+        }
         ResolvedSchema input = context.getCatalogModel().getResolvedInputSchema();
         ResolvedSchema output = context.getCatalogModel().getResolvedOutputSchema();
-        String model = context.getObjectIdentifier().asSummaryString();
         if (input.getColumnCount() != 1
                 || !input.getColumns().get(0).getDataType().getLogicalType().is(LogicalTypeFamily.CHARACTER_STRING)) {
             throw new ValidationException("model " + model + ": INPUT must be one STRING column (the prompt), got " + input);
