@@ -91,6 +91,26 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Bl
         });
     }
 
+    /**
+     * outs[i] = in x ws[i]^T for matrices with the same column count (in [batch, cols], outs[i]
+     * [batch, ws[i].rows()]). Packed matrices run in one parallel loop over all their row groups:
+     * one barrier for, say, a layer's q, k and v projections instead of three, and more work units
+     * to balance; others one after the other.
+     */
+    public static void matmulAll(Parallel parallel, float[] in, int batch, Matrix[] ws, float[][] outs) {
+        boolean packed = true;
+        for (Matrix w : ws) {
+            packed &= w instanceof PackedMatrix && w.cols == ws[0].cols;
+        }
+        if (packed) {
+            PackedMatrix.matmulAll(parallel, in, batch, java.util.Arrays.copyOf(ws, ws.length, PackedMatrix[].class), outs);
+        } else {
+            for (int i = 0; i < ws.length; i++) {
+                ws[i].matmul(in, batch, outs[i], parallel);
+            }
+        }
+    }
+
     public long byteSize() {
         return data.byteSize();
     }

@@ -107,44 +107,61 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
 
     @Override
     public void matmul(float[] in, int batch, float[] out, Parallel parallel) {
-        if (batch == 1) {
-            parallel.forEach(groups, g -> {
-                float[] tile = TILE.get();
-                matvec(g, in, 0, tile);
-                int r0 = g * GROUP;
-                System.arraycopy(tile, 0, out, r0, Math.min(GROUP, rows - r0));
-            });
-            return;
+        matmulAll(parallel, in, batch, new PackedMatrix[] {this}, new float[][] {out});
+    }
+
+    /** {@link Matrix#matmulAll} for packed matrices: one parallel loop over the row groups of all of them. */
+    static void matmulAll(Parallel parallel, float[] in, int batch, PackedMatrix[] ws, float[][] outs) {
+        int[] firstGroup = new int[ws.length + 1];
+        for (int i = 0; i < ws.length; i++) {
+            firstGroup[i + 1] = firstGroup[i] + ws[i].groups;
         }
         // tiles of 6 input rows; a tail of up to 4 rows runs in a 4-row tile, a tail of 5 in a 6-row one
-        int tail = batch % MB, full = batch - tail;
-        int padded = full + (tail == 0 ? 0 : tail <= 4 ? 4 : MB);
+        int cols = ws[0].cols(), tail = batch % MB, full = batch - tail;
+        int padded = batch == 1 ? 1 : full + (tail == 0 ? 0 : tail <= 4 ? 4 : MB);
         float[] x = padded == batch ? in : Arrays.copyOf(in, padded * cols);
-        parallel.forEach(groups, g -> {
-            float[] chunk = CHUNK.get(), tile = TILE.get();
-            int r0 = g * GROUP, valid = Math.min(GROUP, rows - r0);
-            for (int k0 = 0; k0 < cols; k0 += KC) {
-                int kc = Math.min(KC, cols - k0);
-                for (int p = 0; p < 4; p++) {
-                    dequantize(4 * g + p, k0, kc, chunk, p * P, GROUP);
+        parallel.forEach(firstGroup[ws.length], unit -> {
+            int i = 0;
+            while (unit >= firstGroup[i + 1]) {
+                i++;
+            }
+            PackedMatrix m = ws[i];
+            int g = unit - firstGroup[i];
+            if (batch == 1) {
+                float[] tile = TILE.get();
+                m.matvec(g, x, 0, tile);
+                System.arraycopy(tile, 0, outs[i], g * GROUP, Math.min(GROUP, m.rows - g * GROUP));
+            } else {
+                m.multiplyGroup(g, x, batch, full, padded, outs[i]);
+            }
+        });
+    }
+
+    /** out rows [g*GROUP, ..) for every input row: dequantize KC columns of the group once, then tile the batch. */
+    private void multiplyGroup(int g, float[] x, int batch, int full, int padded, float[] out) {
+        float[] chunk = CHUNK.get(), tile = TILE.get();
+        int r0 = g * GROUP, valid = Math.min(GROUP, rows - r0);
+        for (int k0 = 0; k0 < cols; k0 += KC) {
+            int kc = Math.min(KC, cols - k0);
+            for (int p = 0; p < 4; p++) {
+                dequantize(4 * g + p, k0, kc, chunk, p * P, GROUP);
+            }
+            for (int b = 0; b < padded; b += MB) {
+                if (b < full || padded - b == MB) {
+                    Kernels.tile6x4(chunk, kc, x, b * cols + k0, cols, tile);
+                } else {
+                    Kernels.tile4x4(chunk, kc, x, b * cols + k0, cols, tile);
                 }
-                for (int b = 0; b < padded; b += MB) {
-                    if (b < full || padded - b == MB) {
-                        Kernels.tile6x4(chunk, kc, x, b * cols + k0, cols, tile);
+                for (int i = 0; i < MB && b + i < batch; i++) {
+                    int o = (b + i) * rows + r0;
+                    if (k0 == 0) {
+                        System.arraycopy(tile, i * GROUP, out, o, valid);
                     } else {
-                        Kernels.tile4x4(chunk, kc, x, b * cols + k0, cols, tile);
-                    }
-                    for (int i = 0; i < MB && b + i < batch; i++) {
-                        int o = (b + i) * rows + r0;
-                        if (k0 == 0) {
-                            System.arraycopy(tile, i * GROUP, out, o, valid);
-                        } else {
-                            Kernels.add(tile, i * GROUP, out, o, valid);
-                        }
+                        Kernels.add(tile, i * GROUP, out, o, valid);
                     }
                 }
             }
-        });
+        }
     }
 
     @Override

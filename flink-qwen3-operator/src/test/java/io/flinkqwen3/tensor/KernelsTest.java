@@ -1,11 +1,13 @@
 package io.flinkqwen3.tensor;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -234,6 +236,33 @@ class KernelsTest {
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /** Several matrices in one parallel loop give what each gives alone (bit for bit: the same kernels per group). */
+    @Test
+    void matmulAllEqualsOneMatmulPerMatrix() {
+        try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
+            int cols = 256;
+            DType[] types = {DType.Q8_0, DType.BF16, DType.Q4_0};
+            int[] rows = {70, 128, 16};
+            Matrix[] ws = new Matrix[types.length];
+            for (int i = 0; i < ws.length; i++) {
+                ws[i] = PackedMatrix.pack(Matrix.of(types[i], randomWeights(types[i], rows[i], cols, arena), rows[i], cols), parallel, arena);
+            }
+            for (int batch : new int[] {1, 7}) {
+                float[] x = random(batch * cols);
+                float[][] outs = new float[ws.length][];
+                for (int i = 0; i < ws.length; i++) {
+                    outs[i] = new float[batch * rows[i]];
+                }
+                Matrix.matmulAll(parallel, x, batch, ws, outs);
+                for (int i = 0; i < ws.length; i++) {
+                    float[] alone = new float[batch * rows[i]];
+                    ws[i].matmul(x, batch, alone, parallel);
+                    assertArrayEquals(alone, outs[i], types[i] + " batch " + batch);
                 }
             }
         }
