@@ -1,6 +1,7 @@
 package io.flinkqwen3.tensor;
 
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.IntConsumer;
 
@@ -15,6 +16,9 @@ import java.util.function.IntConsumer;
  * {@link #SPIN_NANOS}. The calling thread works too. Loops are claimed in chunks for balance.
  * Calls from several threads are serialized; a loop body that calls {@link #forEach} runs that
  * inner loop on its own thread.
+ *
+ * <p>When a body throws on any thread, the loop claims no further chunks and {@link #forEach}
+ * rethrows the first failure once every thread has left the loop; the pool stays usable.
  */
 public final class Parallel implements AutoCloseable {
     private static final long SPIN_NANOS = 2_000_000;
@@ -29,14 +33,18 @@ public final class Parallel implements AutoCloseable {
     private volatile Job job;
     private volatile boolean closed;
 
-    private record Job(IntConsumer body, int n, int chunks, AtomicInteger next, AtomicInteger pending) {
+    private record Job(IntConsumer body, int n, int chunks, AtomicInteger next, AtomicInteger pending,
+                       AtomicReference<Throwable> failure) {
+        /** Never throws: a worker that let an exception escape would die and shrink the pool. */
         void runChunks() {
             for (int c; (c = next.getAndIncrement()) < chunks; ) {
                 int start = (int) ((long) c * n / chunks), end = (int) ((long) (c + 1) * n / chunks);
                 try {
-                    for (int i = start; i < end; i++) {
+                    for (int i = start; i < end && failure.get() == null; i++) {
                         body.accept(i);
                     }
+                } catch (Throwable t) {
+                    failure.compareAndSet(null, t);
                 } finally {
                     pending.decrementAndGet();
                 }
@@ -61,7 +69,11 @@ public final class Parallel implements AutoCloseable {
         return threads;
     }
 
-    /** Runs body(i) for every i in [0, n), spread over the pool's threads. */
+    /**
+     * Runs body(i) for every i in [0, n), spread over the pool's threads. A body's exception ends
+     * the loop early; when the pool ran it, the first one is rethrown as a RuntimeException with the
+     * original as cause (its stack trace may be a worker's), otherwise as thrown.
+     */
     public void forEach(int n, IntConsumer body) {
         if (workers.length == 0 || n <= 1 || insideLoop.get()) {
             for (int i = 0; i < n; i++) {
@@ -73,7 +85,7 @@ public final class Parallel implements AutoCloseable {
             insideLoop.set(true);
             try {
                 int chunks = Math.min(n, threads * CHUNKS_PER_THREAD);
-                var current = new Job(body, n, chunks, new AtomicInteger(), new AtomicInteger(chunks));
+                var current = new Job(body, n, chunks, new AtomicInteger(), new AtomicInteger(chunks), new AtomicReference<>());
                 job = current;
                 for (int w = 0; w < workers.length; w++) {
                     if (parked[w]) {
@@ -84,6 +96,9 @@ public final class Parallel implements AutoCloseable {
                 long waitStart = System.nanoTime();
                 while (current.pending().get() > 0) {
                     backOff(waitStart);
+                }
+                if (current.failure().get() != null) {
+                    throw new RuntimeException(current.failure().get());
                 }
             } finally {
                 insideLoop.set(false);
