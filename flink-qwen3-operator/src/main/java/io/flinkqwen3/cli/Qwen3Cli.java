@@ -13,8 +13,8 @@ import io.flinkqwen3.runtime.GenerationRequest;
 import io.flinkqwen3.runtime.GenerationResult;
 import io.flinkqwen3.runtime.Qwen3Engine;
 import io.flinkqwen3.runtime.Qwen3Model;
-import io.flinkqwen3.runtime.Sampler;
 import io.flinkqwen3.runtime.SamplingParams;
+import io.flinkqwen3.runtime.TopK;
 import io.flinkqwen3.tensor.Parallel;
 import io.flinkqwen3.tokenizer.ChatMessage;
 import io.flinkqwen3.tokenizer.ChatTemplate;
@@ -135,7 +135,7 @@ public final class Qwen3Cli {
             float[] logits = model.prefill(ids, model.newCache(ids.length), true, ForwardObserver.NONE);
             for (int p = 0; p < ids.length; p++) {
                 int off = p * vocab;
-                int[] best = Sampler.topIndices(logits, off, vocab, Math.min(top, vocab));
+                int[] best = TopK.indices(logits, off, vocab, Math.min(top, vocab));
                 ObjectNode line = JSON.createObjectNode();
                 line.put("position", p);
                 var idsNode = line.putArray("top_ids");

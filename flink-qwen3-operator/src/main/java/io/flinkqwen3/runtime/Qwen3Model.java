@@ -257,7 +257,7 @@ public final class Qwen3Model implements AutoCloseable {
         int[][] expertOf = new int[n][];
         for (int i = 0; i < n; i++) {
             Kernels.softmax(probs, i * numExperts, numExperts);
-            expertOf[i] = topK(probs, i * numExperts, numExperts, moe.topK());
+            expertOf[i] = TopK.indices(probs, i * numExperts, numExperts, moe.topK());
             weightOf[i] = new float[moe.topK()];
             float sum = 0f;
             for (int j = 0; j < moe.topK(); j++) {
@@ -289,24 +289,6 @@ public final class Qwen3Model implements AutoCloseable {
                 Kernels.axpy(weightOf[token][routed.get(r)[1]], result, r * h, out, token * h, h);
             }
         }
-    }
-
-    /** Indices of the k largest values of p[off..off+n), largest first (ties: lower index first, as torch.topk). */
-    static int[] topK(float[] p, int off, int n, int k) {
-        int[] best = new int[k];
-        Arrays.fill(best, -1);
-        for (int e = 0; e < n; e++) {
-            float value = p[off + e];
-            int slot = k;
-            while (slot > 0 && (best[slot - 1] < 0 || p[off + best[slot - 1]] < value)) {
-                slot--;
-            }
-            if (slot < k) {
-                System.arraycopy(best, slot, best, slot + 1, k - slot - 1);
-                best[slot] = e;
-            }
-        }
-        return best;
     }
 
     @Override

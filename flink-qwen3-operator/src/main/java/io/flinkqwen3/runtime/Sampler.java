@@ -1,6 +1,5 @@
 package io.flinkqwen3.runtime;
 
-import java.util.Arrays;
 import java.util.BitSet;
 import java.util.SplittableRandom;
 
@@ -33,7 +32,7 @@ public final class Sampler {
             return argmax(logits, off, vocab);
         }
         int k = params.topK() > 0 ? Math.min(params.topK(), vocab) : vocab;
-        int[] candidates = topIndices(logits, off, vocab, k);
+        int[] candidates = TopK.indices(logits, off, vocab, k);
         double[] probs = new double[k];
         double max = logits[off + candidates[0]] / params.temperature(), sum = 0;
         for (int i = 0; i < k; i++) {
@@ -73,31 +72,6 @@ public final class Sampler {
             if (x[off + i] > x[off + best]) {
                 best = i;
             }
-        }
-        return best;
-    }
-
-    /** The k indices with the largest logits, largest first (ties: lower index first). */
-    public static int[] topIndices(float[] logits, int off, int n, int k) {
-        if (k == n) {
-            Integer[] all = new Integer[n];
-            Arrays.setAll(all, i -> i);
-            Arrays.sort(all, (a, b) -> Float.compare(logits[off + b], logits[off + a]));
-            return Arrays.stream(all).mapToInt(Integer::intValue).toArray();
-        }
-        int[] best = new int[k];
-        int size = 0;
-        for (int i = 0; i < n; i++) {
-            float v = logits[off + i];
-            if (size == k && v <= logits[off + best[k - 1]]) {
-                continue;
-            }
-            int slot = size == k ? k - 1 : size++;
-            while (slot > 0 && logits[off + best[slot - 1]] < v) {
-                best[slot] = best[slot - 1];
-                slot--;
-            }
-            best[slot] = i;
         }
         return best;
     }
