@@ -1,15 +1,18 @@
 package io.flinkqwen3.runtime;
 
+import io.flinkqwen3.tensor.Kernels;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * Keys and values of one sequence, per layer, fp32, off the Java heap. Capacity grows with the
+ * Keys and values of one sequence, per layer and key/value head, fp32, off the Java heap. Attention
+ * reaches them through {@link #scores} and {@link #mixValues}; the layout is this class's own. Capacity grows with the
  * sequence (doubling, up to the context length), so memory follows the context actually used; the
  * engine resets and reuses caches of finished requests instead of allocating new ones.
  */
 public final class KvCache {
+    private final int headDim;
     private final int kvDim;
     private final int maxPositions;
     private final MemorySegment[] keys;
@@ -17,8 +20,9 @@ public final class KvCache {
     private int capacity;
     private int length;
 
-    public KvCache(int layers, int kvDim, int maxPositions) {
-        this.kvDim = kvDim;
+    public KvCache(int layers, int kvHeads, int headDim, int maxPositions) {
+        this.headDim = headDim;
+        this.kvDim = kvHeads * headDim;
         this.maxPositions = maxPositions;
         this.keys = new MemorySegment[layers];
         this.values = new MemorySegment[layers];
@@ -65,18 +69,33 @@ public final class KvCache {
         return fresh;
     }
 
+    /** Stores a token's keys and values, k and v: [kvHeads * headDim] each, at a position below the capacity. */
     void store(int layer, int position, float[] k, int kOff, float[] v, int vOff) {
         long at = (long) position * kvDim * Float.BYTES;
         MemorySegment.copy(k, kOff, keys[layer], ValueLayout.JAVA_FLOAT_UNALIGNED, at, kvDim);
         MemorySegment.copy(v, vOff, values[layer], ValueLayout.JAVA_FLOAT_UNALIGNED, at, kvDim);
     }
 
-    MemorySegment keys(int layer) {
-        return keys[layer];
+    /** q: [rows, headDim] -> scores: [rows, keys], scores[r, t] = q[r] · key t of this head. */
+    void scores(int layer, int head, float[] q, int rows, int keys, float[] scores) {
+        for (int r = 0; r < rows; r++) {
+            for (int t = 0; t < keys; t++) {
+                scores[r * keys + t] = Kernels.dot(q, r * headDim, this.keys[layer], offset(t, head), headDim);
+            }
+        }
     }
 
-    MemorySegment values(int layer) {
-        return values[layer];
+    /** weights: [rows, keys] -> out: [rows, headDim], out[r] = sum over t of weights[r, t] * value t of this head. */
+    void mixValues(int layer, int head, float[] weights, int rows, int keys, float[] out) {
+        for (int r = 0; r < rows; r++) {
+            for (int t = 0; t < keys; t++) {
+                Kernels.axpy(weights[r * keys + t], values[layer], offset(t, head), out, r * headDim, headDim);
+            }
+        }
+    }
+
+    private long offset(int position, int head) {
+        return ((long) position * kvDim + (long) head * headDim) * Float.BYTES;
     }
 
     /** Marks positions [0, newLength) as valid, after a forward pass wrote them. */

@@ -47,6 +47,10 @@ final class RotaryEmbedding {
         return dim * Math.log(maxPositions / (rotations * 2 * Math.PI)) / (2 * Math.log(base));
     }
 
+    int halfDim() {
+        return half;
+    }
+
     /** Fills cos and sin (length headDim/2) for one position. */
     void at(int position, float[] cos, float[] sin) {
         for (int i = 0; i < half; i++) {

@@ -1,0 +1,28 @@
+package io.flinkqwen3.runtime;
+
+import io.flinkqwen3.tensor.Kernels;
+import io.flinkqwen3.tensor.Matrix;
+import io.flinkqwen3.tensor.Parallel;
+
+/**
+ * The SwiGLU feed-forward of HF modeling_qwen3.py's Qwen3MLP: down(silu(gate(x)) * up(x)). Also one
+ * expert of a {@link SparseMoeBlock}.
+ */
+record Mlp(Matrix gateProj, Matrix upProj, Matrix downProj, Parallel parallel) implements FeedForward {
+    /** Binds {@code <prefix>gate_proj.weight} [intermediate, hidden], up_proj alike and down_proj [hidden, intermediate]. */
+    static Mlp bind(WeightBinder w, String prefix, int hidden, int intermediate, Parallel parallel) {
+        return new Mlp(w.matrix(prefix + "gate_proj.weight", intermediate, hidden),
+                w.matrix(prefix + "up_proj.weight", intermediate, hidden),
+                w.matrix(prefix + "down_proj.weight", hidden, intermediate), parallel);
+    }
+
+    @Override
+    public void forward(float[] x, int n, float[] out, ForwardObserver observer) {
+        int inter = gateProj.rows();
+        float[] gate = new float[n * inter], up = new float[n * inter];
+        gateProj.matmul(x, n, gate, parallel); // x: [n, hidden] -> gate: [n, intermediate]
+        upProj.matmul(x, n, up, parallel); //     x: [n, hidden] -> up: [n, intermediate]
+        Kernels.siluAndMultiply(gate, up, n * inter); // gate = silu(gate) * up
+        downProj.matmul(gate, n, out, parallel); // gate: [n, intermediate] -> out: [n, hidden]
+    }
+}

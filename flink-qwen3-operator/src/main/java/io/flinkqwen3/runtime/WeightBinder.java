@@ -1,0 +1,37 @@
+package io.flinkqwen3.runtime;
+
+import io.flinkqwen3.model.Checkpoint;
+import io.flinkqwen3.model.ModelFormatException;
+import io.flinkqwen3.model.Tensor;
+import io.flinkqwen3.tensor.Matrix;
+import io.flinkqwen3.tensor.PackedMatrix;
+import io.flinkqwen3.tensor.Parallel;
+import java.lang.foreign.Arena;
+
+/**
+ * Looks tensors up by their transformers names, checks their shapes against what the config
+ * implies, and packs the matrices for the kernels into {@code packed}.
+ */
+record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed) {
+    /** A [rows, cols] weight, repacked into the kernels' layout. */
+    Matrix matrix(String name, int rows, int cols) {
+        Tensor t = checkpoint.tensor(name);
+        if (t.shape().length != 2 || t.shape()[0] != rows || t.shape()[1] != cols) {
+            throw new ModelFormatException(t.file() + ": tensor '" + name + "' has shape " + t.shapeString()
+                    + ", the config implies [" + rows + ", " + cols + "]");
+        }
+        return PackedMatrix.pack(Matrix.of(t.type(), t.data(), rows, cols), parallel, packed);
+    }
+
+    /** A [size] weight (a norm's scale), copied to fp32. */
+    float[] vector(String name, int size) {
+        Tensor t = checkpoint.tensor(name);
+        if (t.elements() != size || t.shape().length != 1) {
+            throw new ModelFormatException(t.file() + ": tensor '" + name + "' has shape " + t.shapeString()
+                    + ", the config implies [" + size + "]");
+        }
+        float[] out = new float[size];
+        Matrix.of(t.type(), t.data(), 1, size).rowTo(0, out, 0);
+        return out;
+    }
+}
