@@ -43,18 +43,18 @@ final class Attention {
     /** Per-thread buffers of {@link #attend}, grown on demand, never allocated per task. */
     private static final class Scratch {
         float[] queries = new float[0]; // [rows, headDim]
-        float[] scores = new float[0]; // [rows, width]
+        float[] scores = new float[0]; // [rows, keys]
         float[] mixed = new float[0]; // [rows, headDim]
         float[] sums = new float[0]; // [rows]
 
-        Scratch fit(int rows, int headDim, int width) {
+        Scratch fit(int rows, int headDim, int keys) {
             if (sums.length < rows || queries.length < rows * headDim) {
                 queries = new float[rows * headDim];
                 mixed = new float[rows * headDim];
                 sums = new float[rows];
             }
-            if (scores.length < rows * width) {
-                scores = new float[rows * width];
+            if (scores.length < rows * keys) {
+                scores = new float[rows * keys];
             }
             return this;
         }
@@ -139,8 +139,7 @@ final class Attention {
         for (int i = from; i < to; i++) {
             keys = Math.max(keys, batch.positions()[i] + 1);
         }
-        int width = KvCache.scoreWidth(keys);
-        Scratch s = SCRATCH.get().fit(padded, headDim, width);
+        Scratch s = SCRATCH.get().fit(padded, headDim, keys);
         // queries: [padded, headDim]; row (i - from) * group + g is head kvHead * group + g of token
         // i, so a token's rows are adjacent in q too
         for (int i = from; i < to; i++) {
@@ -148,9 +147,9 @@ final class Attention {
         }
         Arrays.fill(s.queries, rows * headDim, padded * headDim, 0f);
         KvCache cache = batch.caches()[from];
-        cache.scores(layer, kvHead, s.queries, padded, keys, s.scores); // -> scores: [padded, width]
+        cache.scores(layer, kvHead, s.queries, padded, keys, s.scores); // -> scores: [padded, keys]
         for (int r = 0; r < rows; r++) {
-            s.sums[r] = softmaxNumerators(s.scores, r * width, batch.positions()[from + r / group] + 1, keys, scale);
+            s.sums[r] = softmaxNumerators(s.scores, r * keys, batch.positions()[from + r / group] + 1, keys, scale);
         }
         cache.mixValues(layer, kvHead, s.scores, padded, keys, s.mixed); // -> mixed: [padded, headDim]
         for (int r = 0; r < rows; r++) {

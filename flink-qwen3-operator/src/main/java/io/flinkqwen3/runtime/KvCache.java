@@ -14,14 +14,14 @@ import jdk.incubator.vector.VectorSpecies;
  * reaches them only through {@link #scores} and {@link #mixValues}, so the layout is this class's
  * own: per layer,
  * <ul>
- *   <li>keys: [capacity / KEY_TILE, kvHeads, headDim, KEY_TILE], transposed within tiles of
+ *   <li>keys: [kvHeads, capacity / KEY_TILE, headDim, KEY_TILE], transposed within tiles of
  *       {@link #KEY_TILE} positions, so that a block of queries times a tile of keys is a small
  *       matrix product that reads the keys along rows, like the values;
- *   <li>values: [capacity, kvHeads, headDim].
+ *   <li>values: [kvHeads, capacity, headDim].
  * </ul>
+ * Each head's keys and values are contiguous, so attention streams them from memory in order.
  * Capacity grows with the sequence (doubling, in whole tiles, up to the context length), so memory
- * follows the context actually used; both layouts grow at the end, so a grown segment starts with
- * a copy of the old one. The engine resets and reuses caches of finished requests.
+ * follows the context actually used; the engine resets and reuses caches of finished requests.
  */
 public final class KvCache {
     private static final VectorSpecies<Float> F = Kernels.F;
@@ -30,8 +30,8 @@ public final class KvCache {
     /** Positions per key tile: the column width of one register tile of {@link #matmul}. */
     static final int KEY_TILE = 4 * L;
 
+    private final int kvHeads;
     private final int headDim;
-    private final int kvDim;
     private final int maxPositions;
     private final MemorySegment[] keys;
     private final MemorySegment[] values;
@@ -39,8 +39,8 @@ public final class KvCache {
     private int length;
 
     public KvCache(int layers, int kvHeads, int headDim, int maxPositions) {
+        this.kvHeads = kvHeads;
         this.headDim = headDim;
-        this.kvDim = kvHeads * headDim;
         this.maxPositions = maxPositions;
         this.keys = new MemorySegment[layers];
         this.values = new MemorySegment[layers];
@@ -58,7 +58,7 @@ public final class KvCache {
 
     /** Bytes held off-heap. */
     public long byteSize() {
-        return 2L * keys.length * capacity * kvDim * Float.BYTES;
+        return 2L * keys.length * capacity * kvHeads * headDim * Float.BYTES;
     }
 
     void ensureCapacity(int positions) {
@@ -68,59 +68,58 @@ public final class KvCache {
         if (positions <= capacity) {
             return;
         }
-        int next = scoreWidth(Math.min(maxPositions, Math.max(positions, capacity * 2)));
+        int next = Math.ceilDiv(Math.min(maxPositions, Math.max(positions, capacity * 2)), KEY_TILE) * KEY_TILE;
         // an automatic arena: a segment outgrown here is freed once nothing refers to it
         Arena arena = Arena.ofAuto();
-        long bytes = (long) next * kvDim * Float.BYTES;
         for (int l = 0; l < keys.length; l++) {
-            keys[l] = grow(keys[l], arena, bytes);
-            values[l] = grow(values[l], arena, bytes);
+            keys[l] = grow(keys[l], arena, next);
+            values[l] = grow(values[l], arena, next);
         }
         capacity = next;
     }
 
-    private static MemorySegment grow(MemorySegment old, Arena arena, long bytes) {
-        MemorySegment fresh = arena.allocate(bytes, 64);
-        if (old != null) {
-            MemorySegment.copy(old, 0, fresh, 0, old.byteSize());
+    /** A segment for {@code positions} positions holding the old one's heads, each at its new place. */
+    private MemorySegment grow(MemorySegment old, Arena arena, int positions) {
+        long headBytes = (long) positions * headDim * Float.BYTES, oldHeadBytes = (long) capacity * headDim * Float.BYTES;
+        MemorySegment fresh = arena.allocate(kvHeads * headBytes, 64);
+        for (int h = 0; old != null && h < kvHeads; h++) {
+            MemorySegment.copy(old, h * oldHeadBytes, fresh, h * headBytes, oldHeadBytes);
         }
         return fresh;
     }
 
     /** Stores one token's keys and values (k, v: [kvHeads * headDim] from kOff, vOff) at a position below the capacity. */
     void store(int layer, int position, float[] k, int kOff, float[] v, int vOff) {
-        long first = (long) (position / KEY_TILE) * kvDim * KEY_TILE + position % KEY_TILE; // (tile, head 0, dim 0, lane)
-        for (int j = 0; j < kvDim; j++) {
-            keys[layer].setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, first + (long) j * KEY_TILE, k[kOff + j]);
+        for (int h = 0; h < kvHeads; h++) {
+            long key = keyTile(h, position / KEY_TILE) / Float.BYTES + position % KEY_TILE; // dimension 0, as a float index
+            for (int d = 0; d < headDim; d++) {
+                keys[layer].setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, key + (long) d * KEY_TILE, k[kOff + h * headDim + d]);
+            }
+            MemorySegment.copy(v, vOff + h * headDim, values[layer], ValueLayout.JAVA_FLOAT_UNALIGNED,
+                    ((long) h * capacity + position) * headDim * Float.BYTES, headDim);
         }
-        MemorySegment.copy(v, vOff, values[layer], ValueLayout.JAVA_FLOAT_UNALIGNED, (long) position * kvDim * Float.BYTES, kvDim);
     }
 
-    /** The width of the score rows {@link #scores} writes for {@code keys} keys: whole key tiles. */
-    static int scoreWidth(int keys) {
-        return Math.ceilDiv(keys, KEY_TILE) * KEY_TILE;
+    /** Byte offset of key tile {@code tile} ([headDim, KEY_TILE]) of a head. */
+    private long keyTile(int head, int tile) {
+        return ((long) head * capacity + (long) tile * KEY_TILE) * headDim * Float.BYTES;
     }
 
-    /**
-     * q: [rows, headDim] -> scores: [rows, scoreWidth(keys)], scores[r, t] = q[r] · key t of this
-     * head. Columns from {@code keys} on are what the rest of the last tile gives: not keys of this
-     * sequence. rows: a multiple of 4.
-     */
+    /** q: [rows, headDim] -> scores: [rows, keys], scores[r, t] = q[r] · key t of this head. rows: a multiple of 4. */
     void scores(int layer, int head, float[] q, int rows, int keys, float[] scores) {
-        int width = scoreWidth(keys);
-        for (int t = 0; t < width; t += KEY_TILE) {
-            long tile = ((long) (t / KEY_TILE) * kvDim + (long) head * headDim) * KEY_TILE * Float.BYTES;
-            matmul(q, headDim, rows, this.keys[layer], tile, KEY_TILE * Float.BYTES, headDim, scores, t, width, KEY_TILE);
+        for (int t = 0; t < keys; t += KEY_TILE) {
+            matmul(q, headDim, rows, this.keys[layer], keyTile(head, t / KEY_TILE), KEY_TILE * Float.BYTES, headDim,
+                    scores, t, keys, Math.min(KEY_TILE, keys - t));
         }
     }
 
     /**
-     * weights: [rows, scoreWidth(keys)] -> out: [rows, headDim], out[r] = sum over t < keys of
-     * weights[r, t] * value t of this head. rows: a multiple of 4.
+     * weights: [rows, keys] -> out: [rows, headDim], out[r] = sum over t of weights[r, t] * value t
+     * of this head. rows: a multiple of 4.
      */
     void mixValues(int layer, int head, float[] weights, int rows, int keys, float[] out) {
-        matmul(weights, scoreWidth(keys), rows, values[layer], (long) head * headDim * Float.BYTES,
-                (long) kvDim * Float.BYTES, keys, out, 0, headDim, headDim);
+        matmul(weights, keys, rows, values[layer], (long) head * capacity * headDim * Float.BYTES,
+                (long) headDim * Float.BYTES, keys, out, 0, headDim, headDim);
     }
 
     /**

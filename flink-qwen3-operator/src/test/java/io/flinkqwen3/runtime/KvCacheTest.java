@@ -23,10 +23,10 @@ class KvCacheTest {
                 cache.store(l, p, k[l][p], 0, v[l][p], 0);
             }
         }
-        for (int keys : new int[] {1, 64, 65, positions}) {
-            int layer = 1, head = 2, width = KvCache.scoreWidth(keys);
+        for (int keys : new int[] {1, 17, 64, 65, 100, positions}) {
+            int layer = 1, head = 2;
             float[] q = random(random, rows * headDim);
-            float[] scores = new float[rows * width];
+            float[] scores = new float[rows * keys];
             cache.scores(layer, head, q, rows, keys, scores);
             for (int r = 0; r < rows; r++) {
                 for (int t = 0; t < keys; t++) {
@@ -34,17 +34,17 @@ class KvCacheTest {
                     for (int d = 0; d < headDim; d++) {
                         expected += q[r * headDim + d] * k[layer][t][head * headDim + d];
                     }
-                    assertEquals(expected, scores[r * width + t], 1e-4, "keys " + keys + " score " + r + ", " + t);
+                    assertEquals(expected, scores[r * keys + t], 1e-4, "keys " + keys + " score " + r + ", " + t);
                 }
             }
-            float[] weights = random(random, rows * width);
+            float[] weights = random(random, rows * keys);
             float[] mixed = new float[rows * headDim];
             cache.mixValues(layer, head, weights, rows, keys, mixed);
             for (int r = 0; r < rows; r++) {
                 for (int d = 0; d < headDim; d++) {
                     double expected = 0;
                     for (int t = 0; t < keys; t++) {
-                        expected += weights[r * width + t] * v[layer][t][head * headDim + d];
+                        expected += weights[r * keys + t] * v[layer][t][head * headDim + d];
                     }
                     assertEquals(expected, mixed[r * headDim + d], 1e-4, "keys " + keys + " mixed " + r + ", " + d);
                 }
