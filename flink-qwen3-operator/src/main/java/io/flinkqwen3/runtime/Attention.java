@@ -91,9 +91,8 @@ final class Attention {
     void forward(float[] x, Batch batch, float[] out) {
         int n = batch.size(), qDim = heads * headDim, kvDim = kvHeads * headDim;
         float[] q = new float[n * qDim], k = new float[n * kvDim], v = new float[n * kvDim];
-        qProj.matmul(x, n, q, parallel); // x: [n, hidden] -> q: [n, heads * headDim]
-        kProj.matmul(x, n, k, parallel); // x: [n, hidden] -> k: [n, kvHeads * headDim]
-        vProj.matmul(x, n, v, parallel); // x: [n, hidden] -> v: [n, kvHeads * headDim]
+        // x: [n, hidden] -> q: [n, heads * headDim], k and v: [n, kvHeads * headDim], in one parallel loop
+        Matrix.matmulAll(parallel, x, n, new Matrix[] {qProj, kProj, vProj}, new float[][] {q, k, v});
 
         parallel.forEach(n, i -> {
             normAndRotate(q, i * qDim, heads, qNorm, batch, i);

@@ -20,8 +20,8 @@ record Mlp(Matrix gateProj, Matrix upProj, Matrix downProj, Parallel parallel) i
     public void forward(float[] x, int n, float[] out, ForwardObserver observer) {
         int inter = gateProj.rows();
         float[] gate = new float[n * inter], up = new float[n * inter];
-        gateProj.matmul(x, n, gate, parallel); // x: [n, hidden] -> gate: [n, intermediate]
-        upProj.matmul(x, n, up, parallel); //     x: [n, hidden] -> up: [n, intermediate]
+        // x: [n, hidden] -> gate and up: [n, intermediate], in one parallel loop
+        Matrix.matmulAll(parallel, x, n, new Matrix[] {gateProj, upProj}, new float[][] {gate, up});
         Kernels.siluAndMultiply(gate, up, n * inter); // gate = silu(gate) * up
         downProj.matmul(gate, n, out, parallel); // gate: [n, intermediate] -> out: [n, hidden]
     }
