@@ -94,7 +94,7 @@ final class Attention {
         // x: [n, hidden] -> q: [n, heads * headDim], k and v: [n, kvHeads * headDim], in one parallel loop
         Matrix.matmulAll(parallel, x, n, new Matrix[] {qProj, kProj, vProj}, new float[][] {q, k, v});
 
-        parallel.forEach(n, i -> {
+        parallel.forEach(n, i -> { // per token: QK-norm and rotary embedding, then k and v into its cache
             normAndRotate(q, i * qDim, heads, qNorm, batch, i);
             normAndRotate(k, i * kvDim, kvHeads, kNorm, batch, i);
             batch.caches()[i].store(layer, batch.positions()[i], k, i * kvDim, v, i * kvDim);
