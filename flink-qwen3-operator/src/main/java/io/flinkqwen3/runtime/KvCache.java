@@ -1,6 +1,7 @@
 package io.flinkqwen3.runtime;
 
 import io.flinkqwen3.tensor.Kernels;
+import io.flinkqwen3.tensor.NativeMemory;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -81,7 +82,8 @@ public final class KvCache {
     /** A segment for {@code positions} positions holding the old one's heads, each at its new place. */
     private MemorySegment grow(MemorySegment old, Arena arena, int positions) {
         long headBytes = (long) positions * headDim * Float.BYTES, oldHeadBytes = (long) capacity * headDim * Float.BYTES;
-        MemorySegment fresh = arena.allocate(kvHeads * headBytes, 64);
+        // anonymous memory: outside MaxDirectMemorySize, which Flink sets small for a task manager
+        MemorySegment fresh = NativeMemory.allocate(kvHeads * headBytes, arena);
         for (int h = 0; old != null && h < kvHeads; h++) {
             MemorySegment.copy(old, h * oldHeadBytes, fresh, h * headBytes, oldHeadBytes);
         }
