@@ -14,8 +14,9 @@ import java.util.Arrays;
  * <p>Why: in ggml's row-major blocks a dot product widens bytes with lane-crossing conversions and
  * ends in a horizontal sum per row; with panels one 64-byte load holds the weights of {@link #P} rows
  * for 1-8 consecutive columns, widening is a shift and a convert per vector, and the kernels multiply
- * a whole vector of output rows by one broadcast input value. Measured on 16384x4096 matrices, Zen 4,
- * 2 threads: Q8_0 7 -> 34 G weights/s, Q4_0 7 -> 44, BF16 at the DRAM read rate (54 GB/s).
+ * a whole vector of output rows by one broadcast input value, with no horizontal sums. Measured on
+ * the 151936x1024 output matrix of Qwen3-0.6B (read from DRAM), AMD EPYC Zen 4, 2 threads: Q8_0 7 ->
+ * 39 G weights/s, Q4_0 7 -> 43, BF16 63 GB/s, the DRAM read rate ({@link Kernels#readBandwidth}: 61).
  *
  * <p>Two paths: a single input row (a decode step of one sequence) streams the weights once through
  * a type-specific {@link #matvec} over four panels; a batch dequantizes {@link #KC} columns of four
@@ -30,7 +31,10 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     static final int P = F.length();
     /** Rows one kernel call produces: four panels. */
     static final int GROUP = 4 * P;
-    /** Columns per dequantized chunk in the batched path: 4 panels x 256 columns x 4 bytes = 64 KB at 16 lanes, in L2 (64: 25% slower at batch 16-64, 512: the same). */
+    /**
+     * Columns per dequantized chunk in the batched path: 4 panels x 256 columns x 4 bytes = 64 KB at
+     * 16 lanes, in L2 (measured: 64 is 25% slower at batch 16-64, 512 the same).
+     */
     static final int KC = 256;
     /** Input rows per register tile in the batched path. */
     static final int MB = 6;
