@@ -31,34 +31,6 @@ public final class Kernels {
         return sum;
     }
 
-    /** Dot product of a[aOff..+n) with n floats stored at byte offset bOff of segment b (a KV cache row). */
-    public static float dot(float[] a, int aOff, MemorySegment b, long bOff, int n) {
-        var acc = FloatVector.zero(F);
-        int i = 0;
-        for (int upper = F.loopBound(n); i < upper; i += F.length()) {
-            acc = FloatVector.fromArray(F, a, aOff + i)
-                    .fma(FloatVector.fromMemorySegment(F, b, bOff + 4L * i, ByteOrder.LITTLE_ENDIAN), acc);
-        }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
-        for (; i < n; i++) {
-            sum += a[aOff + i] * b.get(ValueLayout.JAVA_FLOAT_UNALIGNED, bOff + 4L * i);
-        }
-        return sum;
-    }
-
-    /** y[yOff..+n) += a * (n floats at byte offset xOff of segment x). */
-    public static void axpy(float a, MemorySegment x, long xOff, float[] y, int yOff, int n) {
-        var av = FloatVector.broadcast(F, a);
-        int i = 0;
-        for (int upper = F.loopBound(n); i < upper; i += F.length()) {
-            FloatVector.fromMemorySegment(F, x, xOff + 4L * i, ByteOrder.LITTLE_ENDIAN)
-                    .fma(av, FloatVector.fromArray(F, y, yOff + i)).intoArray(y, yOff + i);
-        }
-        for (; i < n; i++) {
-            y[yOff + i] += a * x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, xOff + 4L * i);
-        }
-    }
-
     /**
      * Four dot products of w[wOff..+n) with x rows starting at xOff, xOff+n, xOff+2n, xOff+3n; results to
      * out[outIdx + k*outStride]. w is read once for the four.

@@ -71,29 +71,6 @@ class KernelsTest {
     }
 
     @ParameterizedTest
-    @ValueSource(ints = {1, 15, 16, 33, 128})
-    void kvCacheKernelsReadOffHeapRows(int n) {
-        float[] q = random(n), row = random(n), y = random(n);
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment seg = arena.allocate(4L * (n + 3));
-            MemorySegment.copy(row, 0, seg, ValueLayout.JAVA_FLOAT_UNALIGNED, 12, n); // at an offset, as a cache row
-            double dot = 0;
-            for (int i = 0; i < n; i++) {
-                dot += (double) q[i] * row[i];
-            }
-            assertEquals(dot, Kernels.dot(q, 0, seg, 12, n), 1e-4 * n);
-            float[] expected = y.clone();
-            for (int i = 0; i < n; i++) {
-                expected[i] += 0.5f * row[i];
-            }
-            Kernels.axpy(0.5f, seg, 12, y, 0, n);
-            for (int i = 0; i < n; i++) {
-                assertEquals(expected[i], y[i], 1e-6);
-            }
-        }
-    }
-
-    @ParameterizedTest
     @ValueSource(ints = {2, 16, 64, 128})
     void ropeRotatesHalfPairs(int d) {
         float[] x = random(d), cos = random(d / 2), sin = random(d / 2);
