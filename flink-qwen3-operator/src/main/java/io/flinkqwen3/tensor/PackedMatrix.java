@@ -18,8 +18,8 @@ import java.util.Arrays;
  * the 151936x1024 output matrix of Qwen3-0.6B (read from DRAM), AMD EPYC Zen 4, 2 threads: Q8_0 7 ->
  * 39 G weights/s, Q4_0 7 -> 43, BF16 63 GB/s, the DRAM read rate ({@link Kernels#readBandwidth}: 61).
  *
- * <p>Two paths: a single input row (a decode step of one sequence) streams the weights once through
- * a type-specific {@link #matvec} over four panels; a batch dequantizes {@link #KC} columns of four
+ * <p>Two paths: a few input rows (decode steps of up to {@link #MATVEC_ROWS} sequences) stream the
+ * weights through a type-specific {@link #matvec} over four panels, row after row; a larger batch dequantizes {@link #KC} columns of four
  * panels into an fp32 buffer once and runs the {@link Kernels#tile6x4} register tile (6 input rows x
  * 4 panels, 24 accumulators) over the batch, near the fp32 FMA peak.
  *
@@ -38,6 +38,12 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     static final int KC = 256;
     /** Input rows per register tile in the batched path. */
     static final int MB = 6;
+    /**
+     * Up to this many input rows, each row streams the group's weights through {@link #matvec} (from
+     * L1/L2 after the first row) instead of dequantizing them for the tiles: measured on Qwen3-0.6B
+     * Q8_0, batches of 2-4 took longer per step than 4 single rows through the tiles.
+     */
+    static final int MATVEC_ROWS = 8;
 
     private static final ThreadLocal<float[]> CHUNK = ThreadLocal.withInitial(() -> new float[KC * GROUP]);
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[MB * GROUP]);
@@ -122,7 +128,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
         }
         // tiles of 6 input rows; a tail of up to 4 rows runs in a 4-row tile, a tail of 5 in a 6-row one
         int cols = ws[0].cols(), tail = batch % MB, full = batch - tail;
-        int padded = batch == 1 ? 1 : full + (tail == 0 ? 0 : tail <= 4 ? 4 : MB);
+        int padded = batch <= MATVEC_ROWS ? batch : full + (tail == 0 ? 0 : tail <= 4 ? 4 : MB);
         float[] x = padded == batch ? in : Arrays.copyOf(in, padded * cols);
         parallel.forEach(firstGroup[ws.length], unit -> {
             int i = 0;
@@ -131,10 +137,12 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
             }
             PackedMatrix m = ws[i];
             int g = unit - firstGroup[i];
-            if (batch == 1) {
+            if (batch <= MATVEC_ROWS) {
                 float[] tile = TILE.get();
-                m.matvec(g, x, 0, tile);
-                System.arraycopy(tile, 0, outs[i], g * GROUP, Math.min(GROUP, m.rows - g * GROUP));
+                for (int b = 0; b < batch; b++) {
+                    m.matvec(g, x, b * cols, tile);
+                    System.arraycopy(tile, 0, outs[i], b * m.rows + g * GROUP, Math.min(GROUP, m.rows - g * GROUP));
+                }
             } else {
                 m.multiplyGroup(g, x, batch, full, padded, outs[i]);
             }
