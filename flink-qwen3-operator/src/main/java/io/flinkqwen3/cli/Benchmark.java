@@ -42,11 +42,13 @@ final class Benchmark {
 
     static void run(Args args, PrintStream out) {
         int threads = args.intValue("--threads", Runtime.getRuntime().availableProcessors());
-        int promptTokens = args.intValue("--prompt", 512);
-        int gen = args.intValue("--gen", 128);
-        int reps = args.intValue("--reps", 3);
-        int[] batches = Arrays.stream((args.get("--batch") == null ? "1,4,16" : args.get("--batch")).split(","))
-                .mapToInt(b -> Integer.parseInt(b.trim())).toArray();
+        int promptTokens = positive(args, "--prompt", 512, 1 << 20);
+        int gen = positive(args, "--gen", 128, 1 << 20);
+        int reps = positive(args, "--reps", 3, 1000);
+        int[] batches = batchSizes(args.get("--batch") == null ? "1,4,16" : args.get("--batch"));
+        if (args.has("--bandwidth-gbs") && !(args.floatValue("--bandwidth-gbs", 0f) > 0)) {
+            throw new Args.UsageException("--bandwidth-gbs expects a positive number of GB/s, got '" + args.get("--bandwidth-gbs") + "'");
+        }
         String location = args.required("--model");
         long loadStart = System.nanoTime();
         try (var parallel = new Parallel(threads)) {
@@ -134,6 +136,32 @@ final class Benchmark {
                 }
             }
         }
+    }
+
+    /** An integer option in [1, max], checked before anything is loaded. */
+    private static int positive(Args args, String name, int fallback, int max) {
+        int v = args.intValue(name, fallback);
+        if (v < 1 || v > max) {
+            throw new Args.UsageException(name + " expects an integer from 1 to " + max + ", got " + v);
+        }
+        return v;
+    }
+
+    /** "1,4,16": batch sizes from 1 to 1024. */
+    private static int[] batchSizes(String csv) {
+        String[] parts = csv.split(",", -1);
+        int[] sizes = new int[parts.length];
+        for (int i = 0; i < parts.length; i++) {
+            try {
+                sizes[i] = Integer.parseInt(parts[i].trim());
+            } catch (NumberFormatException e) {
+                sizes[i] = 0;
+            }
+            if (sizes[i] < 1 || sizes[i] > 1024) {
+                throw new Args.UsageException("--batch expects comma-separated batch sizes from 1 to 1024 (e.g. 1,4,16), got '" + csv + "'");
+            }
+        }
+        return sizes;
     }
 
     static int[] randomTokens(SplittableRandom random, int n, int vocab) {

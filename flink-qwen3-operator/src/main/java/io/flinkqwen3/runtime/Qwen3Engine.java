@@ -184,6 +184,12 @@ public final class Qwen3Engine implements AutoCloseable {
         if (prompt.length >= contextLength) {
             throw new PromptTooLongException(prompt.length, contextLength);
         }
+        int vocab = model.config().vocabSize();
+        for (int i = 0; i < prompt.length; i++) {
+            if (prompt[i] < 0 || prompt[i] >= vocab) { // an index into the embedding table: checked here, not in a kernel
+                throw new IllegalArgumentException("prompt token " + i + " is id " + prompt[i] + ", outside the vocabulary [0, " + vocab + ")");
+            }
+        }
         SamplingParams sampling = request.sampling() != null ? request.sampling()
                 : SamplingParams.recommended(request.thinks(), model.checkpoint().generationConfig(), System.nanoTime());
         KvCache cache = freeCaches.poll();

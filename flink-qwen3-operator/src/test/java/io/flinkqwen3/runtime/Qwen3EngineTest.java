@@ -69,6 +69,17 @@ class Qwen3EngineTest {
     }
 
     @Test
+    void promptTokensOutsideTheVocabularyAreRefusedAndTheEngineGoesOn() {
+        int vocab = engine.config().vocabSize();
+        for (int bad : new int[] {-5, vocab, Integer.MAX_VALUE}) {
+            var request = GenerationRequest.builder().promptTokens(new int[] {1, bad}).maxTokens(2).build();
+            var e = assertThrows(IllegalArgumentException.class, () -> engine.submit(request, Long.MAX_VALUE));
+            assertTrue(e.getMessage().contains("outside the vocabulary"), e.getMessage());
+        }
+        assertEquals(2, engine.generate(GenerationRequest.builder().promptTokens(new int[] {1, 2}).maxTokens(2).build()).outputTokens().length);
+    }
+
+    @Test
     void budgetZeroRendersTheNonThinkingTemplate() {
         int[] prompt = engine.promptTokens(GenerationRequest.builder().user("hi").thinkingBudget(0).maxTokens(4).build());
         int[] tail = Arrays.copyOfRange(prompt, prompt.length - 4, prompt.length);
