@@ -7,6 +7,7 @@ import io.flinkqwen3.model.ModelConfig;
 import io.flinkqwen3.model.ModelLocator;
 import io.flinkqwen3.model.QuantizedCheckpoint;
 import io.flinkqwen3.model.Tensor;
+import io.flinkqwen3.runtime.ExpertShardLoad;
 import io.flinkqwen3.runtime.ForwardObserver;
 import io.flinkqwen3.runtime.KvCache;
 import io.flinkqwen3.runtime.Qwen3Model;
@@ -27,9 +28,12 @@ import java.util.SplittableRandom;
  * llama-bench tg128), medians over repetitions after a warm-up, peak memory, and each figure as a
  * ratio to its ceiling: the read bandwidth measured here for decode (weights read per step; or
  * {@code --bandwidth-gbs}) and the measured vector FMA rate of this machine (independent FMA chains)
- * for prefill.
+ * for prefill. For MoE models also how decode's routed tokens fell on the expert shards.
  */
 final class Benchmark {
+    /** One timed decode run: total tokens/s and the expert shards' load summed over its steps. */
+    record DecodeRun(double tokensPerSecond, ExpertShardLoad shards) {}
+
     record Stats(double median, double min, double max) {
         static Stats of(List<Double> values) {
             double[] v = values.stream().mapToDouble(Double::doubleValue).sorted().toArray();
@@ -45,6 +49,10 @@ final class Benchmark {
         int promptTokens = positive(args, "--prompt", 512, 1 << 20);
         int gen = positive(args, "--gen", 128, 1 << 20);
         int reps = positive(args, "--reps", 3, 1000);
+        int expertShards = args.intValue("--expert-shards", 0);
+        if (expertShards < 0) {
+            throw new Args.UsageException("--expert-shards expects 0 (one per thread) or a positive count, got " + expertShards);
+        }
         int[] batches = batchSizes(args.get("--batch") == null ? "1,4,16" : args.get("--batch"));
         if (args.has("--bandwidth-gbs") && !(args.floatValue("--bandwidth-gbs", 0f) > 0)) {
             throw new Args.UsageException("--bandwidth-gbs expects a positive number of GB/s, got '" + args.get("--bandwidth-gbs") + "'");
@@ -56,11 +64,12 @@ final class Benchmark {
             if (args.has("--quantize")) {
                 checkpoint = new QuantizedCheckpoint(checkpoint, QuantizedCheckpoint.parseFormat(args.get("--quantize")), parallel);
             }
-            try (var model = Qwen3Model.load(checkpoint, parallel)) {
+            try (var model = Qwen3Model.load(checkpoint, parallel, expertShards)) {
                 double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
                 ModelConfig config = model.config();
-                System.err.printf("bench: %s loaded in %.1f s (%s, %d layers%s), %d threads%n", location, loadSeconds,
-                        config.modelType(), config.numLayers(), args.has("--quantize") ? ", " + args.get("--quantize") : "", threads);
+                System.err.printf("bench: %s loaded in %.1f s (%s, %d layers%s), %d threads%s%n", location, loadSeconds,
+                        config.modelType(), config.numLayers(), args.has("--quantize") ? ", " + args.get("--quantize") : "", threads,
+                        config.isMoe() ? ", " + model.expertShards() + " expert shards" : "");
                 var random = new SplittableRandom(1);
                 int vocabForInputs = Math.min(config.vocabSize(), 150_000);
 
@@ -103,14 +112,22 @@ final class Benchmark {
                 ObjectNode decodeRange = json.putObject("decode_min_max");
                 ObjectNode decodeRatio = json.putObject("decode_ratio_to_bandwidth_ceiling");
                 ObjectNode decodeComputeRatio = json.putObject("decode_ratio_to_compute_ceiling");
+                ObjectNode shardImbalance = json.putObject("decode_expert_shard_imbalance");
                 out.printf("%-28s %12s %12s %12s %10s %10s%n", "test", "tok/s", "min", "max", "of bw", "of fma");
                 out.printf("%-28s %12.1f %12.1f %12.1f %10s %9.0f%%%n", "prefill pp" + promptTokens, prefill.median(), prefill.min(),
                         prefill.max(), "-", 100 * prefill.median() / (fmaRate / prefillFlopsPerToken));
                 for (int b : batches) {
                     List<Double> rates = new ArrayList<>();
+                    var shards = ExpertShardLoad.NONE;
                     for (int r = 0; r < reps; r++) {
-                        rates.add(decode(model, b, gen, random, vocabForInputs));
-                        System.err.printf("bench: decode batch %d: %.1f tok/s%n", b, rates.getLast());
+                        DecodeRun run = decode(model, b, gen, random, vocabForInputs);
+                        rates.add(run.tokensPerSecond());
+                        shards = shards.plus(run.shards());
+                        System.err.printf("bench: decode batch %d: %.1f tok/s%s%n", b, run.tokensPerSecond(),
+                                config.isMoe() ? "; expert shards: " + run.shards() : "");
+                    }
+                    if (config.isMoe()) {
+                        shardImbalance.put(String.valueOf(b), shards.imbalance());
                     }
                     Stats s = Stats.of(rates);
                     // per step, the weights are read once for all b sequences (MoE: up to b x top-k experts)
@@ -176,8 +193,8 @@ final class Benchmark {
         model.prefill(prompt, model.newCache(context), false, ForwardObserver.NONE);
     }
 
-    /** b sequences decoding together from an empty context; returns total tokens/s over the timed steps. */
-    static double decode(Qwen3Model model, int b, int steps, SplittableRandom random, int vocab) {
+    /** b sequences decoding together from an empty context: total tokens/s and the expert shards' load over the timed steps. */
+    static DecodeRun decode(Qwen3Model model, int b, int steps, SplittableRandom random, int vocab) {
         KvCache[] caches = new KvCache[b];
         for (int s = 0; s < b; s++) {
             caches[s] = model.newCache(steps + 1);
@@ -186,15 +203,17 @@ final class Benchmark {
         int[] rows = new int[b];
         Arrays.setAll(rows, i -> i);
         int[] positions = new int[b];
+        var shards = ExpertShardLoad.NONE;
         long t = System.nanoTime();
         for (int step = 0; step < steps; step++) {
             Arrays.fill(positions, step);
             float[] logits = model.forward(tokens, positions, caches, rows, ForwardObserver.NONE);
+            shards = shards.plus(model.lastExpertShardLoad());
             for (int s = 0; s < b; s++) {
                 tokens[s] = io.flinkqwen3.runtime.Sampler.argmax(logits, s * model.config().vocabSize(), vocab);
             }
         }
-        return (double) b * steps / ((System.nanoTime() - t) / 1e9);
+        return new DecodeRun((double) b * steps / ((System.nanoTime() - t) / 1e9), shards);
     }
 
     /**

@@ -39,7 +39,8 @@ public final class Qwen3Cli {
               generate --model LOCATION (--prompt TEXT | --tokens IDS) [--no-thinking] [--thinking-budget N]
                        [--max-tokens N] [--temperature T] [--seed S] [--threads N] [--quantize q8_0|q4_0] [--json]
               bench    --model LOCATION [--quantize q8_0|q4_0] [--threads 2] [--prompt 512] [--gen 128]
-                       [--batch 1,4,16] [--reps 3] [--bandwidth-gbs GB/s (default: measured)] [--json]
+                       [--batch 1,4,16] [--reps 3] [--expert-shards N (MoE; default: threads)]
+                       [--bandwidth-gbs GB/s (default: measured)] [--json]
               synth    --shape qwen3-0.6b|qwen3-8b|qwen3-30b-a3b [--layers N] [--dtype bf16] --out DIR [--tokenizer DIR]
             LOCATION: a model directory, a .gguf file or a Hugging Face repo id (Qwen/Qwen3-0.6B)""";
 
@@ -68,7 +69,7 @@ public final class Qwen3Cli {
                 case "generate" -> generate(new Args(rest, Set.of("--model", "--prompt", "--tokens", "--thinking-budget",
                         "--max-tokens", "--temperature", "--seed", "--threads", "--quantize"), Set.of("--no-thinking", "--json")));
                 case "bench" -> Benchmark.run(new Args(rest, Set.of("--model", "--quantize", "--threads", "--prompt", "--gen",
-                        "--batch", "--reps", "--bandwidth-gbs"), Set.of("--json")), out);
+                        "--batch", "--reps", "--expert-shards", "--bandwidth-gbs"), Set.of("--json")), out);
                 case "synth" -> synth(new Args(rest, Set.of("--shape", "--layers", "--dtype", "--out", "--tokenizer", "--threads"),
                         Set.of()));
                 default -> throw new Args.UsageException("unknown command '" + argv[0] + "'");

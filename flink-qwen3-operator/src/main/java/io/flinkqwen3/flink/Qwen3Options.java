@@ -14,7 +14,7 @@ public final class Qwen3Options {
     /** The engine settings these options ask for (those that matter when the task manager's engine is opened). */
     public static EngineOptions engineOptions(ReadableConfig options) {
         return new EngineOptions(options.get(THREADS), options.get(MAX_BATCH_SEQUENCES), 512, options.get(MAX_CONTEXT),
-                options.getOptional(QUANTIZE).map(QuantizedCheckpoint::parseFormat).orElse(null));
+                options.getOptional(QUANTIZE).map(QuantizedCheckpoint::parseFormat).orElse(null), options.get(EXPERT_SHARDS));
     }
 
     /**
@@ -23,6 +23,7 @@ public final class Qwen3Options {
      */
     public static void validate(ReadableConfig options) {
         atLeast(options, THREADS, 1);
+        atLeast(options, EXPERT_SHARDS, 0);
         atLeast(options, MAX_BATCH_SEQUENCES, 1);
         atLeast(options, MAX_CONTEXT, 0);
         atLeast(options, MAX_IN_FLIGHT, 1);
@@ -64,6 +65,11 @@ public final class Qwen3Options {
     public static final ConfigOption<Integer> THREADS = ConfigOptions.key("threads")
             .intType().defaultValue(Runtime.getRuntime().availableProcessors())
             .withDescription("Kernel worker threads of the task manager's shared engine (default: available processors).");
+
+    public static final ConfigOption<Integer> EXPERT_SHARDS = ConfigOptions.key("expert-shards")
+            .intType().defaultValue(0)
+            .withDescription("MoE models: shards the experts of each layer are split into, balanced by measured routing "
+                    + "load, each run by one kernel thread per step (0: one per kernel thread).");
 
     public static final ConfigOption<Integer> MAX_BATCH_SEQUENCES = ConfigOptions.key("max-batch-sequences")
             .intType().defaultValue(32)

@@ -13,14 +13,14 @@ import io.flinkqwen3.tensor.Parallel;
  * @param mlp a dense {@link Mlp}, or a {@link SparseMoeBlock} in the MoE layers of qwen3_moe
  */
 record DecoderLayer(float[] inputNorm, Attention selfAttn, float[] postAttentionNorm, FeedForward mlp, float eps) {
-    /** Binds the weights of {@code model.layers.<layer>.}. */
-    static DecoderLayer bind(WeightBinder w, int layer, ModelConfig config, Parallel parallel) {
+    /** Binds the weights of {@code model.layers.<layer>.}; an MoE layer's experts split into {@code expertShards} shards. */
+    static DecoderLayer bind(WeightBinder w, int layer, ModelConfig config, int expertShards, Parallel parallel) {
         String p = "model.layers." + layer + ".";
         int h = config.hiddenSize();
         // bound in checkpoint order, so a checkpoint missing a layer reports its first tensor (q_proj)
         var selfAttn = Attention.bind(w, p + "self_attn.", layer, config, parallel);
         FeedForward mlp = config.isMoeLayer(layer)
-                ? SparseMoeBlock.bind(w, p + "mlp.", layer, config, parallel)
+                ? SparseMoeBlock.bind(w, p + "mlp.", layer, config, expertShards, parallel)
                 : Mlp.bind(w, p + "mlp.", h, config.intermediateSize(), parallel);
         return new DecoderLayer(w.vector(p + "input_layernorm.weight", h), selfAttn,
                 w.vector(p + "post_attention_layernorm.weight", h), mlp, config.rmsNormEps());

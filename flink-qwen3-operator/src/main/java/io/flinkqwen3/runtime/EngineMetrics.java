@@ -4,7 +4,8 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * What a scheduler needs to know about the engine: measured seconds per decode step by batch size
- * (exponential moving average), prefill seconds per token, queue length, tokens/s.
+ * (exponential moving average), prefill seconds per token, queue length, tokens/s; for MoE models how
+ * the last step's routed tokens fell on the expert shards.
  */
 public final class EngineMetrics implements StepCosts {
     private static final double ALPHA = 0.2;
@@ -18,6 +19,7 @@ public final class EngineMetrics implements StepCosts {
     private volatile int queued;
     private volatile int active;
     private volatile int lastBatchSize;
+    private volatile ExpertShardLoad expertShards = ExpertShardLoad.NONE;
 
     synchronized void recordStep(int decodeSequences, int prefillTokensInStep, double seconds) {
         lastBatchSize = decodeSequences;
@@ -31,6 +33,10 @@ public final class EngineMetrics implements StepCosts {
         }
         generatedTokens.addAndGet(decodeSequences);
         prefillTokens.addAndGet(prefillTokensInStep);
+    }
+
+    void recordExpertShards(ExpertShardLoad load) {
+        expertShards = load;
     }
 
     void recordQueue(int queued, int active) {
@@ -73,6 +79,16 @@ public final class EngineMetrics implements StepCosts {
 
     public int lastBatchSize() {
         return lastBatchSize;
+    }
+
+    /** Tokens the last step routed to each expert shard (summed over MoE layers) and the imbalance; NONE for a dense model. */
+    public ExpertShardLoad expertShards() {
+        return expertShards;
+    }
+
+    /** {@link ExpertShardLoad#imbalance()} of the last step: its MoE time over that of a perfect split (1 for a dense model). */
+    public double expertShardImbalance() {
+        return expertShards.imbalance();
     }
 
     public long generatedTokens() {

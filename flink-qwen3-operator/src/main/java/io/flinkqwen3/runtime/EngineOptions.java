@@ -10,28 +10,35 @@ import io.flinkqwen3.tensor.DType;
  * @param maxBatchTokens  tokens per forward pass; long prompts are prefilled in chunks of this size
  * @param maxContext      cap on positions per sequence (prompt + output); 0 = the model's maximum
  * @param quantize        convert the weights to this type at load time (Q8_0 or Q4_0), or null
+ * @param expertShards    shards the experts of each MoE layer are split into, each run by one worker
+ *                        per step (0: one per kernel thread)
  */
-public record EngineOptions(int threads, int maxSequences, int maxBatchTokens, int maxContext, DType quantize) {
+public record EngineOptions(int threads, int maxSequences, int maxBatchTokens, int maxContext, DType quantize, int expertShards) {
     public EngineOptions {
-        if (threads < 1 || maxSequences < 1 || maxBatchTokens < 1 || maxContext < 0) {
+        if (threads < 1 || maxSequences < 1 || maxBatchTokens < 1 || maxContext < 0 || expertShards < 0) {
             throw new IllegalArgumentException("invalid engine options: threads " + threads + ", max sequences "
-                    + maxSequences + ", max batch tokens " + maxBatchTokens + ", max context " + maxContext);
+                    + maxSequences + ", max batch tokens " + maxBatchTokens + ", max context " + maxContext
+                    + ", expert shards " + expertShards);
         }
     }
 
     public EngineOptions(int threads, int maxSequences, int maxBatchTokens, int maxContext) {
-        this(threads, maxSequences, maxBatchTokens, maxContext, null);
+        this(threads, maxSequences, maxBatchTokens, maxContext, null, 0);
     }
 
     public static EngineOptions defaults() {
-        return new EngineOptions(Runtime.getRuntime().availableProcessors(), 32, 512, 0, null);
+        return new EngineOptions(Runtime.getRuntime().availableProcessors(), 32, 512, 0, null, 0);
     }
 
     public EngineOptions withThreads(int t) {
-        return new EngineOptions(t, maxSequences, maxBatchTokens, maxContext, quantize);
+        return new EngineOptions(t, maxSequences, maxBatchTokens, maxContext, quantize, expertShards);
     }
 
     public EngineOptions withQuantize(DType q) {
-        return new EngineOptions(threads, maxSequences, maxBatchTokens, maxContext, q);
+        return new EngineOptions(threads, maxSequences, maxBatchTokens, maxContext, q, expertShards);
+    }
+
+    public EngineOptions withExpertShards(int s) {
+        return new EngineOptions(threads, maxSequences, maxBatchTokens, maxContext, quantize, s);
     }
 }

@@ -18,11 +18,18 @@ record Mlp(Matrix gateProj, Matrix upProj, Matrix downProj, Parallel parallel) i
 
     @Override
     public void forward(float[] x, int n, float[] out, ForwardObserver observer) {
-        int inter = gateProj.rows();
-        float[] gate = new float[n * inter], up = new float[n * inter];
+        forward(x, n, out, new float[n * intermediate()], new float[n * intermediate()]);
+    }
+
+    /** x: [n, hidden] -> out: [n, hidden], in the caller's buffers gate and up (at least [n, intermediate] each). */
+    void forward(float[] x, int n, float[] out, float[] gate, float[] up) {
         // x: [n, hidden] -> gate and up: [n, intermediate], in one parallel loop
         Matrix.matmulAll(parallel, x, n, new Matrix[] {gateProj, upProj}, new float[][] {gate, up});
-        Kernels.siluAndMultiply(gate, up, n * inter); // gate = silu(gate) * up
+        Kernels.siluAndMultiply(gate, up, n * intermediate()); // gate = silu(gate) * up
         downProj.matmul(gate, n, out, parallel); // gate: [n, intermediate] -> out: [n, hidden]
+    }
+
+    int intermediate() {
+        return gateProj.rows();
     }
 }

@@ -78,11 +78,12 @@ public final class Qwen3Engine implements AutoCloseable {
                 checkpoint = new QuantizedCheckpoint(checkpoint, options.quantize(), parallel);
             }
             Qwen3Tokenizer tokenizer = Checkpoints.tokenizer(checkpoint);
-            var model = Qwen3Model.load(checkpoint, parallel);
+            var model = Qwen3Model.load(checkpoint, parallel, options.expertShards());
             var loaded = checkpoint;
-            LOG.info(() -> String.format("loaded %s (%s, %d layers, %.1f MB%s) in %.2f s", location,
+            LOG.info(() -> String.format("loaded %s (%s, %d layers, %.1f MB%s%s) in %.2f s", location,
                     loaded.config().modelType(), loaded.config().numLayers(), loaded.mappedBytes() / 1e6,
                     options.quantize() == null ? " mapped" : " mapped + converted to " + options.quantize(),
+                    loaded.config().isMoe() ? ", the experts of each MoE layer in " + model.expertShards() + " shards" : "",
                     (System.nanoTime() - start) / 1e9));
             var engine = new Qwen3Engine(model, tokenizer, options);
             engine.warmUp();
@@ -280,6 +281,7 @@ public final class Qwen3Engine implements AutoCloseable {
         float[] logits = model.forward(tokens.toArray(), positions.toArray(), caches.toArray(KvCache[]::new),
                 logitRows.toArray(), ForwardObserver.NONE);
         metrics.recordStep(decoding, prefill, (System.nanoTime() - begin) / 1e9);
+        metrics.recordExpertShards(model.lastExpertShardLoad());
 
         int vocab = model.config().vocabSize();
         for (int i = 0; i < sampled.size(); i++) {

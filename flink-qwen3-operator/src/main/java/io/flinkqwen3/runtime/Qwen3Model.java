@@ -28,19 +28,21 @@ public final class Qwen3Model implements AutoCloseable {
     private final float[] finalNorm; // [hidden]
     private final Matrix lmHead; // [vocab, hidden]
     private final RotaryEmbedding rope;
+    private final int expertShards;
     /** The packed copies of the weight matrices, unmapped on close. */
     private final Arena packed = Arena.ofShared();
 
-    private Qwen3Model(Checkpoint checkpoint, Parallel parallel) {
+    private Qwen3Model(Checkpoint checkpoint, Parallel parallel, int expertShards) {
         this.checkpoint = checkpoint;
         this.config = checkpoint.config();
         this.parallel = parallel;
+        this.expertShards = expertShards;
         var w = new WeightBinder(checkpoint, parallel, packed);
         int h = config.hiddenSize();
         embedTokens = w.matrix("model.embed_tokens.weight", config.vocabSize(), h);
         layers = new DecoderLayer[config.numLayers()];
         for (int l = 0; l < layers.length; l++) {
-            layers[l] = DecoderLayer.bind(w, l, config, parallel);
+            layers[l] = DecoderLayer.bind(w, l, config, expertShards, parallel);
         }
         finalNorm = w.vector("model.norm.weight", h);
         lmHead = config.tieWordEmbeddings() && !checkpoint.contains("lm_head.weight")
@@ -53,7 +55,18 @@ public final class Qwen3Model implements AutoCloseable {
      * matrices are repacked once into the kernels' layout ({@link PackedMatrix}, off-heap).
      */
     public static Qwen3Model load(Checkpoint checkpoint, Parallel parallel) {
-        return new Qwen3Model(checkpoint, parallel);
+        return load(checkpoint, parallel, 0);
+    }
+
+    /**
+     * {@link #load(Checkpoint, Parallel)} with the experts of each MoE layer split into
+     * {@code expertShards} shards ({@link SparseMoeBlock}); 0: one per thread of {@code parallel}.
+     */
+    public static Qwen3Model load(Checkpoint checkpoint, Parallel parallel, int expertShards) {
+        if (expertShards < 0) {
+            throw new IllegalArgumentException("expert shards must be >= 0 (0: one per thread), got " + expertShards);
+        }
+        return new Qwen3Model(checkpoint, parallel, expertShards == 0 ? parallel.threads() : expertShards);
     }
 
     public ModelConfig config() {
@@ -66,6 +79,22 @@ public final class Qwen3Model implements AutoCloseable {
 
     public Parallel parallel() {
         return parallel;
+    }
+
+    /** Shards the experts of each MoE layer are split into. */
+    public int expertShards() {
+        return expertShards;
+    }
+
+    /** How the last forward pass spread its routed tokens over the expert shards; {@link ExpertShardLoad#NONE} for a dense model. */
+    public ExpertShardLoad lastExpertShardLoad() {
+        var load = ExpertShardLoad.NONE;
+        for (DecoderLayer layer : layers) {
+            if (layer.mlp() instanceof SparseMoeBlock moe) {
+                load = load.plus(moe.shards().lastStep());
+            }
+        }
+        return load;
     }
 
     /** An empty cache for a sequence of up to maxPositions tokens (at most the model's context length). */

@@ -148,5 +148,11 @@ class Qwen3EngineTest {
         assertTrue(m.prefillSecondsPerToken() > 0);
         assertTrue(m.generatedTokens() >= 8);
         assertTrue(m.tokensPerSecond() > 0);
+        // the MoE fixture's experts in one shard per kernel thread; each token of the last step went to top-2 experts in 2 layers
+        long[] tokensPerShard = m.expertShards().tokensPerShard();
+        assertEquals(2, tokensPerShard.length);
+        long routed = Arrays.stream(tokensPerShard).sum();
+        assertTrue(routed > 0 && routed % 4 == 0, m.expertShards().toString());
+        assertTrue(m.expertShardImbalance() >= 1 && m.expertShardImbalance() <= 2, m.expertShards().toString());
     }
 }
