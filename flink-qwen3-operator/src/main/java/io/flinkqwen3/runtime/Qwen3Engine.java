@@ -150,7 +150,12 @@ public final class Qwen3Engine implements AutoCloseable {
         return model;
     }
 
-    /** The prompt token ids of a request: the rendered chat template, the raw prompt, or the given ids. */
+    /**
+     * The prompt token ids of a request: the rendered chat template, the raw prompt, or the given
+     * ids. A text prompt with no room left in the context is a {@link PromptTooLongException} found
+     * without tokenizing all of it: at most about the context's worth of tokens is ever tokenized,
+     * and text longer than any prompt of that many tokens can be is refused by its length alone.
+     */
     public int[] promptTokens(GenerationRequest request) {
         if (request.promptTokens() != null) {
             return request.promptTokens().clone();
@@ -158,10 +163,14 @@ public final class Qwen3Engine implements AutoCloseable {
         if (tokenizer == null) {
             throw new IllegalArgumentException("this model has no tokenizer.json: send prompt token ids instead of text");
         }
-        if (request.rawPrompt() != null) {
-            return tokenizer.encode(request.rawPrompt());
+        String text = request.rawPrompt() != null ? request.rawPrompt()
+                : ChatTemplate.render(request.messages(), true, request.thinks());
+        int[] ids = tokenizer.encode(text, contextLength - 1); // a prompt of contextLength tokens leaves no room
+        if (ids == null) {
+            throw PromptTooLongException.counted(text.length(), request.rawPrompt() == null, contextLength - 1, contextLength,
+                    text.length() > tokenizer.maxCharsFor(contextLength - 1));
         }
-        return tokenizer.encode(ChatTemplate.render(request.messages(), true, request.thinks()));
+        return ids;
     }
 
     /** Runs a request to completion on the calling thread's behalf (it waits). */

@@ -50,6 +50,8 @@ public final class Qwen3Tokenizer {
     private final AddedToken[] addedById;
     private final Pattern addedPattern;
     private final WordCache wordCache = new WordCache(CACHE_GENERATION_ENTRIES);
+    /** The longest token in characters: byte-level symbols (one per byte) or an added token's text. */
+    private final int longestToken;
 
     /**
      * Builds a tokenizer from its vocabulary, merges (in rank order) and added tokens. Throws
@@ -102,6 +104,14 @@ public final class Qwen3Tokenizer {
             }
             merges.putIfAbsent(pairKey(a, b), ((long) rank << 32) | merged);
         }
+        int longest = 1;
+        for (String token : vocab.keySet()) {
+            longest = Math.max(longest, token.length());
+        }
+        for (AddedToken t : addedTokens) {
+            longest = Math.max(longest, t.content().length());
+        }
+        longestToken = longest;
         addedPattern = addedTokens.isEmpty() ? null : Pattern.compile(addedTokens.stream()
                 .map(AddedToken::content)
                 .sorted(Comparator.comparingInt(String::length).reversed())
@@ -229,29 +239,96 @@ public final class Qwen3Tokenizer {
     }
 
     public int[] encode(String text) {
-        List<Integer> ids = new ArrayList<>();
+        return encode(text, Integer.MAX_VALUE);
+    }
+
+    /**
+     * The ids of text, or null as soon as it is certain to have more than maxTokens: the work is
+     * bounded by maxTokens, not by the length of the text. Text longer than {@link #maxCharsFor}
+     * is refused without being looked at; otherwise tokenizing stops once the ids counted so far
+     * plus a lower bound for the next word (its length over the longest token's) exceed maxTokens,
+     * so at most about maxTokens times the longest token's bytes are ever merged.
+     */
+    public int[] encode(String text, int maxTokens) {
+        if (text.length() > maxCharsFor(maxTokens)) {
+            return null;
+        }
+        var ids = new IdBuffer(maxTokens);
         int last = 0;
         if (addedPattern != null) {
             Matcher m = addedPattern.matcher(text);
             while (m.find()) {
-                encodeOrdinary(text.substring(last, m.start()), ids);
-                ids.add(added.get(m.group()).id());
+                if (!encodeOrdinary(text.substring(last, m.start()), ids) || !ids.add(added.get(m.group()).id())) {
+                    return null;
+                }
                 last = m.end();
             }
         }
-        encodeOrdinary(text.substring(last), ids);
-        return ids.stream().mapToInt(Integer::intValue).toArray();
+        return encodeOrdinary(text.substring(last), ids) ? ids.toArray() : null;
     }
 
-    private void encodeOrdinary(String text, List<Integer> ids) {
+    /**
+     * The most characters a text of maxTokens tokens can have: each token stands for at most
+     * {@link #longestTokenChars()} characters of the NFC-normalized text, and NFC composes at most 4
+     * characters into one. Longer text certainly has more tokens.
+     */
+    public long maxCharsFor(int maxTokens) {
+        return (long) maxTokens * longestToken * 4;
+    }
+
+    /** The longest token's length in characters (byte-level symbols, or an added token's text). */
+    public int longestTokenChars() {
+        return longestToken;
+    }
+
+    /** False when the ids would exceed the buffer's limit (the rest is then not tokenized). */
+    private boolean encodeOrdinary(String text, IdBuffer ids) {
         if (text.isEmpty()) {
-            return;
+            return true;
         }
         Matcher m = PRE_TOKENIZE.matcher(Normalizer.normalize(text, Normalizer.Form.NFC));
         while (m.find()) {
-            for (int id : wordIds(m.group())) {
-                ids.add(id);
+            // a word of n characters (UTF-8 bytes >= n) has at least n / longestToken tokens
+            int chars = m.end() - m.start();
+            if (!ids.hasRoomFor((chars + longestToken - 1) / longestToken)) {
+                return false;
             }
+            for (int id : wordIds(m.group())) {
+                if (!ids.add(id)) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    /** Token ids up to a limit. */
+    private static final class IdBuffer {
+        private final int limit;
+        private int[] ids = new int[64];
+        private int size;
+
+        IdBuffer(int limit) {
+            this.limit = limit;
+        }
+
+        boolean hasRoomFor(int more) {
+            return (long) size + more <= limit;
+        }
+
+        boolean add(int id) {
+            if (size >= limit) {
+                return false;
+            }
+            if (size == ids.length) {
+                ids = Arrays.copyOf(ids, (int) Math.min((long) size * 2, Integer.MAX_VALUE - 8));
+            }
+            ids[size++] = id;
+            return true;
+        }
+
+        int[] toArray() {
+            return Arrays.copyOf(ids, size);
         }
     }
 
