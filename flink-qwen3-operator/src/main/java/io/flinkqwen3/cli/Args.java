@@ -52,6 +52,17 @@ final class Args {
         }
     }
 
+    /** --threads: the kernel pool size, available processors by default; counts that make no sense are a usage error. */
+    int threads() {
+        int threads = intValue("--threads", Runtime.getRuntime().availableProcessors());
+        try {
+            io.flinkqwen3.tensor.Parallel.checkThreads("--threads", threads);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
+        return threads;
+    }
+
     float floatValue(String name, float fallback) {
         String v = values.get(name);
         try {

@@ -45,7 +45,7 @@ final class Benchmark {
     private Benchmark() {}
 
     static void run(Args args, PrintStream out) {
-        int threads = args.intValue("--threads", Runtime.getRuntime().availableProcessors());
+        int threads = args.threads();
         int promptTokens = positive(args, "--prompt", 512, 1 << 20);
         int gen = positive(args, "--gen", 128, 1 << 20);
         int reps = positive(args, "--reps", 3, 1000);

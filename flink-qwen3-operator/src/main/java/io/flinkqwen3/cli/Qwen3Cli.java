@@ -123,9 +123,10 @@ public final class Qwen3Cli {
     private void logits(Args args) {
         int[] ids = Args.parseIds(args.required("--tokens"));
         int top = args.intValue("--top", 10);
+        int threads = args.threads();
         Path dir = ModelLocator.resolve(args.required("--model"));
         try (Checkpoint checkpoint = Checkpoints.open(dir);
-             var parallel = new Parallel(args.intValue("--threads", Runtime.getRuntime().availableProcessors()));
+             var parallel = new Parallel(threads);
              var model = Qwen3Model.load(checkpoint, parallel)) {
             int vocab = model.config().vocabSize();
             for (int id : ids) {
@@ -166,7 +167,7 @@ public final class Qwen3Cli {
         request.enableThinking(thinking).thinkingBudget(budget).maxTokens(args.intValue("--max-tokens", 512));
         long seed = args.has("--seed") ? args.intValue("--seed", 0) : System.nanoTime();
         long loadStart = System.nanoTime();
-        var options = EngineOptions.defaults().withThreads(args.intValue("--threads", Runtime.getRuntime().availableProcessors()))
+        var options = EngineOptions.defaults().withThreads(args.threads())
                 .withQuantize(args.has("--quantize") ? QuantizedCheckpoint.parseFormat(args.get("--quantize")) : null);
         try (var engine = Qwen3Engine.open(args.required("--model"), options)) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
@@ -215,7 +216,7 @@ public final class Qwen3Cli {
         try {
             SyntheticCheckpoint.write(shape, Path.of(args.required("--out")),
                     args.has("--tokenizer") ? Path.of(args.get("--tokenizer")) : null,
-                    args.intValue("--threads", Runtime.getRuntime().availableProcessors()), System.err);
+                    args.threads(), System.err);
         } catch (java.io.IOException e) {
             throw new IllegalArgumentException("cannot write " + args.get("--out") + ": " + e.getMessage(), e);
         }

@@ -2,6 +2,7 @@ package io.flinkqwen3.flink;
 
 import io.flinkqwen3.model.QuantizedCheckpoint;
 import io.flinkqwen3.runtime.EngineOptions;
+import io.flinkqwen3.tensor.Parallel;
 import java.time.Duration;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.ConfigOptions;
@@ -22,7 +23,12 @@ public final class Qwen3Options {
      * against); IllegalArgumentException naming the option, what it must be and what it is.
      */
     public static void validate(ReadableConfig options) {
-        atLeast(options, THREADS, 1);
+        int threads = options.get(THREADS);
+        int maxThreads = Math.max(Parallel.MAX_THREADS, Runtime.getRuntime().availableProcessors());
+        if (threads < 1 || threads > maxThreads) { // the task manager also checks against its own processors
+            throw new IllegalArgumentException(name(THREADS) + " must be between 1 and " + maxThreads + " (and at most "
+                    + Parallel.THREADS_PER_PROCESSOR + " per processor of the task manager), got " + threads);
+        }
         atLeast(options, EXPERT_SHARDS, 0);
         atLeast(options, MAX_BATCH_SEQUENCES, 1);
         atLeast(options, MAX_CONTEXT, 0);
@@ -64,7 +70,8 @@ public final class Qwen3Options {
 
     public static final ConfigOption<Integer> THREADS = ConfigOptions.key("threads")
             .intType().defaultValue(Runtime.getRuntime().availableProcessors())
-            .withDescription("Kernel worker threads of the task manager's shared engine (default: available processors).");
+            .withDescription("Kernel worker threads of the task manager's shared engine (default: available processors; "
+                    + "at most 4 per processor and 256).");
 
     public static final ConfigOption<Integer> EXPERT_SHARDS = ConfigOptions.key("expert-shards")
             .intType().defaultValue(0)

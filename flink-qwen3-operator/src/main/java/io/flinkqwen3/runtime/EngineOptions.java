@@ -15,6 +15,7 @@ import io.flinkqwen3.tensor.DType;
  */
 public record EngineOptions(int threads, int maxSequences, int maxBatchTokens, int maxContext, DType quantize, int expertShards) {
     public EngineOptions {
+        io.flinkqwen3.tensor.Parallel.checkThreads("threads", threads);
         if (threads < 1 || maxSequences < 1 || maxBatchTokens < 1 || maxContext < 0 || expertShards < 0) {
             throw new IllegalArgumentException("invalid engine options: threads " + threads + ", max sequences "
                     + maxSequences + ", max batch tokens " + maxBatchTokens + ", max context " + maxContext

@@ -53,9 +53,7 @@ public final class Parallel implements AutoCloseable {
     }
 
     public Parallel(int threads) {
-        if (threads < 1) {
-            throw new IllegalArgumentException("threads must be >= 1, got " + threads);
-        }
+        checkThreads("threads", threads);
         this.threads = threads;
         this.workers = new Thread[threads - 1];
         this.parked = new boolean[threads - 1];
@@ -67,6 +65,31 @@ public final class Parallel implements AutoCloseable {
 
     public int threads() {
         return threads;
+    }
+
+    /** Above this many threads a pool is refused (unless the machine has more processors). */
+    public static final int MAX_THREADS = 256;
+    /** ... or above this many threads per available processor. */
+    public static final int THREADS_PER_PROCESSOR = 4;
+
+    /**
+     * The most kernel threads that make sense here: 4 per available processor, at most 256 (or
+     * the number of processors, when there are more). Workers spin between loops, so threads
+     * beyond the cores only take turns on them.
+     */
+    public static int maxThreads() {
+        int processors = Runtime.getRuntime().availableProcessors();
+        return (int) Math.min((long) THREADS_PER_PROCESSOR * processors, Math.max(MAX_THREADS, processors));
+    }
+
+    /** Throws IllegalArgumentException naming the setting when threads is below 1 or above {@link #maxThreads()}. */
+    public static void checkThreads(String setting, int threads) {
+        int max = maxThreads();
+        if (threads < 1 || threads > max) {
+            throw new IllegalArgumentException(setting + " must be between 1 and " + max + " (" + THREADS_PER_PROCESSOR
+                    + " per available processor, " + Runtime.getRuntime().availableProcessors() + " here, at most "
+                    + MAX_THREADS + "), got " + threads);
+        }
     }
 
     /**
