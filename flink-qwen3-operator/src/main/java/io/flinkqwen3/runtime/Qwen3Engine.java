@@ -16,6 +16,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.PriorityQueue;
 import java.util.Set;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
@@ -66,33 +67,50 @@ public final class Qwen3Engine implements AutoCloseable {
         this.scheduler = Thread.ofPlatform().daemon().name("qwen3-engine-scheduler").start(this::runSteps);
     }
 
-    /** Resolves the location (directory, .gguf file or Hugging Face repo id), maps the weights and starts the engine. */
+    /**
+     * Resolves the location (directory, .gguf file or Hugging Face repo id), maps the weights and
+     * starts the engine. When any step fails, everything opened so far (kernel threads, mappings,
+     * packed weights, the scheduler thread) is closed before the exception leaves.
+     */
     public static Qwen3Engine open(String location, EngineOptions options) {
         long start = System.nanoTime();
         Path path = ModelLocator.resolve(location);
         var parallel = new Parallel(options.threads());
         Checkpoint checkpoint = null;
+        Qwen3Model model = null;
+        Qwen3Engine engine = null;
         try {
             checkpoint = Checkpoints.open(path);
             if (options.quantize() != null) {
                 checkpoint = new QuantizedCheckpoint(checkpoint, options.quantize(), parallel);
             }
             Qwen3Tokenizer tokenizer = Checkpoints.tokenizer(checkpoint);
-            var model = Qwen3Model.load(checkpoint, parallel, options.expertShards());
+            model = Qwen3Model.load(checkpoint, parallel, options.expertShards());
             var loaded = checkpoint;
+            var loadedModel = model;
             LOG.info(() -> String.format("loaded %s (%s, %d layers, %.1f MB%s%s) in %.2f s", location,
                     loaded.config().modelType(), loaded.config().numLayers(), loaded.mappedBytes() / 1e6,
                     options.quantize() == null ? " mapped" : " mapped + converted to " + options.quantize(),
-                    loaded.config().isMoe() ? ", the experts of each MoE layer in " + model.expertShards() + " shards" : "",
+                    loaded.config().isMoe() ? ", the experts of each MoE layer in " + loadedModel.expertShards() + " shards" : "",
                     (System.nanoTime() - start) / 1e9));
-            var engine = new Qwen3Engine(model, tokenizer, options);
+            engine = new Qwen3Engine(model, tokenizer, options);
             engine.warmUp();
             return engine;
-        } catch (RuntimeException e) {
-            if (checkpoint != null) {
-                checkpoint.close();
+        } catch (RuntimeException | Error e) {
+            try {
+                if (engine != null) {
+                    engine.close(); // the scheduler, the kernel threads, the model and its checkpoint
+                } else {
+                    if (model != null) {
+                        model.close(); // packed weights and the checkpoint
+                    } else if (checkpoint != null) {
+                        checkpoint.close();
+                    }
+                    parallel.close();
+                }
+            } catch (RuntimeException | Error closing) {
+                e.addSuppressed(closing);
             }
-            parallel.close();
             throw e;
         }
     }
@@ -119,8 +137,12 @@ public final class Qwen3Engine implements AutoCloseable {
     private void warmUp() {
         long start = System.nanoTime();
         var requests = new ArrayList<CompletableFuture<GenerationResult>>();
-        for (int i = 0; i < 4; i++) {
-            int[] prompt = {1 + i, 2, 3, 4, 5, 6, 7, 8};
+        int length = Math.min(8, contextLength - 1), vocab = model.config().vocabSize(); // fits any context and vocabulary
+        for (int i = 0; i < 4 && length > 0; i++) {
+            int[] prompt = new int[length];
+            for (int p = 0; p < length; p++) {
+                prompt[p] = (1 + p + (p == 0 ? i : 0)) % vocab;
+            }
             requests.add(submit(GenerationRequest.builder().promptTokens(prompt).maxTokens(8)
                     .sampling(SamplingParams.greedy()).build(), Long.MAX_VALUE));
         }
@@ -185,7 +207,7 @@ public final class Qwen3Engine implements AutoCloseable {
      */
     public CompletableFuture<GenerationResult> submit(GenerationRequest request, long deadlineNanos) {
         if (closed) {
-            throw new IllegalStateException("engine is closed");
+            throw new IllegalStateException(CLOSED);
         }
         int[] prompt = promptTokens(request);
         if (prompt.length == 0) {
@@ -208,6 +230,9 @@ public final class Qwen3Engine implements AutoCloseable {
         var future = new CompletableFuture<GenerationResult>();
         lock.lock();
         try {
+            if (closed) {
+                throw new IllegalStateException(CLOSED);
+            }
             waiting.add(new Running(generation, future, submitted++));
             metrics.recordQueue(waiting.size(), active.size());
             workArrived.signal();
@@ -218,32 +243,68 @@ public final class Qwen3Engine implements AutoCloseable {
     }
 
     private void runSteps() {
-        while (!closed) {
-            try {
-                if (!admit()) {
-                    continue;
+        try {
+            while (!closed) {
+                try {
+                    if (admit()) {
+                        step();
+                    }
+                } catch (RuntimeException | Error e) {
+                    if (closed) {
+                        break; // close() stopped the step between two layers
+                    }
+                    LOG.log(Level.SEVERE, "engine step failed; failing the requests in it", e);
+                    active.forEach(r -> {
+                        recycle(r.generation.cache);
+                        r.result.completeExceptionally(e);
+                    });
+                    active.clear();
                 }
-                step();
-            } catch (InterruptedException e) {
-                return;
-            } catch (RuntimeException | Error e) {
-                LOG.log(Level.SEVERE, "engine step failed; failing the requests in it", e);
-                active.forEach(r -> {
-                    recycle(r.generation.cache);
-                    r.result.completeExceptionally(e);
-                });
-                active.clear();
             }
+        } finally {
+            shutDown();
+        }
+    }
+
+    /** Runs on the scheduler thread once it has left its last step: fails what is left, then unmaps. */
+    private void shutDown() {
+        lock.lock();
+        try {
+            var closedError = new IllegalStateException("engine closed before the request finished");
+            waiting.forEach(r -> r.result.completeExceptionally(closedError));
+            active.forEach(r -> r.result.completeExceptionally(closedError));
+            waiting.clear();
+            active.clear();
+        } finally {
+            lock.unlock();
+        }
+        freeCaches.clear();
+        try {
+            model.parallel().close();
+        } finally {
+            model.close();
         }
     }
 
     /** Moves waiting requests into the running set (EDF); blocks while there is nothing to do. */
-    private boolean admit() throws InterruptedException {
+    private boolean admit() {
         lock.lock();
         try {
             while (active.isEmpty() && waiting.isEmpty() && !closed) {
-                workArrived.await();
+                workArrived.awaitUninterruptibly();
             }
+            if (closed) {
+                return false;
+            }
+            // requests cancelled by their submitter (an operator that closed) give up their place and cache
+            waiting.removeIf(r -> r.result.isDone());
+            active.removeIf(r -> {
+                if (r.result.isDone()) {
+                    recycle(r.generation.cache);
+                    return true;
+                }
+                return false;
+            });
             while (active.size() < options.maxSequences() && !waiting.isEmpty()) {
                 active.add(waiting.poll());
             }
@@ -288,7 +349,7 @@ public final class Qwen3Engine implements AutoCloseable {
         }
         long begin = System.nanoTime();
         float[] logits = model.forward(tokens.toArray(), positions.toArray(), caches.toArray(KvCache[]::new),
-                logitRows.toArray(), ForwardObserver.NONE);
+                logitRows.toArray(), stopWhenClosed);
         metrics.recordStep(decoding, prefill, (System.nanoTime() - begin) / 1e9);
         metrics.recordExpertShards(model.lastExpertShardLoad());
 
@@ -311,28 +372,53 @@ public final class Qwen3Engine implements AutoCloseable {
         }
     }
 
+    /**
+     * Stops the engine: requests still queued or running fail, and the weights are unmapped once
+     * the scheduler has left its step (a running step stops at the next layer boundary), never
+     * while the kernels may still read them. Waits for that unless called from the scheduler
+     * thread itself (a completion callback), which then shuts down when the callback returns.
+     */
     @Override
     public void close() {
-        closed = true;
-        scheduler.interrupt();
-        try {
-            scheduler.join(10_000);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
         lock.lock();
         try {
-            var closedError = new IllegalStateException("engine closed before the request finished");
-            waiting.forEach(r -> r.result.completeExceptionally(closedError));
-            active.forEach(r -> r.result.completeExceptionally(closedError));
-            waiting.clear();
-            active.clear();
+            closed = true;
+            workArrived.signalAll();
         } finally {
             lock.unlock();
         }
-        model.parallel().close();
-        model.close();
+        if (Thread.currentThread() == scheduler) {
+            return;
+        }
+        boolean interrupted = false;
+        while (scheduler.isAlive()) {
+            try {
+                scheduler.join();
+            } catch (InterruptedException e) {
+                interrupted = true; // unmapping under a running step would crash the JVM: wait it out
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
     }
+
+    /** Whether the engine has been closed (it takes no requests). */
+    public boolean isClosed() {
+        return closed;
+    }
+
+    private static final String CLOSED = "engine is closed";
+
+    /** Stops a step between two layers once the engine is closing. */
+    private final ForwardObserver stopWhenClosed = new ForwardObserver() {
+        @Override
+        public void hiddenState(int layer, float[] hidden, int tokens, int width) {
+            if (closed) {
+                throw new CancellationException("the engine is closing");
+            }
+        }
+    };
 
     /** A growable int array (the batch is rebuilt every step). */
     private static final class IntList {

@@ -30,9 +30,10 @@ public final class Qwen3Model implements AutoCloseable {
     private final RotaryEmbedding rope;
     private final int expertShards;
     /** The packed copies of the weight matrices, unmapped on close. */
-    private final Arena packed = Arena.ofShared();
+    private final Arena packed;
 
-    private Qwen3Model(Checkpoint checkpoint, Parallel parallel, int expertShards) {
+    private Qwen3Model(Checkpoint checkpoint, Parallel parallel, int expertShards, Arena packed) {
+        this.packed = packed;
         this.checkpoint = checkpoint;
         this.config = checkpoint.config();
         this.parallel = parallel;
@@ -52,7 +53,9 @@ public final class Qwen3Model implements AutoCloseable {
 
     /**
      * Binds the model to the checkpoint's weights, checking every shape against the config; the
-     * matrices are repacked once into the kernels' layout ({@link PackedMatrix}, off-heap).
+     * matrices are repacked once into the kernels' layout ({@link PackedMatrix}, off-heap). When
+     * a weight is missing or does not fit, the copies packed so far are unmapped before the
+     * exception leaves (the checkpoint stays the caller's to close).
      */
     public static Qwen3Model load(Checkpoint checkpoint, Parallel parallel) {
         return load(checkpoint, parallel, 0);
@@ -66,7 +69,13 @@ public final class Qwen3Model implements AutoCloseable {
         if (expertShards < 0) {
             throw new IllegalArgumentException("expert shards must be >= 0 (0: one per thread), got " + expertShards);
         }
-        return new Qwen3Model(checkpoint, parallel, expertShards == 0 ? parallel.threads() : expertShards);
+        Arena packed = Arena.ofShared();
+        try {
+            return new Qwen3Model(checkpoint, parallel, expertShards == 0 ? parallel.threads() : expertShards, packed);
+        } catch (RuntimeException | Error e) {
+            packed.close();
+            throw e;
+        }
     }
 
     public ModelConfig config() {

@@ -38,7 +38,18 @@ public final class NativeMemory {
         MADVISE = madvise;
     }
 
+    /** Bytes of anonymous mappings made here and not yet unmapped. */
+    private static final java.util.concurrent.atomic.AtomicLong MAPPED = new java.util.concurrent.atomic.AtomicLong();
+
     private NativeMemory() {}
+
+    /**
+     * Bytes currently mapped by {@link #allocate} (Linux; 0 elsewhere): packed weights, converted
+     * weights and KV caches until their arenas close (or, for automatic arenas, are collected).
+     */
+    public static long mappedBytes() {
+        return MAPPED.get();
+    }
 
     /**
      * {@code bytes} of zeroed memory, 4096-aligned, valid until {@code arena} closes.
@@ -55,6 +66,7 @@ public final class NativeMemory {
                 throw new OutOfMemoryError("mmap of " + bytes + " bytes for weights failed: not enough memory for the packed model");
             }
             int ignored = (int) MADVISE.invokeExact(address, bytes, MADV_HUGEPAGE); // a hint; may be unsupported
+            MAPPED.addAndGet(bytes);
             return address.reinterpret(bytes, arena, segment -> unmap(segment, bytes));
         } catch (OutOfMemoryError | RuntimeException e) {
             throw e;
@@ -66,6 +78,7 @@ public final class NativeMemory {
     private static void unmap(MemorySegment segment, long bytes) {
         try {
             int ignored = (int) MUNMAP.invokeExact(segment, bytes);
+            MAPPED.addAndGet(-bytes);
         } catch (Throwable t) {
             throw new IllegalStateException("munmap failed", t);
         }
