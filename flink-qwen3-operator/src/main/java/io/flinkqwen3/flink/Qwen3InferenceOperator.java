@@ -73,6 +73,8 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
     private transient RequestBuilder requests;
     private transient SlaBudgetPolicy policy;
     private transient long nextSequence;
+    /** Set in close(): completions from then on are not mailed back. */
+    private transient volatile boolean closing;
 
     private transient Counter completions;
     private transient Counter slaMet;
@@ -91,6 +93,8 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
         final int thinkingBudget;
         final boolean lateOnArrival;
         GenerationResult result;
+        /** The engine's answer to come; cancelled when the operator closes. */
+        CompletableFuture<GenerationResult> future;
 
         InFlight(long sequence, PromptRecord record, boolean hasTimestamp, long timestamp, long arrivalMillis,
                  long deadlineMillis, int thinkingBudget, boolean lateOnArrival) {
@@ -140,7 +144,7 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
         maxInFlight = options.get(Qwen3Options.MAX_IN_FLIGHT);
         Duration sla = options.get(Qwen3Options.DEFAULT_SLA);
         defaultSlaMillis = sla.compareTo(Duration.ofMillis(Long.MAX_VALUE)) >= 0 ? Long.MAX_VALUE : sla.toMillis();
-        engine = TaskManagerEngines.acquire(options.get(Qwen3Options.MODEL), Qwen3Options.engineOptions(options));
+        engine = TaskManagerEngines.acquireForTask(options);
         requests = new RequestBuilder(options, engine.model().checkpoint().generationConfig());
         policy = SlaBudgetPolicy.defaults(options.get(Qwen3Options.ANSWER_RESERVE_TOKENS));
         registerMetrics();
@@ -229,8 +233,13 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
             reject(record, hasTimestamp, timestamp, reasonOf(e));
             return;
         }
+        entry.future = result;
         queue.add(entry);
-        result.whenComplete((r, error) -> mailbox.execute(() -> complete(entry, r, error), "qwen3 completion %s", entry.sequence));
+        result.whenComplete((r, error) -> {
+            if (!closing) {
+                mailbox.execute(() -> complete(entry, r, error), "qwen3 completion %s", entry.sequence);
+            }
+        });
     }
 
     private static String reasonOf(Throwable e) {
@@ -323,9 +332,20 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
         }
     }
 
+    /**
+     * Leaves the shared engine (failover, cancel, end of input): the requests still in flight are
+     * cancelled there, so they stop taking batch slots from the other subtasks at the engine's next
+     * step; a restore resubmits them from the checkpoint.
+     */
     @Override
     public void close() throws Exception {
+        closing = true;
         if (queue != null) {
+            queue.forEach(e -> {
+                if (e.future != null) {
+                    e.future.cancel(false);
+                }
+            }, mark -> {});
             queue.clear();
         }
         if (engine != null) {

@@ -1,11 +1,14 @@
 package io.flinkqwen3.flink;
 
+import io.flinkqwen3.model.ModelFormatException;
 import io.flinkqwen3.runtime.EngineOptions;
 import io.flinkqwen3.runtime.Qwen3Engine;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.function.Function;
 import java.util.logging.Logger;
+import org.apache.flink.configuration.ReadableConfig;
+import org.apache.flink.runtime.execution.SuppressRestartsException;
 
 /**
  * One {@link Qwen3Engine} per task manager and model: a static, reference-counted registry (the
@@ -35,6 +38,31 @@ public final class TaskManagerEngines {
 
     public static Qwen3Engine acquire(String model, EngineOptions options) {
         return acquire(model, options, key -> Qwen3Engine.open(model, options));
+    }
+
+    /**
+     * For operators and functions in open(): the engine the options ask for. A model that cannot
+     * be loaded (a missing or corrupt file, a repo id offline and not cached, a download that
+     * failed) or engine options that cannot work are not transient: restarting the task would
+     * only fail again, forever. They leave as Flink's {@link SuppressRestartsException}, so the
+     * job fails at once whatever its restart strategy, with the loader's message in the cause.
+     */
+    public static Qwen3Engine acquireForTask(ReadableConfig options) {
+        String model = options.get(Qwen3Options.MODEL);
+        try {
+            return acquire(model, Qwen3Options.engineOptions(options));
+        } catch (ModelFormatException | IllegalArgumentException e) {
+            LOG.severe("Qwen3 model " + model + " cannot be used, failing the job without restarts: " + e.getMessage());
+            throw new SuppressRestartsException(new ModelUnavailableException(
+                    "Qwen3 model '" + model + "' cannot be used: " + e.getMessage(), e));
+        }
+    }
+
+    /** Why the job failed without restarting: the model (or the engine options) cannot work, restarts would not change that. */
+    public static final class ModelUnavailableException extends RuntimeException {
+        ModelUnavailableException(String message, Throwable cause) {
+            super(message, cause);
+        }
     }
 
     static synchronized Qwen3Engine acquire(String model, EngineOptions options, Function<String, Qwen3Engine> open) {

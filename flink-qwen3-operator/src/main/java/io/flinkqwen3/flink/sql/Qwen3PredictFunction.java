@@ -7,7 +7,9 @@ import io.flinkqwen3.flink.TaskManagerEngines;
 import io.flinkqwen3.runtime.Qwen3Engine;
 import java.util.Collection;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.functions.AsyncPredictFunction;
@@ -27,6 +29,7 @@ public final class Qwen3PredictFunction extends AsyncPredictFunction {
     private final PredictOutput output;
     private transient Qwen3Engine engine;
     private transient RequestBuilder requests;
+    private transient Set<CompletableFuture<?>> inFlight;
 
     Qwen3PredictFunction(Configuration options, List<String> outputColumns) {
         this.options = options;
@@ -35,8 +38,9 @@ public final class Qwen3PredictFunction extends AsyncPredictFunction {
 
     @Override
     public void open(FunctionContext context) {
-        engine = TaskManagerEngines.acquire(options.get(Qwen3Options.MODEL), Qwen3Options.engineOptions(options));
+        engine = TaskManagerEngines.acquireForTask(options);
         requests = new RequestBuilder(options, engine.model().checkpoint().generationConfig());
+        inFlight = ConcurrentHashMap.newKeySet();
     }
 
     @Override
@@ -47,15 +51,22 @@ public final class Qwen3PredictFunction extends AsyncPredictFunction {
             return CompletableFuture.completedFuture(List.of(output.errorRow(invalid)));
         }
         try {
-            return engine.submit(requests.build(record, options.get(Qwen3Options.THINKING_BUDGET)), Long.MAX_VALUE)
-                    .thenApply(result -> List.of(output.row(result)));
+            var submitted = engine.submit(requests.build(record, options.get(Qwen3Options.THINKING_BUDGET)), Long.MAX_VALUE);
+            inFlight.add(submitted);
+            submitted.whenComplete((r, e) -> inFlight.remove(submitted));
+            return submitted.thenApply(result -> List.of(output.row(result)));
         } catch (IllegalArgumentException e) {
             return CompletableFuture.completedFuture(List.of(output.errorRow(e.getMessage())));
         }
     }
 
+    /** Leaves the shared engine: rows still in flight are cancelled there (they stop taking batch slots). */
     @Override
     public void close() {
+        if (inFlight != null) {
+            inFlight.forEach(f -> f.cancel(false));
+            inFlight.clear();
+        }
         if (engine != null) {
             TaskManagerEngines.release(engine);
             engine = null;
