@@ -75,6 +75,13 @@ public final class EmbeddedKafka implements AutoCloseable {
      */
     public List<ConsumerRecord<byte[], byte[]>> readCommitted(String topic, int expected, Duration quiet, Duration timeout,
                                                               Consumer<ConsumerRecord<byte[], byte[]>> onRecord) {
+        return readCommitted(topic, expected, quiet, timeout, onRecord, () -> false);
+    }
+
+    /** As above, but also stops as soon as {@code stop} says so (checked between polls: the job that writes has ended). */
+    public List<ConsumerRecord<byte[], byte[]>> readCommitted(String topic, int expected, Duration quiet, Duration timeout,
+                                                              Consumer<ConsumerRecord<byte[], byte[]>> onRecord,
+                                                              java.util.function.BooleanSupplier stop) {
         var props = new Properties();
         props.put("bootstrap.servers", bootstrapServers());
         props.put("group.id", "reader-" + UUID.randomUUID());
@@ -92,7 +99,7 @@ public final class EmbeddedKafka implements AutoCloseable {
                     onRecord.accept(r);
                     lastArrival = System.nanoTime();
                 }
-                if (all.size() >= expected && System.nanoTime() - lastArrival > quiet.toNanos()) {
+                if (all.size() >= expected && System.nanoTime() - lastArrival > quiet.toNanos() || stop.getAsBoolean()) {
                     break;
                 }
             }

@@ -6,6 +6,7 @@ import io.flinkqwen3.flink.PromptRecord;
 import io.flinkqwen3.flink.Qwen3Kafka;
 import io.flinkqwen3.flink.Qwen3Options;
 import io.flinkqwen3.flink.RecordCodec;
+import io.flinkqwen3.flink.TaskManagerEngines;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -13,8 +14,10 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.flink.api.common.JobStatus;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.TaskManagerOptions;
+import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 
 /**
@@ -42,6 +45,32 @@ public final class Quickstart {
 
     public static void main(String[] args) throws Exception {
         System.exit(run(args, System.out));
+    }
+
+    /** Whether the job has failed (a model that cannot be loaded fails it at once, without restarts). */
+    private static boolean failed(JobClient job) {
+        try {
+            return job.getJobStatus().get() == JobStatus.FAILED;
+        } catch (Exception e) {
+            return true;
+        }
+    }
+
+    /** Why the job failed: the innermost message that says so (for a model, the loader's). */
+    private static String failure(JobClient job) {
+        try {
+            job.getJobExecutionResult().get();
+            return "unknown";
+        } catch (Exception e) {
+            String why = String.valueOf(e);
+            for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+                if (t instanceof TaskManagerEngines.ModelUnavailableException) {
+                    return t.getMessage();
+                }
+                why = t.getMessage() != null ? t.getMessage() : t.toString();
+            }
+            return why;
+        }
     }
 
     /** Runs the quickstart, printing completions to {@code out}; returns the exit code. */
@@ -94,7 +123,11 @@ public final class Quickstart {
                 } catch (Exception e) {
                     throw new IllegalStateException(e);
                 }
-            });
+            }, () -> failed(job));
+            if (failed(job)) {
+                System.err.println("quickstart: the job failed: " + failure(job));
+                return 1;
+            }
             job.getJobExecutionResult().get();
             double seconds = (System.nanoTime() - start) / 1e9;
             System.err.printf("quickstart: %d/%d prompts answered in %.1f s (%.2f records/s), SLA met for %d (%.0f%%)%n",

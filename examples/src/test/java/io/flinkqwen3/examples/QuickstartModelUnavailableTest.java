@@ -1,0 +1,34 @@
+package io.flinkqwen3.examples;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The quickstart with a model that cannot be loaded ends at once with the loader's message, instead of restarting forever. */
+class QuickstartModelUnavailableTest {
+    @Test
+    void aModelThatCannotBeLoadedEndsTheQuickstartWithTheLoadersMessage(@TempDir Path dir) throws Exception {
+        String model = dir.resolve("no-such-model").toString();
+        var err = new ByteArrayOutputStream();
+        PrintStream saved = System.err;
+        int code;
+        long start = System.nanoTime();
+        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+        try {
+            code = Quickstart.run(new String[] {"--model", model, "--prompts", "2"}, new PrintStream(new ByteArrayOutputStream()));
+        } finally {
+            System.setErr(saved);
+        }
+        String log = err.toString(StandardCharsets.UTF_8);
+        assertEquals(1, code, log);
+        assertTrue(log.contains("quickstart: the job failed: Qwen3 model '" + model + "' cannot be used: model location '" + model
+                + "' is neither an existing directory or .gguf file nor a Hugging Face repo id"), log);
+        System.out.printf("quickstart ended in %.1f s%n", (System.nanoTime() - start) / 1e9);
+    }
+}
