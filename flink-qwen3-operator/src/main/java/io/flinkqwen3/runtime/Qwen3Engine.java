@@ -297,7 +297,13 @@ public final class Qwen3Engine implements AutoCloseable {
                 return false;
             }
             // requests cancelled by their submitter (an operator that closed) give up their place and cache
-            waiting.removeIf(r -> r.result.isDone());
+            waiting.removeIf(r -> {
+                if (r.result.isDone()) {
+                    recycle(r.generation.cache);
+                    return true;
+                }
+                return false;
+            });
             active.removeIf(r -> {
                 if (r.result.isDone()) {
                     recycle(r.generation.cache);
