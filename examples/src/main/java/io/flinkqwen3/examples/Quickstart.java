@@ -52,7 +52,8 @@ public final class Quickstart {
         try {
             return job.getJobStatus().get() == JobStatus.FAILED;
         } catch (Exception e) {
-            return true;
+            // a job that has ended may be gone from the cluster: its result says how it ended
+            return job.getJobExecutionResult().isCompletedExceptionally();
         }
     }
 
