@@ -29,16 +29,6 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  */
 record SparseMoeBlock(int layer, Matrix router, Mlp[] experts, int topK, boolean normTopkProb, ExpertShards shards,
                       Parallel parallel) implements FeedForward {
-    /**
-     * An expert runs its tokens as one batch from this many on, fewer one at a time. The batched
-     * kernels first dequantize the weights to fp32, a fixed cost, while a single row streams them once.
-     * Measured on one 30B-A3B expert (2048x768, three matrices) on one Zen 4 thread, Q8_0: 1 token 0.31
-     * ms; 2 tokens 1.64 ms batched, 0.54 one at a time (the expert's 5 MB then come from L3); 8 tokens
-     * 2.13 vs 1.91; 12 tokens 2.31 vs 2.84. Q4_0 crosses over at about 13 tokens, BF16 beyond 16. A
-     * decode step of b sequences routes b * top-k / experts tokens to an expert on average (one at
-     * 16 sequences with 128 experts, top-8).
-     */
-    static final int BATCHED_FROM = 10;
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     /** One thread's buffers for running an expert, grown on demand, never allocated per expert. */
@@ -135,16 +125,14 @@ record SparseMoeBlock(int layer, Matrix router, Mlp[] experts, int topK, boolean
 
     /** Expert e on the calling thread for the m tokens of slots[from ..]: their rows of x in, the slots' rows of results out. */
     private void runExpert(int e, float[] x, int[] slots, int from, int m, float[] results) {
-        int h = router.cols(), batch = m < BATCHED_FROM ? 1 : m;
-        Scratch s = SCRATCH.get().fit(batch, h, experts[e].intermediate());
-        for (int r0 = 0; r0 < m; r0 += batch) {
-            for (int r = 0; r < batch; r++) {
-                System.arraycopy(x, slots[from + r0 + r] / topK * h, s.in, r * h, h);
-            }
-            experts[e].forward(s.in, batch, s.out, s.gate, s.up);
-            for (int r = 0; r < batch; r++) {
-                System.arraycopy(s.out, r * h, results, slots[from + r0 + r] * h, h);
-            }
+        int h = router.cols();
+        Scratch s = SCRATCH.get().fit(m, h, experts[e].intermediate());
+        for (int r = 0; r < m; r++) {
+            System.arraycopy(x, slots[from + r] / topK * h, s.in, r * h, h);
+        }
+        experts[e].forward(s.in, m, s.out, s.gate, s.up);
+        for (int r = 0; r < m; r++) {
+            System.arraycopy(s.out, r * h, results, slots[from + r] * h, h);
         }
     }
 }
