@@ -5,7 +5,8 @@ import java.util.Arrays;
 /**
  * How routed tokens fell on the expert shards of a {@link SparseMoeBlock} ({@link ExpertShards}), summed
  * over the MoE layers of one forward pass or more. Each layer waits for its busiest shard, so
- * {@link #imbalance()} is the time the shards took relative to a perfect split, in routed tokens.
+ * {@link #imbalance()} bounds the time the shards took relative to a perfect split, in routed tokens
+ * (a worker done early takes experts the others have not started, which narrows the gap).
  *
  * @param tokensPerShard tokens routed to shard s, summed over layers (shard s of each layer owns other experts)
  * @param busiest        the busiest shard's tokens, summed over layers

@@ -38,8 +38,7 @@ final class ExpertShards {
             Arrays.setAll(order, e -> e);
             Arrays.sort(order, (a, b) -> expertLoad[a] != expertLoad[b] ? Double.compare(expertLoad[b], expertLoad[a]) : a - b);
             double[] load = new double[shards];
-            int[] count = new int[shards];
-            int[][] experts = new int[shards][expertLoad.length];
+            int[] count = new int[shards], shardOf = new int[order.length];
             for (int e : order) {
                 int best = 0;
                 for (int s = 1; s < shards; s++) {
@@ -47,11 +46,15 @@ final class ExpertShards {
                         best = s;
                     }
                 }
-                experts[best][count[best]++] = e;
+                shardOf[e] = best;
+                count[best]++;
                 load[best] += expertLoad[e];
             }
-            for (int s = 0; s < shards; s++) {
-                experts[s] = Arrays.copyOf(experts[s], count[s]);
+            int[][] experts = new int[shards][];
+            Arrays.setAll(experts, s -> new int[count[s]]);
+            int[] filled = new int[shards];
+            for (int e : order) { // heaviest first within each shard too
+                experts[shardOf[e]][filled[shardOf[e]]++] = e;
             }
             return new Plan(experts, load);
         }

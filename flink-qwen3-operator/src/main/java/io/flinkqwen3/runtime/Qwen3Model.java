@@ -20,6 +20,9 @@ import java.util.Arrays;
  * The weights are read once per batch.
  */
 public final class Qwen3Model implements AutoCloseable {
+    /** The most shards the experts of a layer can be split into (as many as kernel threads can be). */
+    public static final int MAX_EXPERT_SHARDS = Parallel.MAX_THREADS;
+
     private final ModelConfig config;
     private final Checkpoint checkpoint;
     private final Parallel parallel;
@@ -66,8 +69,9 @@ public final class Qwen3Model implements AutoCloseable {
      * {@code expertShards} shards ({@link SparseMoeBlock}); 0: one per thread of {@code parallel}.
      */
     public static Qwen3Model load(Checkpoint checkpoint, Parallel parallel, int expertShards) {
-        if (expertShards < 0) {
-            throw new IllegalArgumentException("expert shards must be >= 0 (0: one per thread), got " + expertShards);
+        if (expertShards < 0 || expertShards > MAX_EXPERT_SHARDS) {
+            throw new IllegalArgumentException("expert shards must be between 0 (one per thread) and " + MAX_EXPERT_SHARDS
+                    + ", got " + expertShards);
         }
         Arena packed = Arena.ofShared();
         try {

@@ -3,6 +3,7 @@ package io.flinkqwen3.runtime;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Arrays;
@@ -99,6 +100,14 @@ class ExpertShardsTest {
         assertEquals(16, load.tokensPerShard().length);
         assertEquals(16, Arrays.stream(load.tokensPerShard()).sum());
         assertEquals(7 * 16 / 16.0, load.imbalance(), 1e-9, "the busiest shard is the one with expert 7 alone");
+    }
+
+    @Test
+    void shardCountsOutsideTheRangeAreRefused() {
+        var options = EngineOptions.defaults();
+        assertEquals(Qwen3Model.MAX_EXPERT_SHARDS, options.withExpertShards(Qwen3Model.MAX_EXPERT_SHARDS).expertShards());
+        assertThrows(IllegalArgumentException.class, () -> options.withExpertShards(-1));
+        assertThrows(IllegalArgumentException.class, () -> options.withExpertShards(Qwen3Model.MAX_EXPERT_SHARDS + 1));
     }
 
     @Test
