@@ -1,5 +1,6 @@
 package io.flinkqwen3.runtime;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.flinkqwen3.model.Checkpoints;
@@ -31,10 +32,7 @@ class ExpertShardingTest {
             List<float[]> sharded = run(location, shards);
             assertEquals(unsharded.size(), sharded.size());
             for (int pass = 0; pass < unsharded.size(); pass++) {
-                float[] expected = unsharded.get(pass), actual = sharded.get(pass);
-                for (int i = 0; i < expected.length; i++) {
-                    assertEquals(expected[i], actual[i], 1e-5, shards + " shards, forward pass " + pass + ", logit " + i);
-                }
+                assertArrayEquals(unsharded.get(pass), sharded.get(pass), 1e-5f, shards + " shards, forward pass " + pass);
             }
         }
     }
