@@ -23,9 +23,7 @@ import io.flinkqwen3.tokenizer.Qwen3Tokenizer;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.IOException;
-import java.io.OutputStreamWriter;
 import java.io.PrintStream;
-import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -52,7 +50,7 @@ import picocli.CommandLine.TypeConversionException;
  * failed (a model that cannot be read, ...), 2 the command line is wrong (unknown option, a value
  * out of range), with a message naming the option and the command's usage.
  */
-@Command(name = "qwen3", mixinStandardHelpOptions = true, versionProvider = Qwen3Cli.Version.class,
+@Command(name = "qwen3", mixinStandardHelpOptions = true, versionProvider = Commands.Version.class,
         description = "Qwen3 (dense and MoE) inference in pure Java.",
         subcommands = {Qwen3Cli.Generate.class, Qwen3Cli.Tokenize.class, Qwen3Cli.Render.class, Qwen3Cli.Logits.class,
                 Benchmark.class, Qwen3Cli.Synth.class, CommandLine.HelpCommand.class},
@@ -82,51 +80,12 @@ public final class Qwen3Cli implements Callable<Integer> {
 
     /** Runs one command line; returns the exit code. */
     int run(String... argv) {
-        var cli = new CommandLine(this)
-                .setOut(new PrintWriter(new OutputStreamWriter(out, StandardCharsets.UTF_8), true))
-                .setErr(new PrintWriter(new OutputStreamWriter(err, StandardCharsets.UTF_8), true))
-                .setParameterExceptionHandler(Qwen3Cli::usageError)
-                .setExecutionExceptionHandler((e, command, parsed) -> {
-                    command.getErr().println(command.getCommandSpec().qualifiedName() + ": " + message(e));
-                    command.getErr().flush();
-                    return 1;
-                });
-        try {
-            return cli.execute(argv);
-        } finally {
-            out.flush();
-            err.flush();
-        }
+        return Commands.execute(this, out, err, argv);
     }
 
     @Override
     public Integer call() {
         throw new ParameterException(spec.commandLine(), "a command is required");
-    }
-
-    /** A usage error: the message (naming the option), near misses of an unknown option, the command's usage; exit 2. */
-    static int usageError(ParameterException e, String[] args) {
-        CommandLine command = e.getCommandLine();
-        PrintWriter err = command.getErr();
-        err.println(command.getCommandSpec().qualifiedName() + ": " + e.getMessage());
-        CommandLine.UnmatchedArgumentException.printSuggestions(e, err);
-        err.println();
-        command.usage(err, CommandLine.Help.Ansi.OFF);
-        err.flush();
-        return command.getCommandSpec().exitCodeOnInvalidInput();
-    }
-
-    private static String message(Throwable e) {
-        return e.getMessage() != null ? e.getMessage() : e.toString();
-    }
-
-    /** The version from the jar's manifest (a build from the sources: "development build"). */
-    static final class Version implements CommandLine.IVersionProvider {
-        @Override
-        public String[] getVersion() {
-            String v = Qwen3Cli.class.getPackage().getImplementationVersion();
-            return new String[] {"qwen3 (flink-qwen3) " + (v == null ? "development build" : v)};
-        }
     }
 
     /** --model, required by every command that reads a model. */
@@ -186,12 +145,8 @@ public final class Qwen3Cli implements Callable<Integer> {
         }
     }
 
-    /** A usage error unless {@code min <= value <= max}. */
     static int inRange(CommandSpec spec, String option, int value, int min, int max, String what) {
-        if (value < min || value > max) {
-            throw new ParameterException(spec.commandLine(), option + " expects " + what + ", got " + value);
-        }
-        return value;
+        return (int) Commands.inRange(spec, option, value, min, max, what);
     }
 
     static Qwen3Tokenizer tokenizer(String location) {
