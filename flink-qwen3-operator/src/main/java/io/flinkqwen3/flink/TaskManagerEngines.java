@@ -47,8 +47,10 @@ public final class TaskManagerEngines {
      * failed) or engine options that cannot work are not transient: restarting the task would
      * only fail again, forever. They leave as Flink's {@link SuppressRestartsException}, so the
      * job fails at once whatever its restart strategy, with the loader's message in the cause.
+     * So does a JVM without the Vector API module ({@link VectorApiCheck}), checked first.
      */
     public static Qwen3Engine acquireForTask(ReadableConfig options) {
+        VectorApiCheck.requireVectorApi();
         String model = options.get(Qwen3Options.MODEL);
         try {
             return acquire(model, Qwen3Options.engineOptions(options));
