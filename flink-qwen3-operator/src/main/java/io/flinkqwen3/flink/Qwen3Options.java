@@ -3,14 +3,39 @@ package io.flinkqwen3.flink;
 import io.flinkqwen3.model.QuantizedCheckpoint;
 import io.flinkqwen3.runtime.EngineOptions;
 import io.flinkqwen3.tensor.Parallel;
+import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.configuration.ReadableConfig;
 
-/** Options of the Qwen3 inference operator (and the SQL model provider). */
+/**
+ * Options of the Qwen3 inference operator ({@code Qwen3Inference.builder().option(...)}) and of the
+ * SQL model provider ({@code CREATE MODEL ... WITH (...)}); most apply to both, see
+ * {@link #DATASTREAM_ONLY} and {@link #SQL_ONLY}. docs/options.md lists them all (generated from
+ * this class; a test fails when it is out of date).
+ */
 public final class Qwen3Options {
     private Qwen3Options() {}
+
+    /** Every option, in the order they are declared here. */
+    public static List<ConfigOption<?>> all() {
+        List<ConfigOption<?>> all = new ArrayList<>();
+        for (Field f : Qwen3Options.class.getFields()) {
+            if (Modifier.isStatic(f.getModifiers()) && f.getType() == ConfigOption.class) {
+                try {
+                    all.add((ConfigOption<?>) f.get(null));
+                } catch (IllegalAccessException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+        }
+        return all;
+    }
 
     /** The engine settings these options ask for (those that matter when the task manager's engine is opened). */
     public static EngineOptions engineOptions(ReadableConfig options) {
@@ -93,7 +118,8 @@ public final class Qwen3Options {
 
     public static final ConfigOption<Duration> DEFAULT_SLA = ConfigOptions.key("default-sla")
             .durationType().defaultValue(Duration.ofSeconds(30))
-            .withDescription("Latency SLA of records that carry neither sla_ms nor deadline_ms.");
+            .withDescription("Latency SLA of records that carry neither sla_ms nor deadline_ms. In SQL (no default there): each "
+                    + "row's deadline, which orders the engine's queue; the thinking budget stays 'thinking-budget'.");
 
     public static final ConfigOption<Integer> DEFAULT_MAX_TOKENS = ConfigOptions.key("default-max-tokens")
             .intType().defaultValue(256)
@@ -128,4 +154,13 @@ public final class Qwen3Options {
     public static final ConfigOption<Boolean> ORDERED = ConfigOptions.key("ordered")
             .booleanType().defaultValue(false)
             .withDescription("Emit completions in input order (true) or as soon as each is done (false, default).");
+
+    /**
+     * Options of the DataStream operator that ML_PREDICT has no use for: Flink's async lookup runs
+     * the rows (its own capacity and output order), and rows carry no SLA to keep an answer reserve for.
+     */
+    public static final Set<ConfigOption<?>> DATASTREAM_ONLY = Set.of(MAX_IN_FLIGHT, ORDERED, ANSWER_RESERVE_TOKENS);
+
+    /** Options only ML_PREDICT reads: the operator's records get their budget from their SLA. */
+    public static final Set<ConfigOption<?>> SQL_ONLY = Set.of(THINKING_BUDGET);
 }

@@ -1,8 +1,10 @@
 package io.flinkqwen3.flink.sql;
 
 import io.flinkqwen3.flink.Qwen3Options;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.stream.Collectors;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.table.api.ValidationException;
@@ -17,9 +19,9 @@ import org.apache.flink.table.types.logical.LogicalTypeFamily;
  * {@code 'provider' = 'qwen3'} for Flink SQL's {@code CREATE MODEL ... ML_PREDICT}:
  *
  * <pre>
- * CREATE MODEL classifier INPUT (text STRING) OUTPUT (answer STRING, finish_reason STRING)
+ * CREATE MODEL qwen INPUT (text STRING) OUTPUT (answer STRING, finish_reason STRING)
  * WITH ('provider' = 'qwen3', 'model' = 'Qwen/Qwen3-0.6B');
- * SELECT id, answer FROM ML_PREDICT(TABLE reviews, MODEL classifier, DESCRIPTOR(text));
+ * SELECT id, answer FROM ML_PREDICT(TABLE reviews, MODEL qwen, DESCRIPTOR(text));
  * </pre>
  *
  * The input is one string column (the user message). Output columns are chosen by name:
@@ -38,20 +40,29 @@ public final class Qwen3ModelProviderFactory implements ModelProviderFactory {
         return Set.of(Qwen3Options.MODEL);
     }
 
+    /** Every option of {@link Qwen3Options} except the model and those of the DataStream operator only. */
     @Override
     public Set<ConfigOption<?>> optionalOptions() {
-        return Set.of(Qwen3Options.THREADS, Qwen3Options.QUANTIZE, Qwen3Options.MAX_CONTEXT, Qwen3Options.MAX_BATCH_SEQUENCES,
-                Qwen3Options.DEFAULT_MAX_TOKENS, Qwen3Options.THINKING_BUDGET, Qwen3Options.TEMPERATURE, Qwen3Options.TOP_P,
-                Qwen3Options.TOP_K, Qwen3Options.PRESENCE_PENALTY);
+        Set<ConfigOption<?>> optional = new LinkedHashSet<>(Qwen3Options.all());
+        optional.remove(Qwen3Options.MODEL);
+        optional.removeAll(Qwen3Options.DATASTREAM_ONLY);
+        return optional;
     }
 
     @Override
     public ModelProvider createModelProvider(Context context) {
+        String model = context.getObjectIdentifier().asSummaryString();
+        for (ConfigOption<?> option : Qwen3Options.DATASTREAM_ONLY) {
+            if (context.getCatalogModel().getOptions().containsKey(option.key())) {
+                throw new ValidationException("model " + model + ": option '" + option.key() + "' applies to the DataStream "
+                        + "operator only (ML_PREDICT runs rows through Flink's async lookup, which has its own capacity "
+                        + "and output order, and rows carry no SLA); options here: " + keys(optionalOptions()));
+            }
+        }
         var helper = FactoryUtil.createModelProviderFactoryHelper(this, context);
         helper.validate();
         var options = new Configuration();
         context.getCatalogModel().getOptions().forEach(options::setString);
-        String model = context.getObjectIdentifier().asSummaryString();
         try {
             Qwen3Options.validate(options);
         } catch (IllegalArgumentException e) {
@@ -76,5 +87,9 @@ public final class Qwen3ModelProviderFactory implements ModelProviderFactory {
             }
         }
         return new Qwen3ModelProvider(options, outputs);
+    }
+
+    private static String keys(Set<ConfigOption<?>> options) {
+        return options.stream().map(ConfigOption::key).sorted().collect(Collectors.joining(", "));
     }
 }

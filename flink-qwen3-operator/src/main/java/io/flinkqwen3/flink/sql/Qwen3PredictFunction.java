@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.functions.AsyncPredictFunction;
@@ -51,13 +52,22 @@ public final class Qwen3PredictFunction extends AsyncPredictFunction {
             return CompletableFuture.completedFuture(List.of(output.errorRow(invalid)));
         }
         try {
-            var submitted = engine.submit(requests.build(record, options.get(Qwen3Options.THINKING_BUDGET)), Long.MAX_VALUE);
+            int budget = options.get(Qwen3Options.THINKING) ? options.get(Qwen3Options.THINKING_BUDGET) : 0;
+            // 'default-sla' set on the model: the row's deadline, so the shared engine runs it by its urgency
+            long deadline = options.getOptional(Qwen3Options.DEFAULT_SLA)
+                    .map(sla -> saturatedAdd(System.nanoTime(), TimeUnit.MILLISECONDS.toNanos(sla.toMillis()))).orElse(Long.MAX_VALUE);
+            var submitted = engine.submit(requests.build(record, budget), deadline);
             inFlight.add(submitted);
             submitted.whenComplete((r, e) -> inFlight.remove(submitted));
             return submitted.thenApply(result -> List.of(output.row(result)));
         } catch (IllegalArgumentException e) {
             return CompletableFuture.completedFuture(List.of(output.errorRow(e.getMessage())));
         }
+    }
+
+    private static long saturatedAdd(long a, long b) {
+        long sum = a + b;
+        return ((a ^ sum) & (b ^ sum)) < 0 ? Long.MAX_VALUE : sum;
     }
 
     /** Leaves the shared engine: rows still in flight are cancelled there (they stop taking batch slots). */

@@ -52,6 +52,23 @@ class MlPredictTest {
         assertTrue(message.contains("'sentiment'") && message.contains("answer"), message);
     }
 
+    @Test
+    void everyOptionOfAModelIsAcceptedAndDataStreamOnlyOnesAreNamed() {
+        var env = tableEnv();
+        env.executeSql("CREATE MODEL tuned INPUT (prompt STRING) OUTPUT (answer STRING) WITH ('provider' = 'qwen3', 'model' = '"
+                + Fixtures.MOE + "', 'default-sla' = '5s', 'expert-shards' = '1', 'thinking' = 'false', 'top-p' = '0.9')");
+        String plan = env.explainSql("SELECT * FROM ML_PREDICT(TABLE prompts, MODEL tuned, DESCRIPTOR(prompt))");
+        assertTrue(plan.contains("tuned"), plan);
+
+        env.executeSql("CREATE MODEL streaming INPUT (prompt STRING) OUTPUT (answer STRING) WITH ('provider' = 'qwen3', 'model' = '"
+                + Fixtures.MOE + "', 'max-in-flight' = '4')");
+        var e = assertThrows(Exception.class, () -> env.explainSql(
+                "SELECT * FROM ML_PREDICT(TABLE prompts, MODEL streaming, DESCRIPTOR(prompt))"));
+        String message = rootMessages(e);
+        assertTrue(message.contains("option 'max-in-flight' applies to the DataStream operator only"), message);
+        assertTrue(message.contains("default-sla") && message.contains("thinking-budget"), "lists what applies: " + message);
+    }
+
     static String rootMessages(Throwable t) {
         var sb = new StringBuilder();
         for (; t != null; t = t.getCause()) {
