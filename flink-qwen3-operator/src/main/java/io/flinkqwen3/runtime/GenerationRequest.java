@@ -9,6 +9,12 @@ import java.util.List;
  *
  * <p>thinkingBudget: -1 unlimited, 0 renders the non-thinking template, N > 0 inserts Qwen's
  * early-stop text after N thinking tokens without {@code </think>}.
+ *
+ * <p>jsonSchema: null, or a JSON Schema (JSON text, the subset of {@link JsonSchemaGrammar}) that
+ * the answer must satisfy: decoding is then constrained token by token after the thinking (if any),
+ * and {@link GenerationResult#answer()} is JSON that parses and validates. An unsupported schema,
+ * stop strings together with a schema, or max tokens below what the shortest valid answer needs
+ * are refused by {@link Qwen3Engine#submit} with an IllegalArgumentException.
  */
 public record GenerationRequest(
         List<ChatMessage> messages,
@@ -18,7 +24,8 @@ public record GenerationRequest(
         int thinkingBudget,
         int maxTokens,
         List<String> stopStrings,
-        SamplingParams sampling) {
+        SamplingParams sampling,
+        String jsonSchema) {
 
     public static final int UNLIMITED = -1;
 
@@ -47,7 +54,8 @@ public record GenerationRequest(
     }
 
     public GenerationRequest withThinkingBudget(int budget) {
-        return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, stopStrings, sampling);
+        return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, stopStrings, sampling,
+                jsonSchema);
     }
 
     public static final class Builder {
@@ -59,6 +67,7 @@ public record GenerationRequest(
         private int maxTokens = 512;
         private List<String> stopStrings = List.of();
         private SamplingParams sampling;
+        private String jsonSchema;
 
         public Builder messages(List<ChatMessage> m) {
             this.messages = m;
@@ -105,9 +114,15 @@ public record GenerationRequest(
             return this;
         }
 
+        /** A JSON Schema (JSON text) the answer must satisfy; null for free text. */
+        public Builder jsonSchema(String schema) {
+            this.jsonSchema = schema;
+            return this;
+        }
+
         public GenerationRequest build() {
             return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, thinkingBudget, maxTokens,
-                    stopStrings, sampling);
+                    stopStrings, sampling, jsonSchema);
         }
     }
 }
