@@ -1,5 +1,6 @@
 package io.flinkqwen3.runtime;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import io.flinkqwen3.tokenizer.ChatMessage;
 import java.util.List;
 
@@ -15,6 +16,9 @@ import java.util.List;
  * and {@link GenerationResult#answer()} is JSON that parses and validates. An unsupported schema,
  * stop strings together with a schema, or max tokens below what the shortest valid answer needs
  * are refused by {@link Qwen3Engine#submit} with an IllegalArgumentException.
+ *
+ * <p>tools: function definitions rendered into the system turn by the chat template (messages only;
+ * empty for none), e.g. {@code {"type": "function", "function": {"name": ..., "parameters": ...}}}.
  */
 public record GenerationRequest(
         List<ChatMessage> messages,
@@ -25,7 +29,8 @@ public record GenerationRequest(
         int maxTokens,
         List<String> stopStrings,
         SamplingParams sampling,
-        String jsonSchema) {
+        String jsonSchema,
+        List<JsonNode> tools) {
 
     public static final int UNLIMITED = -1;
 
@@ -42,6 +47,10 @@ public record GenerationRequest(
         }
         stopStrings = stopStrings == null ? List.of() : List.copyOf(stopStrings);
         messages = messages == null ? null : List.copyOf(messages);
+        tools = tools == null ? List.of() : List.copyOf(tools);
+        if (!tools.isEmpty() && messages == null) {
+            throw new IllegalArgumentException("tools need chat messages (they are rendered by the chat template)");
+        }
     }
 
     /** True when the prompt leaves room for thinking (the think block is not pre-filled empty). */
@@ -55,7 +64,7 @@ public record GenerationRequest(
 
     public GenerationRequest withThinkingBudget(int budget) {
         return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, stopStrings, sampling,
-                jsonSchema);
+                jsonSchema, tools);
     }
 
     public static final class Builder {
@@ -68,6 +77,7 @@ public record GenerationRequest(
         private List<String> stopStrings = List.of();
         private SamplingParams sampling;
         private String jsonSchema;
+        private List<JsonNode> tools = List.of();
 
         public Builder messages(List<ChatMessage> m) {
             this.messages = m;
@@ -120,9 +130,15 @@ public record GenerationRequest(
             return this;
         }
 
+        /** Function definitions for the chat template's system turn. */
+        public Builder tools(List<JsonNode> t) {
+            this.tools = t;
+            return this;
+        }
+
         public GenerationRequest build() {
             return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, thinkingBudget, maxTokens,
-                    stopStrings, sampling, jsonSchema);
+                    stopStrings, sampling, jsonSchema, tools);
         }
     }
 }

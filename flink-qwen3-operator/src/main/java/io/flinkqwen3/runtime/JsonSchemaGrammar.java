@@ -71,6 +71,28 @@ public final class JsonSchemaGrammar {
      * {@code json_schema /properties/age: keyword 'minimum' is not supported ...}).
      */
     public static JsonSchemaGrammar compile(String schemaJson) {
+        synchronized (RECENT) {
+            JsonSchemaGrammar g = RECENT.get(schemaJson);
+            if (g != null) {
+                return g;
+            }
+        }
+        JsonSchemaGrammar g = compileText(schemaJson);
+        synchronized (RECENT) {
+            RECENT.put(schemaJson, g);
+        }
+        return g;
+    }
+
+    /** Grammars of the most recently compiled schema texts: a job sends the same schema with every record. */
+    private static final Map<String, JsonSchemaGrammar> RECENT = new java.util.LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, JsonSchemaGrammar> eldest) {
+            return size() > 64;
+        }
+    };
+
+    private static JsonSchemaGrammar compileText(String schemaJson) {
         if (schemaJson == null || schemaJson.isBlank()) {
             throw new IllegalArgumentException("json_schema is empty");
         }

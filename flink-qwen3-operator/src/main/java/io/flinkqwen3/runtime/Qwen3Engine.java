@@ -186,7 +186,7 @@ public final class Qwen3Engine implements AutoCloseable {
             throw new IllegalArgumentException("this model has no tokenizer.json: send prompt token ids instead of text");
         }
         String text = request.rawPrompt() != null ? request.rawPrompt()
-                : ChatTemplate.render(request.messages(), true, request.thinks());
+                : ChatTemplate.render(request.messages(), request.tools(), true, request.thinks());
         int[] ids = tokenizer.encode(text, contextLength - 1); // a prompt of contextLength tokens leaves no room
         if (ids == null) {
             throw PromptTooLongException.counted(text.length(), request.rawPrompt() == null, contextLength - 1, contextLength,
