@@ -20,8 +20,8 @@ import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Continuous batching over every in-flight request. One scheduler thread runs steps; each step is
@@ -33,7 +33,7 @@ import java.util.logging.Logger;
  * <p>Thread-safe: any thread may {@link #submit}; results complete on the scheduler thread.
  */
 public final class Qwen3Engine implements AutoCloseable {
-    private static final Logger LOG = Logger.getLogger(Qwen3Engine.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(Qwen3Engine.class);
     private static final Comparator<Running> EARLIEST_DEADLINE =
             Comparator.comparingLong((Running r) -> r.generation.deadlineNanos).thenComparingLong(r -> r.sequence);
 
@@ -88,7 +88,7 @@ public final class Qwen3Engine implements AutoCloseable {
             model = Qwen3Model.load(checkpoint, parallel, options.expertShards());
             var loaded = checkpoint;
             var loadedModel = model;
-            LOG.info(() -> String.format("loaded %s (%s, %d layers, %.1f MB%s%s) in %.2f s", location,
+            LOG.info(String.format("loaded %s (%s, %d layers, %.1f MB%s%s) in %.2f s", location,
                     loaded.config().modelType(), loaded.config().numLayers(), loaded.mappedBytes() / 1e6,
                     options.quantize() == null ? " mapped" : " mapped + converted to " + options.quantize(),
                     loaded.config().isMoe() ? ", the experts of each MoE layer in " + loadedModel.expertShards() + " shards" : "",
@@ -147,8 +147,8 @@ public final class Qwen3Engine implements AutoCloseable {
                     .sampling(SamplingParams.greedy()).build(), Long.MAX_VALUE));
         }
         requests.forEach(CompletableFuture::join);
-        LOG.info(() -> String.format("warmed up in %.2f s", (System.nanoTime() - start) / 1e9));
-        KernelCheck.checkOnceInBackground(slow -> LOG.warning(slow::toString));
+        LOG.info(String.format("warmed up in %.2f s", (System.nanoTime() - start) / 1e9));
+        KernelCheck.checkOnceInBackground(slow -> LOG.warn("{}", slow));
     }
 
     public ModelConfig config() {
@@ -295,7 +295,7 @@ public final class Qwen3Engine implements AutoCloseable {
                     if (closed) {
                         break; // close() stopped the step between two layers
                     }
-                    LOG.log(Level.SEVERE, "engine step failed; failing the requests in it", e);
+                    LOG.error("engine step failed; failing the requests in it", e);
                     active.forEach(r -> {
                         recycle(r.generation.cache);
                         r.result.completeExceptionally(e);
