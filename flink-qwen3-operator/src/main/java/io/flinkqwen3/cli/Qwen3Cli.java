@@ -11,6 +11,7 @@ import io.flinkqwen3.runtime.EngineOptions;
 import io.flinkqwen3.runtime.ForwardObserver;
 import io.flinkqwen3.runtime.GenerationRequest;
 import io.flinkqwen3.runtime.GenerationResult;
+import io.flinkqwen3.runtime.JsonSchemaGrammar;
 import io.flinkqwen3.runtime.Qwen3Engine;
 import io.flinkqwen3.runtime.Qwen3Model;
 import io.flinkqwen3.runtime.SamplingParams;
@@ -194,34 +195,53 @@ public final class Qwen3Cli implements Callable<Integer> {
         Qwen3Cli cli;
         @Mixin
         ModelOption model;
-        @Option(names = "--messages", required = true, paramLabel = "FILE", description = "JSON list of {role, content} turns.")
+        @Option(names = "--messages", required = true, paramLabel = "FILE",
+                description = "JSON list of turns: role, content, and optionally reasoning_content and tool_calls.")
         Path file;
+        @Option(names = "--tools", paramLabel = "FILE",
+                description = "JSON list of function definitions, rendered into the system turn as the chat template does.")
+        Path toolsFile;
         @Option(names = "--no-thinking", description = "Render for non-thinking mode (an empty think block).")
         boolean noThinking;
 
         @Override
         public Integer call() {
+            JsonNode list = readJsonList(file, "--messages", "chat turns");
             List<ChatMessage> messages = new ArrayList<>();
-            JsonNode list;
-            try {
-                list = JSON.readTree(Files.readString(file));
-            } catch (NoSuchFileException e) {
-                throw new IllegalArgumentException(file + ": no such file (--messages expects a JSON file of chat turns)", e);
-            } catch (IOException e) {
-                throw new IllegalArgumentException(file + ": cannot read messages (" + e.getMessage() + ")", e);
+            for (int i = 0; i < list.size(); i++) {
+                messages.add(ChatMessage.fromJson(list.get(i), file + ": [" + i + "]"));
             }
-            if (list == null || !list.isArray()) {
-                throw new IllegalArgumentException(file + ": expected a JSON list of {\"role\", \"content\"} objects");
-            }
-            for (JsonNode m : list) {
-                messages.add(new ChatMessage(m.path("role").asText(null), m.path("content").asText(""),
-                        m.hasNonNull("reasoning_content") ? m.get("reasoning_content").asText() : null));
+            List<JsonNode> tools = new ArrayList<>();
+            if (toolsFile != null) {
+                JsonNode t = readJsonList(toolsFile, "--tools", "function definitions");
+                for (int i = 0; i < t.size(); i++) {
+                    if (!t.get(i).isObject()) {
+                        throw new IllegalArgumentException(toolsFile + ": [" + i + "] is not an object (a function definition)");
+                    }
+                    tools.add(t.get(i));
+                }
             }
             tokenizer(model.location); // validates the model location like the other commands
             boolean generationPrompt = messages.isEmpty() || !messages.getLast().role().equals("assistant");
-            cli.out.print(ChatTemplate.render(messages, generationPrompt, !noThinking));
+            cli.out.print(ChatTemplate.render(messages, tools, generationPrompt, !noThinking));
             return 0;
         }
+    }
+
+    /** A JSON list from a file; IllegalArgumentException naming the file and the option. */
+    static JsonNode readJsonList(Path file, String option, String what) {
+        JsonNode list;
+        try {
+            list = JSON.readTree(Files.readString(file));
+        } catch (NoSuchFileException e) {
+            throw new IllegalArgumentException(file + ": no such file (" + option + " expects a JSON file of " + what + ")", e);
+        } catch (IOException e) {
+            throw new IllegalArgumentException(file + ": cannot read " + what + " (" + e.getMessage() + ")", e);
+        }
+        if (list == null || !list.isArray()) {
+            throw new IllegalArgumentException(file + ": expected a JSON list of " + what);
+        }
+        return list;
     }
 
     @Command(name = "logits", mixinStandardHelpOptions = true,
@@ -307,6 +327,9 @@ public final class Qwen3Cli implements Callable<Integer> {
         DType quantize;
         @Option(names = "--json", description = "Print one JSON object (answer, reasoning, counts, tokens/s).")
         boolean json;
+        @Option(names = "--json-schema", paramLabel = "FILE",
+                description = "A JSON Schema the answer must satisfy (decoding is constrained; the answer is JSON that validates).")
+        Path jsonSchema;
 
         static final class Input {
             @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "One user turn (needs the model's tokenizer).")
@@ -335,6 +358,22 @@ public final class Qwen3Cli implements Callable<Integer> {
             }
             boolean thinking = !noThinking;
             request.enableThinking(thinking).thinkingBudget(thinkingBudget).maxTokens(maxTokens);
+            if (jsonSchema != null) {
+                String schema;
+                try {
+                    schema = Files.readString(jsonSchema);
+                } catch (NoSuchFileException e) {
+                    throw new ParameterException(spec.commandLine(), "--json-schema " + jsonSchema + ": no such file");
+                } catch (IOException e) {
+                    throw new IllegalArgumentException(jsonSchema + ": cannot read the schema (" + e.getMessage() + ")", e);
+                }
+                try {
+                    JsonSchemaGrammar.compile(schema); // refused before the model loads
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException(jsonSchema + ": " + e.getMessage(), e);
+                }
+                request.jsonSchema(schema);
+            }
             long loadStart = System.nanoTime();
             var options = EngineOptions.defaults().withThreads(threads.threads).withQuantize(quantize);
             try (var engine = Qwen3Engine.open(model.location, options)) {
