@@ -22,7 +22,7 @@ import org.apache.flink.table.functions.FunctionContext;
 
 /**
  * What QWEN3_COMPLETE and QWEN3_CLASSIFY share: options (the same keys as {@code CREATE MODEL}'s,
- * see {@link Qwen3SqlOptions}) from the constructor, overridden per call by an options MAP; one
+ * docs/options.md) from the constructor, overridden per call by an options MAP; one
  * engine per task manager and model ({@link TaskManagerEngines}, shared with ML_PREDICT and the
  * DataStream operator), acquired on the first call that names it and released in close().
  *

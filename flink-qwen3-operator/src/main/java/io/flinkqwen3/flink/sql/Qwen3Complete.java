@@ -10,8 +10,8 @@ import org.apache.flink.table.types.DataType;
 /**
  * {@code QWEN3_COMPLETE(prompt [, options])}: the answer of Qwen3 to the prompt (the text after
  * the think block); '' for a text it cannot answer (blank, longer than the context), NULL for NULL. options is a {@code MAP<STRING,
- * STRING>} of the keys {@code CREATE MODEL} takes ({@link Qwen3SqlOptions}), over the
- * constructor's.
+ * STRING>} of the keys {@code CREATE MODEL} takes (docs/options.md: all but the DataStream-only
+ * ones), over the constructor's.
  *
  * <pre>
  * CREATE FUNCTION QWEN3_COMPLETE AS 'io.flinkqwen3.flink.sql.Qwen3Complete' USING JAR '/path/flink-qwen3-operator.jar';

@@ -24,7 +24,7 @@ import org.apache.flink.table.types.logical.LogicalTypeFamily;
  * SELECT id, answer FROM ML_PREDICT(TABLE reviews, MODEL classifier, DESCRIPTOR(text));
  * </pre>
  *
- * The input is one string column (the user message). Options: {@link Qwen3SqlOptions}. Output
+ * The input is one string column (the user message). Options: every {@link Qwen3Options} option but {@link Qwen3Options#DATASTREAM_ONLY} (docs/options.md). Output
  * columns are chosen by name ({@link PredictOutput.Field}).
  */
 public final class Qwen3ModelProviderFactory implements ModelProviderFactory {
@@ -42,7 +42,7 @@ public final class Qwen3ModelProviderFactory implements ModelProviderFactory {
 
     @Override
     public Set<ConfigOption<?>> optionalOptions() {
-        var optional = new HashSet<>(Qwen3SqlOptions.OPTIONS);
+        var optional = new HashSet<>(Qwen3SqlOptions.options());
         optional.remove(Qwen3Options.MODEL);
         return optional;
     }

@@ -17,7 +17,8 @@ import org.apache.flink.configuration.ReadableConfig;
  * manager's engine, as the SQL options say.
  *
  * <ul>
- *   <li>The row's text is the user turn, after 'system-prompt' if set.</li>
+ *   <li>The row's text is the user turn, after 'system-prompt' if set; with 'json-schema' the
+ *       answer is JSON under that schema.</li>
  *   <li>Deadline: with 'default-sla', arrival + SLA, so rows are batched by earliest deadline with
  *       the DataStream records of the same engine; without, rows have none and go behind them.</li>
  *   <li>Thinking budget: 0 with 'thinking' = false; else 'thinking-budget' if set; else, with
@@ -68,7 +69,8 @@ final class RowPredictor {
     Submitted submit(String text) {
         long start = System.nanoTime();
         var record = PromptRecord.of(null, text);
-        record.systemPrompt = options.getOptional(Qwen3SqlOptions.SYSTEM_PROMPT).orElse(null);
+        record.systemPrompt = options.getOptional(Qwen3Options.SYSTEM_PROMPT).orElse(null);
+        record.jsonSchema = options.getOptional(Qwen3Options.JSON_SCHEMA).orElse(null);
         String invalid = RequestBuilder.validate(record);
         if (invalid != null) {
             throw new IllegalArgumentException(invalid);

@@ -122,16 +122,22 @@ class MlPredictTest {
     void optionsAndColumnsAreCheckedWhenTheQueryIsPlanned() {
         var env = tableEnv();
         String model = "'provider' = 'qwen3', 'model' = '" + Fixtures.MOE + "'";
+        env.executeSql("CREATE MODEL tuned INPUT (prompt STRING) OUTPUT (answer STRING) WITH (" + model + ", 'default-sla' = '5s', "
+                + "'expert-shards' = '1', 'thinking' = 'false', 'top-p' = '0.9', 'answer-reserve-tokens' = '8', "
+                + "'json-schema' = '{\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}}')");
+        assertTrue(env.explainSql("SELECT * FROM ML_PREDICT(TABLE prompts, MODEL tuned, DESCRIPTOR(prompt))").contains("tuned"));
         env.executeSql("CREATE MODEL bad_column INPUT (prompt STRING) OUTPUT (sentiment STRING) WITH (" + model + ")");
         env.executeSql("CREATE MODEL bad_type INPUT (prompt STRING) OUTPUT (latency_ms INT) WITH (" + model + ")");
         env.executeSql("CREATE MODEL datastream INPUT (prompt STRING) OUTPUT (answer STRING) WITH (" + model + ", 'max-in-flight' = '4')");
         env.executeSql("CREATE MODEL unknown_option INPUT (prompt STRING) OUTPUT (answer STRING) WITH (" + model + ", 'colour' = 'red')");
         env.executeSql("CREATE MODEL nan INPUT (prompt STRING) OUTPUT (answer STRING) WITH (" + model + ", 'temperature' = 'NaN')");
+        env.executeSql("CREATE MODEL bad_schema INPUT (prompt STRING) OUTPUT (answer STRING) WITH (" + model + ", 'json-schema' = '{')");
         Map<String, String> expected = Map.of(
                 "bad_column", "OUTPUT column 'sentiment' is not one of [answer, reasoning",
                 "bad_type", "OUTPUT column 'latency_ms' must be BIGINT, got INT",
-                "datastream", "option 'max-in-flight' is DataStream-only (Qwen3Inference); in SQL, rows in flight are ML_PREDICT's "
-                        + "'max-concurrent-operations'",
+                "datastream", "option 'max-in-flight' applies to the DataStream operator only; in SQL, rows in flight are "
+                        + "ML_PREDICT's 'max-concurrent-operations'",
+                "bad_schema", "option 'json-schema' cannot be used: json_schema is not JSON",
                 "unknown_option", "unknown option 'colour' (known: [answer-reserve-tokens,",
                 "nan", "option 'temperature' must be between 0 (greedy) and 100, got NaN");
         expected.forEach((name, message) -> {
