@@ -112,8 +112,8 @@ public final class RequestBuilder {
         }
         boolean thinks = thinkingBudget != 0;
         Overrides o = Overrides.parse(r.options);
-        long seed = o.seed() != null ? o.seed()
-                : r.id != null ? r.id.hashCode() : System.nanoTime(); // seeded by id: a resubmitted record gets the same answer
+        // never the clock: a resubmitted (or replayed) record gets the same answer
+        long seed = o.seed() != null ? o.seed() : r.id != null ? r.id.hashCode() : contentSeed(messages);
         SamplingParams s = SamplingParams.recommended(thinks, generationConfig, seed);
         float temperature = orElse(o.temperature(), options.getOptional(Qwen3Options.TEMPERATURE)
                 .map(t -> temperature("temperature", t)).orElse(s.temperature()));
@@ -131,6 +131,19 @@ public final class RequestBuilder {
                 .jsonSchema(r.jsonSchema)
                 .tools(r.messages != null && !r.messages.isEmpty() ? tools(r) : List.of())
                 .build();
+    }
+
+    /**
+     * The seed of a record without id: a hash of its chat turns (roles and texts), the same in every
+     * JVM (String.hashCode is specified), so equal records sample equally.
+     */
+    static long contentSeed(List<ChatMessage> messages) {
+        long h = 1;
+        for (ChatMessage m : messages) {
+            h = 31 * h + m.role().hashCode();
+            h = 31 * h + (m.content() == null ? 0 : m.content().hashCode());
+        }
+        return h;
     }
 
     /** The record's turns as chat messages, tool calls parsed; IllegalArgumentException naming the field. */

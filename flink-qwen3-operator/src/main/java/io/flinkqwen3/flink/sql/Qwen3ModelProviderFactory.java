@@ -1,13 +1,13 @@
 package io.flinkqwen3.flink.sql;
 
 import io.flinkqwen3.flink.Qwen3Options;
-import java.util.LinkedHashSet;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
-import java.util.stream.Collectors;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.table.api.ValidationException;
+import org.apache.flink.table.api.config.ExecutionConfigOptions;
 import org.apache.flink.table.catalog.Column;
 import org.apache.flink.table.catalog.ResolvedSchema;
 import org.apache.flink.table.factories.FactoryUtil;
@@ -19,13 +19,13 @@ import org.apache.flink.table.types.logical.LogicalTypeFamily;
  * {@code 'provider' = 'qwen3'} for Flink SQL's {@code CREATE MODEL ... ML_PREDICT}:
  *
  * <pre>
- * CREATE MODEL qwen INPUT (text STRING) OUTPUT (answer STRING, finish_reason STRING)
+ * CREATE MODEL classifier INPUT (text STRING) OUTPUT (answer STRING, finish_reason STRING)
  * WITH ('provider' = 'qwen3', 'model' = 'Qwen/Qwen3-0.6B');
- * SELECT id, answer FROM ML_PREDICT(TABLE reviews, MODEL qwen, DESCRIPTOR(text));
+ * SELECT id, answer FROM ML_PREDICT(TABLE reviews, MODEL classifier, DESCRIPTOR(text));
  * </pre>
  *
- * The input is one string column (the user message). Output columns are chosen by name:
- * answer, reasoning, finish_reason (strings), prompt_tokens, thinking_tokens, answer_tokens (ints).
+ * The input is one string column (the user message). Options: every {@link Qwen3Options} option but {@link Qwen3Options#DATASTREAM_ONLY} (docs/options.md). Output
+ * columns are chosen by name ({@link PredictOutput.Field}).
  */
 public final class Qwen3ModelProviderFactory implements ModelProviderFactory {
     public static final String IDENTIFIER = "qwen3";
@@ -40,31 +40,19 @@ public final class Qwen3ModelProviderFactory implements ModelProviderFactory {
         return Set.of(Qwen3Options.MODEL);
     }
 
-    /** Every option of {@link Qwen3Options} except the model and those of the DataStream operator only. */
     @Override
     public Set<ConfigOption<?>> optionalOptions() {
-        Set<ConfigOption<?>> optional = new LinkedHashSet<>(Qwen3Options.all());
+        var optional = new HashSet<>(Qwen3SqlOptions.options());
         optional.remove(Qwen3Options.MODEL);
-        optional.removeAll(Qwen3Options.DATASTREAM_ONLY);
         return optional;
     }
 
     @Override
     public ModelProvider createModelProvider(Context context) {
         String model = context.getObjectIdentifier().asSummaryString();
-        for (ConfigOption<?> option : Qwen3Options.DATASTREAM_ONLY) {
-            if (context.getCatalogModel().getOptions().containsKey(option.key())) {
-                throw new ValidationException("model " + model + ": option '" + option.key() + "' applies to the DataStream "
-                        + "operator only (ML_PREDICT runs rows through Flink's async lookup, which has its own capacity "
-                        + "and output order, and rows carry no SLA); options here: " + keys(optionalOptions()));
-            }
-        }
-        var helper = FactoryUtil.createModelProviderFactoryHelper(this, context);
-        helper.validate();
-        var options = new Configuration();
-        context.getCatalogModel().getOptions().forEach(options::setString);
+        Configuration options;
         try {
-            Qwen3Options.validate(options);
+            options = Qwen3SqlOptions.parse(context.getCatalogModel().getOptions(), FactoryUtil.PROVIDER.key());
         } catch (IllegalArgumentException e) {
             throw new ValidationException("model " + model + ": " + e.getMessage(), e);
         }
@@ -81,15 +69,12 @@ public final class Qwen3ModelProviderFactory implements ModelProviderFactory {
                 throw new ValidationException("model " + model + ": OUTPUT column '" + c.getName() + "' is not one of "
                         + PredictOutput.Field.names());
             }
-            if (!c.getDataType().getLogicalType().is(field.family())) {
+            if (!field.accepts(c.getDataType().getLogicalType())) {
                 throw new ValidationException("model " + model + ": OUTPUT column '" + c.getName() + "' must be "
-                        + (field.family() == LogicalTypeFamily.CHARACTER_STRING ? "STRING" : "INT") + ", got " + c.getDataType());
+                        + field.type() + ", got " + c.getDataType());
             }
         }
-        return new Qwen3ModelProvider(options, outputs);
-    }
-
-    private static String keys(Set<ConfigOption<?>> options) {
-        return options.stream().map(ConfigOption::key).sorted().collect(Collectors.joining(", "));
+        return new Qwen3ModelProvider(options, outputs,
+                context.getConfiguration().get(ExecutionConfigOptions.TABLE_EXEC_ASYNC_ML_PREDICT_TIMEOUT));
     }
 }
