@@ -51,7 +51,7 @@ public final class Quickstart implements Callable<Integer> {
             description = "Generated tokens per prompt, thinking plus answer (default: ${DEFAULT-VALUE}).")
     int maxTokens;
 
-    private Quickstart(PrintStream out) {
+    Quickstart(PrintStream out) {
         this.out = out;
     }
 

@@ -84,6 +84,17 @@ public final class Qwen3Cli implements Callable<Integer> {
         return Commands.execute(this, out, err, argv);
     }
 
+    /** Runs one qwen3 command line in this JVM, printing to {@code out} and {@code err}; returns the exit code. */
+    public static int run(PrintStream out, PrintStream err, String... argv) {
+        return new Qwen3Cli(out, err).run(argv);
+    }
+
+    /** Parses one qwen3 command line without running it: a usage error throws picocli's ParameterException. */
+    public static void parse(String... argv) {
+        var none = new PrintStream(java.io.OutputStream.nullOutputStream());
+        Commands.commandLine(new Qwen3Cli(none, none), none, none).parseArgs(argv);
+    }
+
     @Override
     public Integer call() {
         throw new ParameterException(spec.commandLine(), "a command is required");
