@@ -62,15 +62,25 @@ final class RowPredictor {
         return slaMillis;
     }
 
+    /** The options' 'json-schema', or null. */
+    String jsonSchema() {
+        return options.getOptional(Qwen3Options.JSON_SCHEMA).orElse(null);
+    }
+
     /**
      * Queues the row's text. IllegalArgumentException with the reason (which field, what was
      * expected) for a row that cannot be answered: no text, a prompt longer than the context.
      */
     Submitted submit(String text) {
+        return submit(text, jsonSchema());
+    }
+
+    /** As {@link #submit(String)}, with this JSON Schema (null: none) instead of the options'. */
+    Submitted submit(String text, String jsonSchema) {
         long start = System.nanoTime();
         var record = PromptRecord.of(null, text);
         record.systemPrompt = options.getOptional(Qwen3Options.SYSTEM_PROMPT).orElse(null);
-        record.jsonSchema = options.getOptional(Qwen3Options.JSON_SCHEMA).orElse(null);
+        record.jsonSchema = jsonSchema;
         String invalid = RequestBuilder.validate(record);
         if (invalid != null) {
             throw new IllegalArgumentException(invalid);
