@@ -1,5 +1,6 @@
 package io.flinkqwen3.runtime;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import io.flinkqwen3.tokenizer.ChatMessage;
 import java.util.List;
 
@@ -9,6 +10,15 @@ import java.util.List;
  *
  * <p>thinkingBudget: -1 unlimited, 0 renders the non-thinking template, N > 0 inserts Qwen's
  * early-stop text after N thinking tokens without {@code </think>}.
+ *
+ * <p>jsonSchema: null, or a JSON Schema (JSON text, the subset of {@link JsonSchemaGrammar}) that
+ * the answer must satisfy: decoding is then constrained token by token after the thinking (if any),
+ * and {@link GenerationResult#answer()} is JSON that parses and validates. An unsupported schema,
+ * stop strings together with a schema, or max tokens below what the shortest valid answer needs
+ * are refused by {@link Qwen3Engine#submit} with an IllegalArgumentException.
+ *
+ * <p>tools: function definitions rendered into the system turn by the chat template (messages only;
+ * empty for none), e.g. {@code {"type": "function", "function": {"name": ..., "parameters": ...}}}.
  */
 public record GenerationRequest(
         List<ChatMessage> messages,
@@ -18,7 +28,9 @@ public record GenerationRequest(
         int thinkingBudget,
         int maxTokens,
         List<String> stopStrings,
-        SamplingParams sampling) {
+        SamplingParams sampling,
+        String jsonSchema,
+        List<JsonNode> tools) {
 
     public static final int UNLIMITED = -1;
 
@@ -35,6 +47,10 @@ public record GenerationRequest(
         }
         stopStrings = stopStrings == null ? List.of() : List.copyOf(stopStrings);
         messages = messages == null ? null : List.copyOf(messages);
+        tools = tools == null ? List.of() : List.copyOf(tools);
+        if (!tools.isEmpty() && messages == null) {
+            throw new IllegalArgumentException("tools need chat messages (they are rendered by the chat template)");
+        }
     }
 
     /** True when the prompt leaves room for thinking (the think block is not pre-filled empty). */
@@ -47,7 +63,8 @@ public record GenerationRequest(
     }
 
     public GenerationRequest withThinkingBudget(int budget) {
-        return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, stopStrings, sampling);
+        return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, stopStrings, sampling,
+                jsonSchema, tools);
     }
 
     public static final class Builder {
@@ -59,6 +76,8 @@ public record GenerationRequest(
         private int maxTokens = 512;
         private List<String> stopStrings = List.of();
         private SamplingParams sampling;
+        private String jsonSchema;
+        private List<JsonNode> tools = List.of();
 
         public Builder messages(List<ChatMessage> m) {
             this.messages = m;
@@ -105,9 +124,21 @@ public record GenerationRequest(
             return this;
         }
 
+        /** A JSON Schema (JSON text) the answer must satisfy; null for free text. */
+        public Builder jsonSchema(String schema) {
+            this.jsonSchema = schema;
+            return this;
+        }
+
+        /** Function definitions for the chat template's system turn. */
+        public Builder tools(List<JsonNode> t) {
+            this.tools = t;
+            return this;
+        }
+
         public GenerationRequest build() {
             return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, thinkingBudget, maxTokens,
-                    stopStrings, sampling);
+                    stopStrings, sampling, jsonSchema, tools);
         }
     }
 }
