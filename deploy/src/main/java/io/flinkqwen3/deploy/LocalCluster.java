@@ -126,17 +126,29 @@ final class LocalCluster implements AutoCloseable {
         try (var out = Files.newBufferedWriter(server)) {
             props.store(out, "cluster-test broker");
         }
-        List<String> jvm = List.of(java.toString(), "-Xmx384m", "-XX:+UseSerialGC", "-cp", driverClassPath);
+        List<String> jvm = List.of(java.toString(), "-Xmx384m", "-XX:+UseSerialGC", "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+                "-cp", driverClassPath);
         Process format = start("kafka-format", concat(jvm, "kafka.tools.StorageTool", "format", "-t",
                 Uuid.randomUuid().toString(), "-c", server.toString()), Map.of());
         if (!format.waitFor(timeout.toSeconds(), TimeUnit.SECONDS) || format.exitValue() != 0) {
             throw new IllegalStateException("formatting Kafka's storage failed, see " + logs.resolve("kafka-format.out"));
         }
-        start("kafka", concat(jvm, "kafka.Kafka", server.toString()), Map.of());
-        try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrapServers))) {
+        Process broker = start("kafka", concat(jvm, "kafka.Kafka", server.toString()), Map.of());
+        try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrapServers, "default.api.timeout.ms", "5000",
+                "request.timeout.ms", "5000"))) {
+            await("the Kafka broker to answer", timeout, () -> {
+                if (!broker.isAlive()) {
+                    throw new IllegalStateException("the Kafka broker exited (" + broker.exitValue() + "), see " + logs.resolve("kafka.out"));
+                }
+                try {
+                    return !admin.describeCluster().nodes().get(5, TimeUnit.SECONDS).isEmpty();
+                } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+                    return false;
+                }
+            });
             admin.createTopics(topicPartitions.entrySet().stream()
                     .map(t -> new NewTopic(t.getKey(), t.getValue(), (short) 1)).toList())
-                    .all().get(timeout.toSeconds(), TimeUnit.SECONDS);
+                    .all().get(60, TimeUnit.SECONDS);
         }
     }
 
