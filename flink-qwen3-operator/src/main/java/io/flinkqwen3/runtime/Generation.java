@@ -10,7 +10,7 @@ import java.util.Set;
  * One request's state machine: prompt -> (thinking -> [budget early-stop text]) -> answer -> done.
  * It says which tokens the model must consume next and takes each sampled token; it does no math.
  */
-final class Generation {
+final class Generation implements SlaBudgetPolicy.Sequence {
     /** Qwen's early-stop text (QWEN3-SPEC.md section 6, the form Qwen's example code ships). */
     static final String EARLY_STOP_TEXT =
             "\n\nConsidering the limited time by the user, I have to give the solution based on the thinking directly now.\n</think>\n\n";
@@ -31,6 +31,9 @@ final class Generation {
 
     private boolean thinking;
     private int thinkingTokens;
+    /** Thinking tokens after which the early-stop text goes in: the budget, lowered or raised by the SLA policy. */
+    private int thinkingLimit;
+    private int answerTokens;
     private boolean budgetExhausted;
     private final StringBuilder answer = new StringBuilder();
     private final StreamingDecoder answerDecoder;
@@ -55,6 +58,7 @@ final class Generation {
         this.pending = prompt;
         this.thinkOpenInPrompt = lastIndexOf(prompt, special.thinkOpen()) > lastIndexOf(prompt, special.thinkClose());
         this.thinking = request.thinks() && special.thinkOpen() >= 0;
+        this.thinkingLimit = request.thinkingBudget() > 0 ? request.thinkingBudget() : Integer.MAX_VALUE;
         this.answerDecoder = tokenizer == null ? null : tokenizer.streamingDecoder(true);
     }
 
@@ -90,6 +94,66 @@ final class Generation {
         return outputLength;
     }
 
+    @Override
+    public long deadlineNanos() {
+        return deadlineNanos;
+    }
+
+    @Override
+    public long submittedNanos() {
+        return submittedNanos;
+    }
+
+    @Override
+    public boolean adaptive() {
+        return request.adaptiveBudget();
+    }
+
+    @Override
+    public boolean thinking() {
+        return thinking && finish == null;
+    }
+
+    @Override
+    public int thinkingTokens() {
+        return thinkingTokens;
+    }
+
+    @Override
+    public int thinkingLimit() {
+        return thinkingLimit;
+    }
+
+    @Override
+    public int prefillLeft() {
+        return outputLength == 0 ? pending.length - pendingFed : 0;
+    }
+
+    @Override
+    public int answerTokensLeft() {
+        int left = request.maxTokens() - outputLength;
+        if (!thinking) {
+            return request.maxAnswerTokens() > 0 ? Math.min(left, request.maxAnswerTokens() - answerTokens) : left;
+        }
+        return Math.max(0, Math.min(left - SlaBudgetPolicy.EARLY_STOP_TOKENS, request.plannedAnswerTokens()));
+    }
+
+    @Override
+    public int maxThinkingTokens() {
+        return request.maxTokens() - Math.min(request.plannedAnswerTokens(), request.maxTokens() / 2) - SlaBudgetPolicy.EARLY_STOP_TOKENS;
+    }
+
+    /**
+     * Sets the thinking limit; a limit already reached while the model is thinking cuts the thought
+     * at once: the early-stop text goes in with the token just sampled, before the next step.
+     */
+    @Override
+    public void limitThinking(int limit) {
+        thinkingLimit = Math.max(0, limit);
+        if (thinking() && outputLength > 0 && thinkingTokens >= thinkingLimit && pendingFed == 0 && pending.length == 1) {
+            stopThinking(pending[0]);
+        }
+    }
     /** Samples from the logits after the last fed token and advances the state machine. */
     void sampleFrom(float[] logits, int off, int vocab) {
         int token = sampler.sample(logits, off, vocab);
@@ -119,22 +183,30 @@ final class Generation {
         thinkingTokens++;
         if (token == special.thinkClose()) {
             thinking = false;
-        } else if (request.thinkingBudget() > 0 && thinkingTokens >= request.thinkingBudget()) {
-            // Budget spent without </think>: append Qwen's early-stop text and let the model answer.
-            int[] forced = special.earlyStop();
-            pending = new int[1 + forced.length];
-            pending[0] = token;
-            System.arraycopy(forced, 0, pending, 1, forced.length);
-            for (int t : forced) {
-                append(t);
-            }
-            thinkingTokens += forced.length;
-            budgetExhausted = true;
-            thinking = false;
+        } else if (thinkingTokens >= thinkingLimit) {
+            stopThinking(token);
         }
     }
 
+    /** Budget spent without </think>: Qwen's early-stop text follows the last sampled token and the model answers. */
+    private void stopThinking(int lastToken) {
+        int[] forced = special.earlyStop();
+        pending = new int[1 + forced.length];
+        pending[0] = lastToken;
+        System.arraycopy(forced, 0, pending, 1, forced.length);
+        for (int t : forced) {
+            append(t);
+        }
+        thinkingTokens += forced.length;
+        budgetExhausted = true;
+        thinking = false;
+    }
+
     private void onAnswerToken(int token) {
+        answerTokens++;
+        if (request.maxAnswerTokens() > 0 && answerTokens >= request.maxAnswerTokens()) {
+            finish(FinishReason.LENGTH);
+        }
         if (answerDecoder == null) {
             return;
         }

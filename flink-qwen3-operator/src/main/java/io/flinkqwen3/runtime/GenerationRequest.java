@@ -9,6 +9,13 @@ import java.util.List;
  *
  * <p>thinkingBudget: -1 unlimited, 0 renders the non-thinking template, N > 0 inserts Qwen's
  * early-stop text after N thinking tokens without {@code </think>}.
+ *
+ * <p>maxAnswerTokens: tokens after the think block before the answer is cut ({@code length}); 0 = only
+ * maxTokens (thinking plus answer) limits it.
+ *
+ * <p>adaptiveBudget: the thinking budget is where the request starts, and the engine re-decides it
+ * every step from the deadline ({@link SlaBudgetPolicy#replan}), keeping answerReserveTokens decode
+ * steps for the answer. False: the budget is the caller's and is kept.
  */
 public record GenerationRequest(
         List<ChatMessage> messages,
@@ -17,8 +24,11 @@ public record GenerationRequest(
         boolean enableThinking,
         int thinkingBudget,
         int maxTokens,
+        int maxAnswerTokens,
         List<String> stopStrings,
-        SamplingParams sampling) {
+        SamplingParams sampling,
+        boolean adaptiveBudget,
+        int answerReserveTokens) {
 
     public static final int UNLIMITED = -1;
 
@@ -29,6 +39,10 @@ public record GenerationRequest(
         }
         if (maxTokens < 1) {
             throw new IllegalArgumentException("max tokens must be >= 1, got " + maxTokens);
+        }
+        if (maxAnswerTokens < 0 || answerReserveTokens < 0) {
+            throw new IllegalArgumentException("max answer tokens and answer reserve must be >= 0, got " + maxAnswerTokens
+                    + " and " + answerReserveTokens);
         }
         if (thinkingBudget < UNLIMITED) {
             throw new IllegalArgumentException("thinking budget must be -1 (unlimited) or >= 0, got " + thinkingBudget);
@@ -47,7 +61,13 @@ public record GenerationRequest(
     }
 
     public GenerationRequest withThinkingBudget(int budget) {
-        return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, stopStrings, sampling);
+        return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, maxAnswerTokens,
+                stopStrings, sampling, adaptiveBudget, answerReserveTokens);
+    }
+
+    /** Answer tokens the deadline planning keeps room for: the reserve, within maxAnswerTokens when that is set. */
+    int plannedAnswerTokens() {
+        return maxAnswerTokens > 0 ? Math.min(maxAnswerTokens, answerReserveTokens) : answerReserveTokens;
     }
 
     public static final class Builder {
@@ -57,8 +77,11 @@ public record GenerationRequest(
         private boolean enableThinking = true;
         private int thinkingBudget = UNLIMITED;
         private int maxTokens = 512;
+        private int maxAnswerTokens;
         private List<String> stopStrings = List.of();
         private SamplingParams sampling;
+        private boolean adaptiveBudget;
+        private int answerReserveTokens = SlaBudgetPolicy.DEFAULT_ANSWER_RESERVE_TOKENS;
 
         public Builder messages(List<ChatMessage> m) {
             this.messages = m;
@@ -94,6 +117,19 @@ public record GenerationRequest(
             return this;
         }
 
+        /** 0: no limit of its own (maxTokens still applies). */
+        public Builder maxAnswerTokens(int n) {
+            this.maxAnswerTokens = n;
+            return this;
+        }
+
+        /** Let the engine re-decide the thinking budget every step from the deadline, keeping this many steps for the answer. */
+        public Builder adaptiveBudget(int answerReserveTokens) {
+            this.adaptiveBudget = true;
+            this.answerReserveTokens = answerReserveTokens;
+            return this;
+        }
+
         public Builder stopStrings(List<String> s) {
             this.stopStrings = s;
             return this;
@@ -107,7 +143,7 @@ public record GenerationRequest(
 
         public GenerationRequest build() {
             return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, thinkingBudget, maxTokens,
-                    stopStrings, sampling);
+                    maxAnswerTokens, stopStrings, sampling, adaptiveBudget, answerReserveTokens);
         }
     }
 }

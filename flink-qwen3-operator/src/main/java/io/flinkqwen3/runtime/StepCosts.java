@@ -13,4 +13,13 @@ public interface StepCosts {
 
     /** Requests running now. */
     int active();
+
+    /** Requests the engine runs in one batch. */
+    int maxSequences();
+
+    /**
+     * The step time the tightest request in the engine still affords (seconds, from the last
+     * {@link SlaBudgetPolicy#replan}); +infinity when none has a deadline.
+     */
+    double affordableStepSeconds();
 }

@@ -11,7 +11,8 @@ import java.util.List;
  *       assistant turns after the last real user query;</li>
  *   <li>tool results are folded into user turns as tool_response blocks;</li>
  *   <li>the generation prompt is {@code <|im_start|>assistant\n}, plus an empty think block when
- *       thinking is disabled.</li>
+ *       thinking is disabled; templates that open the think block themselves (Qwen3-*-Thinking-2507:
+ *       {@code <|im_start|>assistant\n<think>\n}) get it opened when thinking is enabled.</li>
  * </ul>
  */
 public final class ChatTemplate {
@@ -19,9 +20,26 @@ public final class ChatTemplate {
     public static final String THINK_CLOSE = "</think>";
     public static final String EMPTY_THINK_BLOCK = "<think>\n\n</think>\n\n";
 
+    /** The generation prompt of the Thinking-2507 templates, as written in their Jinja source. */
+    private static final String THINK_OPENING_GENERATION_PROMPT = "'<|im_start|>assistant\\n<think>\\n'";
+
     private ChatTemplate() {}
 
+    /**
+     * Whether a model's Jinja chat template (null: none) opens the think block in its generation
+     * prompt, as Qwen3-*-Thinking-2507 do: the model's output then starts inside the thought.
+     */
+    public static boolean opensThinkBlock(String jinjaTemplate) {
+        return jinjaTemplate != null && jinjaTemplate.contains(THINK_OPENING_GENERATION_PROMPT);
+    }
+
     public static String render(List<ChatMessage> messages, boolean addGenerationPrompt, boolean enableThinking) {
+        return render(messages, addGenerationPrompt, enableThinking, false);
+    }
+
+    /** As {@link #render(List, boolean, boolean)}; opensThinkBlock: the template is a Thinking-2507 one. */
+    public static String render(List<ChatMessage> messages, boolean addGenerationPrompt, boolean enableThinking,
+                                boolean opensThinkBlock) {
         var out = new StringBuilder();
         if (!messages.isEmpty() && messages.get(0).role().equals("system")) {
             out.append("<|im_start|>system\n").append(messages.get(0).content()).append("<|im_end|>\n");
@@ -54,6 +72,8 @@ public final class ChatTemplate {
             out.append("<|im_start|>assistant\n");
             if (!enableThinking) {
                 out.append(EMPTY_THINK_BLOCK);
+            } else if (opensThinkBlock) {
+                out.append(THINK_OPEN).append('\n');
             }
         }
         return out.toString();
