@@ -133,10 +133,9 @@ public final class RequestBuilder {
                 .maxTokens(maxTokens(r))
                 .maxAnswerTokens(o.maxAnswerTokens() == null ? 0 : o.maxAnswerTokens())
                 .stopStrings(o.stop())
-                .sampling(new SamplingParams(temperature, topK, topP, minP, presence, seed));
-        if (adaptive) {
-            request.adaptiveBudget(options.get(Qwen3Options.ANSWER_RESERVE_TOKENS));
-        }
+                .sampling(new SamplingParams(temperature, topK, topP, minP, presence, seed))
+                .adaptiveBudget(adaptive)
+                .answerReserveTokens(options.get(Qwen3Options.ANSWER_RESERVE_TOKENS));
         return request.build();
     }
 

@@ -21,11 +21,12 @@ public final class EngineMetrics implements StepCosts {
     private volatile int active;
     private volatile int lastBatchSize;
     private final int maxSequences;
-    private volatile double affordableStepSeconds = Double.POSITIVE_INFINITY;
+    private volatile SlaBudgetPolicy.Plan plan;
     private volatile ExpertShardLoad expertShards = ExpertShardLoad.NONE;
 
     EngineMetrics(int maxSequences) {
         this.maxSequences = maxSequences;
+        this.plan = new SlaBudgetPolicy.Plan(maxSequences, maxSequences);
     }
 
     synchronized void recordStep(int decodeSequences, int prefillTokensInStep, double seconds) {
@@ -56,8 +57,8 @@ public final class EngineMetrics implements StepCosts {
         this.active = active;
     }
 
-    void recordAffordableStep(double seconds) {
-        affordableStepSeconds = seconds;
+    void recordPlan(SlaBudgetPolicy.Plan plan) {
+        this.plan = plan;
     }
 
     /**
@@ -119,8 +120,13 @@ public final class EngineMetrics implements StepCosts {
     }
 
     @Override
-    public double affordableStepSeconds() {
-        return affordableStepSeconds;
+    public int batchLimit() {
+        return plan.batchLimit();
+    }
+
+    @Override
+    public int thinkingBatchLimit() {
+        return plan.thinkingBatchLimit();
     }
 
     public int lastBatchSize() {

@@ -139,6 +139,11 @@ final class Generation implements SlaBudgetPolicy.Sequence {
     }
 
     @Override
+    public int plannedAnswerTokens() {
+        return Math.min(request.plannedAnswerTokens(), request.maxTokens());
+    }
+
+    @Override
     public int maxThinkingTokens() {
         return request.maxTokens() - Math.min(request.plannedAnswerTokens(), request.maxTokens() / 2) - SlaBudgetPolicy.EARLY_STOP_TOKENS;
     }

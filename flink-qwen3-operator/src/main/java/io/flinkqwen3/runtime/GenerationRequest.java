@@ -123,10 +123,15 @@ public record GenerationRequest(
             return this;
         }
 
-        /** Let the engine re-decide the thinking budget every step from the deadline, keeping this many steps for the answer. */
-        public Builder adaptiveBudget(int answerReserveTokens) {
-            this.adaptiveBudget = true;
-            this.answerReserveTokens = answerReserveTokens;
+        /** Let the engine re-decide the thinking budget every step from the deadline. */
+        public Builder adaptiveBudget(boolean adaptive) {
+            this.adaptiveBudget = adaptive;
+            return this;
+        }
+
+        /** Decode steps the deadline planning keeps for the answer (default {@link SlaBudgetPolicy#DEFAULT_ANSWER_RESERVE_TOKENS}). */
+        public Builder answerReserveTokens(int n) {
+            this.answerReserveTokens = n;
             return this;
         }
 

@@ -329,7 +329,7 @@ public final class Qwen3Engine implements AutoCloseable {
                 return false;
             });
             long now = System.nanoTime();
-            while (active.size() < options.maxSequences() && !waiting.isEmpty()) {
+            while (active.size() < metrics.batchLimit() && !waiting.isEmpty()) {
                 metrics.recordQueue(waiting.size(), active.size());
                 Running next = waiting.stream().filter(r -> !policy.hopeless(r.generation, now, metrics)).findFirst()
                         .orElse(waiting.first()); // requests that cannot make it any more go after those that still can
@@ -350,7 +350,7 @@ public final class Qwen3Engine implements AutoCloseable {
     private void replan(long now) {
         var running = active.stream().sorted(EARLIEST_DEADLINE).map(Running::generation).toList();
         var next = waiting.stream().limit(options.maxSequences()).map(Running::generation).toList();
-        metrics.recordAffordableStep(policy.replan(now, running, next, metrics));
+        metrics.recordPlan(policy.replan(now, running, next, metrics));
     }
 
     /** One forward pass: decode tokens first (EDF), then prefill chunks within the token budget. */

@@ -17,9 +17,9 @@ public interface StepCosts {
     /** Requests the engine runs in one batch. */
     int maxSequences();
 
-    /**
-     * The step time the tightest request in the engine still affords (seconds, from the last
-     * {@link SlaBudgetPolicy#replan}); +infinity when none has a deadline.
-     */
-    double affordableStepSeconds();
+    /** Sequences the engine runs in one step now: the SLA policy's batch limit (at most {@link #maxSequences}). */
+    int batchLimit();
+
+    /** Newcomers think only while the batch stays at or below this size (the SLA policy's last plan). */
+    int thinkingBatchLimit();
 }

@@ -144,7 +144,7 @@ class GenerationTest {
 
     @Test
     void aLoweredLimitCutsTheThoughtBeforeTheNextStep() {
-        var g = start(GenerationRequest.builder().user("hi").maxTokens(200).adaptiveBudget(16).build());
+        var g = start(GenerationRequest.builder().user("hi").maxTokens(200).adaptiveBudget(true).answerReserveTokens(16).build());
         emit(g, concat(new int[] {151667}, ids(" a b c d e")));
         int thought = g.thinkingTokens();
         g.limitThinking(thought + 50);

@@ -12,10 +12,10 @@ class SlaBudgetPolicyTest {
     static final long SECOND = 1_000_000_000L;
 
     /** Costs as measured: {@code base + perSequence x batch} seconds per decode step, 2 ms per prompt token. */
-    record Costs(double base, double perSequence, int queued, int active, int maxSequences, double affordableStepSeconds)
-            implements StepCosts {
+    record Costs(double base, double perSequence, int queued, int active, int maxSequences, int batchLimit,
+                 int thinkingBatchLimit) implements StepCosts {
         static Costs of(int queued, int active) {
-            return new Costs(0.019, 0.001, queued, active, 32, Double.POSITIVE_INFINITY);
+            return new Costs(0.019, 0.001, queued, active, 32, 32, 32);
         }
 
         @Override
@@ -66,6 +66,7 @@ class SlaBudgetPolicyTest {
         @Override public int thinkingLimit() { return limit; }
         @Override public int prefillLeft() { return 0; }
         @Override public int answerTokensLeft() { return answerLeft; }
+        @Override public int plannedAnswerTokens() { return 32; }
         @Override public int maxThinkingTokens() { return 4000; }
         @Override public void limitThinking(int l) { limit = l; }
     }
@@ -84,7 +85,7 @@ class SlaBudgetPolicyTest {
             assertTrue(b <= previous, "SLA " + sla + " ms gave " + b + " > " + previous);
             previous = b;
         }
-        assertTrue(budget(60_000, 0) > 1000, "a generous SLA buys a long thought");
+        assertTrue(budget(60_000, 0) > 800, "a generous SLA buys a long thought");
     }
 
     @Test
@@ -131,8 +132,8 @@ class SlaBudgetPolicyTest {
         // every slot taken and requests waiting for one: the queue cannot afford longer stays
         assertTrue(policy.decide(30_000, 100, 4096, 32, null, null, Costs.of(0, 31)).thinkingBudget() > 0);
         assertEquals(0, policy.decide(30_000, 100, 4096, 32, null, null, Costs.of(3, 32)).thinkingBudget());
-        // a batch one larger would step slower than the tightest request in the engine affords
-        var slow = new Costs(0.019, 0.001, 0, 10, 32, 0.025);
+        // the batch is as large as thinking may make it (the tightest SLA class needs the headroom)
+        var slow = new Costs(0.019, 0.001, 0, 10, 32, 20, 10);
         assertEquals(0, policy.decide(30_000, 100, 4096, 32, null, null, slow).thinkingBudget());
         // a record that asks to think still does
         assertTrue(policy.decide(30_000, 100, 4096, 32, null, true, slow).thinkingBudget() >= 1);
@@ -140,7 +141,7 @@ class SlaBudgetPolicyTest {
 
     @Test
     void aTightNewcomerWaitingForASlotShortensTheLatestRunningThought() {
-        var costs = new Costs(0.019, 0.001, 1, 2, 2, Double.POSITIVE_INFINITY);
+        var costs = new Costs(0.019, 0.001, 1, 2, 2, 2, 2);
         var early = Seq.thinker(30, 100);
         var late = Seq.thinker(60, 100);
         policy.replan(0, List.of(early, late), List.of(), costs);
@@ -159,34 +160,37 @@ class SlaBudgetPolicyTest {
     @Test
     void aBurstOfTightDeadlinesCutsLongThoughtsShort() {
         // steep costs: 10 ms per sequence in the batch
-        var costs = new Costs(0.0, 0.010, 0, 10, 32, Double.POSITIVE_INFINITY);
+        var costs = new Costs(0.0, 0.010, 0, 10, 32, 32, 32);
         var thinker = Seq.thinker(60, 200);
-        policy.replan(0, List.of(thinker), List.of(), costs);
-        int alone = thinker.limit;
-        assertTrue(alone > 1000, "alone: " + alone);
+        var plan = policy.replan(0, List.of(thinker), List.of(), costs);
+        assertTrue(!thinker.cut() && plan.thinkingBatchLimit() == 32, "alone it thinks on: limit " + thinker.limit + ", " + plan);
 
         List<SlaBudgetPolicy.Sequence> batch = new ArrayList<>();
         for (int i = 0; i < 9; i++) {
             batch.add(Seq.answering(2)); // 33 steps at 100 ms would take 3.3 s: too slow for 2 s
         }
         batch.add(thinker);
-        double affordable = policy.replan(0, batch, List.of(), costs);
-        assertTrue(affordable < costs.decodeStepSeconds(10), "steps are too slow for the tight requests: " + affordable);
+        plan = policy.replan(0, batch, List.of(), costs);
+        // a fresh 2 s request affords 51 ms a step (5 sequences); thoughts may fill half of that (2)
+        assertEquals(new SlaBudgetPolicy.Plan(5, 2), plan);
         assertTrue(thinker.cut(), "the long thought stops so the batch shrinks: limit " + thinker.limit);
     }
 
     @Test
-    void aTighterBatchShortensARunningThought() {
-        var costs = new Costs(0.019, 0.001, 0, 1, 32, Double.POSITIVE_INFINITY);
-        var thinker = Seq.thinker(20, 100);
-        policy.replan(0, List.of(thinker), List.of(), costs);
-        int alone = thinker.limit;
-        List<SlaBudgetPolicy.Sequence> batch = new ArrayList<>(List.of(thinker));
-        for (int i = 0; i < 20; i++) {
-            batch.add(Seq.answering(30));
+    void aThoughtStopsWhereItsAnswerStillFits() {
+        var costs = Costs.of(0, 1); // planned at 51 ms a step (the batch may grow to 32)
+        var thinker = Seq.thinker(20, 0);
+        int previousLeft = Integer.MAX_VALUE;
+        for (long t = 0; !thinker.cut(); t += SECOND / 10) {
+            thinker.thinkingTokens += 5;
+            policy.replan(t, List.of(thinker), List.of(), costs);
+            int left = thinker.limit - thinker.thinkingTokens;
+            assertTrue(left <= previousLeft, "the limit only comes closer as the deadline does");
+            previousLeft = left;
+            assertTrue(t < 20 * SECOND, "never stopped");
         }
-        policy.replan(0, batch, List.of(), costs);
-        assertTrue(thinker.limit < alone && !thinker.cut(), "slower steps, shorter thought: " + alone + " -> " + thinker.limit);
+        // stopped once 20 s less the 3 s margin no longer hold the answer's 33 steps of 51 ms and the early-stop text
+        assertTrue(thinker.thinkingTokens > 5 * 10 * 14, "stopped too early: " + thinker.thinkingTokens);
     }
 
     @Test
