@@ -20,8 +20,8 @@ import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Continuous batching over every in-flight request. One scheduler thread runs steps; each step is
@@ -35,7 +35,7 @@ import java.util.logging.Logger;
  * <p>Thread-safe: any thread may {@link #submit}; results complete on the scheduler thread.
  */
 public final class Qwen3Engine implements AutoCloseable {
-    private static final Logger LOG = Logger.getLogger(Qwen3Engine.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(Qwen3Engine.class);
     private static final Comparator<Running> EARLIEST_DEADLINE =
             Comparator.comparingLong((Running r) -> r.generation.deadlineNanos).thenComparingLong(r -> r.sequence);
 
@@ -95,7 +95,7 @@ public final class Qwen3Engine implements AutoCloseable {
             model = Qwen3Model.load(checkpoint, parallel, options.expertShards());
             var loaded = checkpoint;
             var loadedModel = model;
-            LOG.info(() -> String.format("loaded %s (%s, %d layers, %.1f MB%s%s) in %.2f s", location,
+            LOG.info(String.format("loaded %s (%s, %d layers, %.1f MB%s%s) in %.2f s", location,
                     loaded.config().modelType(), loaded.config().numLayers(), loaded.mappedBytes() / 1e6,
                     options.quantize() == null ? " mapped" : " mapped + converted to " + options.quantize(),
                     loaded.config().isMoe() ? ", the experts of each MoE layer in " + loadedModel.expertShards() + " shards" : "",
@@ -163,9 +163,9 @@ public final class Qwen3Engine implements AutoCloseable {
                 metrics.forgetStepCosts(); // the first round ran while the JIT compiled: its steps say nothing about costs
             }
         }
-        LOG.info(() -> String.format("warmed up in %.2f s; decode step %.2f ms alone, %.2f ms for %d sequences", (System.nanoTime() - start) / 1e9,
-                metrics.decodeStepSeconds(1) * 1e3, metrics.decodeStepSeconds(wide) * 1e3, wide));
-        KernelCheck.checkOnceInBackground(slow -> LOG.warning(slow::toString));
+        LOG.info("warmed up in {} s; decode step {} ms alone, {} ms for {} sequences", String.format("%.2f", (System.nanoTime() - start) / 1e9),
+                String.format("%.2f", metrics.decodeStepSeconds(1) * 1e3), String.format("%.2f", metrics.decodeStepSeconds(wide) * 1e3), wide);
+        KernelCheck.checkOnceInBackground(slow -> LOG.warn("{}", slow));
     }
 
     public ModelConfig config() {
@@ -270,7 +270,7 @@ public final class Qwen3Engine implements AutoCloseable {
                     if (closed) {
                         break; // close() stopped the step between two layers
                     }
-                    LOG.log(Level.SEVERE, "engine step failed; failing the requests in it", e);
+                    LOG.error("engine step failed; failing the requests in it", e);
                     active.forEach(r -> {
                         recycle(r.generation.cache);
                         r.result.completeExceptionally(e);

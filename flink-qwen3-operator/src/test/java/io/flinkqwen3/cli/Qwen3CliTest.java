@@ -21,12 +21,15 @@ import org.junit.jupiter.api.io.TempDir;
 class Qwen3CliTest {
     static final ObjectMapper JSON = new ObjectMapper();
 
-    record Run(int code, String out) {}
+    /** Exit code, stdout and stderr of one command line. */
+    record Run(int code, String out, String err) {}
 
     static Run run(String... args) {
-        var bytes = new ByteArrayOutputStream();
-        int code = new Qwen3Cli(new PrintStream(bytes, true, StandardCharsets.UTF_8)).run(args);
-        return new Run(code, bytes.toString(StandardCharsets.UTF_8));
+        var out = new ByteArrayOutputStream();
+        var err = new ByteArrayOutputStream();
+        int code = new Qwen3Cli(new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8))
+                .run(args);
+        return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     }
 
     static String csv(int[] ids) {
@@ -81,7 +84,7 @@ class Qwen3CliTest {
         var ref = new Fixtures.Reference(Fixtures.DENSE.resolve("reference.safetensors"));
         Run r = run("generate", "--model", Fixtures.DENSE.toString(), "--tokens", csv(ref.ints("p2.ids")),
                 "--temperature", "0", "--max-tokens", "24", "--threads", "2", "--json");
-        assertEquals(0, r.code(), r.out());
+        assertEquals(0, r.code(), r.err());
         JsonNode json = JSON.readTree(r.out());
         int[] tokens = new int[json.get("output_tokens").size()];
         Arrays.setAll(tokens, i -> json.get("output_tokens").get(i).asInt());
@@ -95,7 +98,7 @@ class Qwen3CliTest {
     void generateFromAPromptWithABudget() throws Exception {
         Run r = run("generate", "--model", Fixtures.MOE.toString(), "--prompt", "What is 2+2?", "--thinking-budget", "0",
                 "--max-tokens", "5", "--seed", "3", "--json");
-        assertEquals(0, r.code(), r.out());
+        assertEquals(0, r.code(), r.err());
         JsonNode json = JSON.readTree(r.out());
         assertEquals(0, json.get("thinking_budget").asInt());
         assertEquals(0, json.get("thinking_tokens").asInt());
