@@ -52,7 +52,7 @@ import org.jfree.data.xy.XYSeriesCollection;
  * <pre>examples/bin/sla-bench --model LOCATION [--loads 0.5,0.8,1.0,1.2] [--duration SECONDS]
  *     [--mix 2000:0.3,10000:0.5,60000:0.2] [--policies sla,0,64,256,1024,unlimited] [--answer-tokens 64]
  *     [--max-tokens 1200] [--capacity-records 300 | --capacity RECORDS_PER_S] [--drain SECONDS] [--threads 2]
- *     [--out DIR] [--seed 1]</pre>
+ *     [--out DIR] [--seed 1] [--append]</pre>
  *
  * Capacity: records/s the pipeline answers without thinking (the better of two bursts of
  * --capacity-records, answers of --answer-tokens), the work every record needs whatever it thinks. Each (policy, load) cell runs its
@@ -67,7 +67,9 @@ import org.jfree.data.xy.XYSeriesCollection;
  * its budget or max tokens, never closing the thought itself. The JSON lines say so.
  *
  * <p>Prints one JSON line per policy and load; writes {@code sla-bench.csv} and {@code sla-bench.png}
- * (hit rate and mean thinking tokens vs load, a line per policy) under --out.
+ * (hit rate and mean thinking tokens vs load, a line per policy) under --out. With --append the rows
+ * already in that CSV stay (those of the policies and loads run again are replaced), so a bench can
+ * be run in parts, e.g. one policy at a time with the same --capacity.
  */
 public final class SlaBenchmark {
     static final String TEMPLATE_NOTE = "Thinking-2507 template (think block opened by the prompt)";
@@ -114,6 +116,15 @@ public final class SlaBenchmark {
                     + "--drain >= 0 and --max-tokens > --answer-tokens");
         }
         Files.createDirectories(outDir);
+        Path csv = outDir.resolve("sla-bench.csv");
+        List<Cell> cells = new ArrayList<>();
+        if (flags.containsKey("--append") && Files.isRegularFile(csv)) {
+            for (Cell c : readCsv(csv, mix)) {
+                if (!(policies.contains(c.policy()) && Arrays.stream(loads).anyMatch(l -> l == c.load()))) {
+                    cells.add(c);
+                }
+            }
+        }
         var thinkingModel = thinkingTemplateCopy(model, outDir);
         var options = new Configuration();
         options.set(Qwen3Options.MODEL, thinkingModel.location());
@@ -123,7 +134,6 @@ public final class SlaBenchmark {
         options.set(Qwen3Options.ANSWER_RESERVE_TOKENS, answerTokens);
         options.set(Qwen3Options.DEFAULT_MAX_TOKENS, maxTokens);
         var json = new ObjectMapper();
-        List<Cell> cells = new ArrayList<>();
         try (var kafka = EmbeddedKafka.start()) {
             var bench = new Bench(kafka, options, answerTokens, maxTokens);
             // the first burst also warms up the JIT for Flink, Kafka and the operator: the better of two counts
@@ -161,9 +171,9 @@ public final class SlaBenchmark {
                 }
             }
         }
-        writeCsv(outDir.resolve("sla-bench.csv"), cells, mix);
-        plot(outDir.resolve("sla-bench.png"), cells, policies);
-        System.err.println("sla-bench: wrote " + outDir.resolve("sla-bench.csv") + " and " + outDir.resolve("sla-bench.png"));
+        writeCsv(csv, cells, mix);
+        plot(outDir.resolve("sla-bench.png"), cells, cells.stream().map(Cell::policy).distinct().toList());
+        System.err.println("sla-bench: wrote " + csv + " and " + outDir.resolve("sla-bench.png"));
         return 0;
     }
 
@@ -427,11 +437,15 @@ public final class SlaBenchmark {
         return Math.round(v * 1000) / 1000.0;
     }
 
+    static String csvHeader(List<SlaClass> mix) {
+        String classes = mix.stream().map(c -> "sent_" + c.slaMs() + "ms,sla_met_" + c.slaMs() + "ms").collect(Collectors.joining(","));
+        return "policy,load,offered_per_s,sent,answered,sla_met,hit_rate," + classes
+                + ",p50_latency_ms,p95_latency_ms,p99_latency_ms,mean_granted_budget,mean_thinking_tokens,records_per_s";
+    }
+
     static void writeCsv(Path file, List<Cell> cells, List<SlaClass> mix) throws Exception {
         var lines = new ArrayList<String>();
-        String classes = mix.stream().map(c -> "sent_" + c.slaMs() + "ms,sla_met_" + c.slaMs() + "ms").collect(Collectors.joining(","));
-        lines.add("policy,load,offered_per_s,sent,answered,sla_met,hit_rate," + classes
-                + ",p50_latency_ms,p95_latency_ms,p99_latency_ms,mean_granted_budget,mean_thinking_tokens,records_per_s");
+        lines.add(csvHeader(mix));
         for (Cell c : cells) {
             String perClass = c.byClass().values().stream().map(n -> n[0] + "," + n[1]).collect(Collectors.joining(","));
             lines.add(String.format(Locale.ROOT, "%s,%s,%.3f,%d,%d,%d,%.4f,%s,%d,%d,%d,%.2f,%.2f,%.3f", c.policy(), c.load(),
@@ -439,6 +453,28 @@ public final class SlaBenchmark {
                     Math.round(c.p95()), Math.round(c.p99()), c.meanBudget(), c.meanThinking(), c.recordsPerSecond()));
         }
         Files.write(file, lines);
+    }
+
+    /** The cells of a CSV that {@link #writeCsv} wrote with the same SLA mix. */
+    static List<Cell> readCsv(Path file, List<SlaClass> mix) throws Exception {
+        List<String> lines = Files.readAllLines(file);
+        if (lines.isEmpty() || !lines.getFirst().equals(csvHeader(mix))) {
+            throw new IllegalArgumentException(file + ": not a sla-bench CSV of this --mix (expected the header " + csvHeader(mix) + ")");
+        }
+        List<Cell> cells = new ArrayList<>();
+        for (String line : lines.subList(1, lines.size())) {
+            String[] f = line.split(",");
+            int k = 7;
+            Map<Long, int[]> byClass = new LinkedHashMap<>();
+            for (SlaClass c : mix) {
+                byClass.put(c.slaMs(), new int[] {Integer.parseInt(f[k]), Integer.parseInt(f[k + 1])});
+                k += 2;
+            }
+            cells.add(new Cell(f[0], Double.parseDouble(f[1]), Double.parseDouble(f[2]), Integer.parseInt(f[3]),
+                    Integer.parseInt(f[4]), Integer.parseInt(f[5]), byClass, Double.parseDouble(f[k]), Double.parseDouble(f[k + 1]),
+                    Double.parseDouble(f[k + 2]), Double.parseDouble(f[k + 3]), Double.parseDouble(f[k + 4]), Double.parseDouble(f[k + 5])));
+        }
+        return cells;
     }
 
     /** Hit rate (top) and mean thinking tokens (bottom) against load, a line per policy. */
