@@ -38,6 +38,11 @@ public final class SlaBudgetPolicy {
     static final int EARLY_STOP_TOKENS = 24;
     /** Fraction of each request's SLA kept as a margin against estimate errors and arrivals to come. */
     static final double SAFETY = 0.15;
+    /**
+     * Fraction of the tightest SLA a fresh request of that class must be able to answer in at the batch
+     * limit: the rest covers the wait for a slot, prefill steps and the way through Kafka and Flink.
+     */
+    static final double BATCH_SHARE = 0.7;
     /** Thoughts fill the batch only up to the step time of this fraction of what the tightest class affords. */
     static final double THINKING_SHARE = 0.5;
     /** How long the tightest SLA class seen is protected after its last request. */
@@ -153,7 +158,7 @@ public final class SlaBudgetPolicy {
             for (Sequence s : list) {
                 if (s.deadlineNanos() != Long.MAX_VALUE) {
                     double sla = Math.max(0, s.deadlineNanos() - s.submittedNanos()) / 1e9;
-                    tightest = Math.min(tightest, sla * (1 - SAFETY) / (s.plannedAnswerTokens() + 1.0));
+                    tightest = Math.min(tightest, sla * BATCH_SHARE / (s.plannedAnswerTokens() + 1.0));
                 }
             }
         }
