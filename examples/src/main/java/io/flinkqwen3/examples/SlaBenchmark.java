@@ -52,7 +52,8 @@ import org.jfree.data.xy.XYSeriesCollection;
  * <pre>examples/bin/sla-bench --model LOCATION [--loads 0.5,0.8,1.0,1.2] [--duration SECONDS]
  *     [--mix 2000:0.3,10000:0.5,60000:0.2] [--policies sla,0,64,256,1024,unlimited] [--answer-tokens 64]
  *     [--max-tokens 1200] [--capacity-records 300 | --capacity RECORDS_PER_S] [--drain SECONDS] [--threads 2]
- *     [--out DIR] [--seed 1] [--append]</pre>
+ *     [--out DIR] [--seed 1] [--append]
+ * examples/bin/sla-bench --plot-only [--out DIR] [--mix ...]     (redraws the plot from DIR/sla-bench.csv)</pre>
  *
  * Capacity: records/s the pipeline answers without thinking (the better of two bursts of
  * --capacity-records, answers of --answer-tokens), the work every record needs whatever it thinks;
@@ -95,6 +96,12 @@ public final class SlaBenchmark {
     public static int run(String[] args, PrintStream out) throws Exception {
         System.setProperty("java.awt.headless", "true"); // the plot is drawn off screen
         Map<String, String> flags = KafkaInferenceJob.parse(args);
+        if (flags.containsKey("--plot-only")) {
+            Path dir = Path.of(flags.getOrDefault("--out", "target/sla-bench"));
+            List<Cell> cells = readCsv(dir.resolve("sla-bench.csv"), parseMix(flags.getOrDefault("--mix", "2000:0.3,10000:0.5,60000:0.2")));
+            plot(dir.resolve("sla-bench.png"), cells, cells.stream().map(Cell::policy).distinct().toList());
+            return 0;
+        }
         String model = KafkaInferenceJob.required(flags, "--model");
         double[] loads = Arrays.stream(flags.getOrDefault("--loads", "0.5,0.8,1.0,1.2").split(","))
                 .mapToDouble(Double::parseDouble).toArray();
@@ -497,19 +504,27 @@ public final class SlaBenchmark {
         var hitAxis = new NumberAxis("SLA hit rate (%)");
         hitAxis.setRange(0, 101);
         var thinkingAxis = new NumberAxis("mean thinking tokens");
-        var combined = new CombinedDomainXYPlot(new NumberAxis("load (% of capacity without thinking)"));
-        combined.add(new XYPlot(hits, null, hitAxis, renderer(policies)), 1);
-        combined.add(new XYPlot(thinking, null, thinkingAxis, renderer(policies)), 1);
+        var loadAxis = new NumberAxis("load (% of capacity without thinking)");
+        loadAxis.setAutoRangeIncludesZero(false);
+        var combined = new CombinedDomainXYPlot(loadAxis);
+        combined.add(new XYPlot(hits, null, hitAxis, renderer(policies, true)), 1);
+        combined.add(new XYPlot(thinking, null, thinkingAxis, renderer(policies, false)), 1);
         var chart = new JFreeChart("SLA adherence under load (policy 'sla' vs fixed thinking budgets)",
                 JFreeChart.DEFAULT_TITLE_FONT, combined, true);
         ChartUtils.saveChartAsPNG(file.toFile(), chart, 900, 800);
     }
 
-    private static XYLineAndShapeRenderer renderer(List<String> policies) {
+    /** The same colour per policy in both panels; the legend once. */
+    private static XYLineAndShapeRenderer renderer(List<String> policies, boolean inLegend) {
+        java.awt.Color[] colours = {new java.awt.Color(0xd62728), new java.awt.Color(0x1f77b4), new java.awt.Color(0x2ca02c),
+                new java.awt.Color(0xff7f0e), new java.awt.Color(0x9467bd), new java.awt.Color(0x7f7f7f),
+                new java.awt.Color(0x8c564b), new java.awt.Color(0x17becf)};
         var r = new XYLineAndShapeRenderer(true, true);
         for (int i = 0; i < policies.size(); i++) {
             r.setSeriesStroke(i, new BasicStroke(policies.get(i).equals("sla") ? 3.5f : 1.5f));
+            r.setSeriesPaint(i, colours[i % colours.length]);
         }
+        r.setDefaultSeriesVisibleInLegend(inLegend);
         return r;
     }
 }
