@@ -34,6 +34,8 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
+import io.flinkqwen3.cli.Commands;
+import java.util.concurrent.Callable;
 import org.jfree.chart.ChartUtils;
 import org.jfree.chart.JFreeChart;
 import org.jfree.chart.axis.NumberAxis;
@@ -42,6 +44,11 @@ import org.jfree.chart.plot.XYPlot;
 import org.jfree.chart.renderer.xy.XYLineAndShapeRenderer;
 import org.jfree.data.xy.XYSeries;
 import org.jfree.data.xy.XYSeriesCollection;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
 
 /**
  * SLA adherence under load: open-loop Poisson arrivals at fractions of the measured capacity, with a
@@ -72,10 +79,60 @@ import org.jfree.data.xy.XYSeriesCollection;
  * already in that CSV stay (those of the policies and loads run again are replaced), so a bench can
  * be run in parts, e.g. one policy at a time with the same --capacity.
  */
-public final class SlaBenchmark {
+@Command(name = "sla-bench", mixinStandardHelpOptions = true, versionProvider = Commands.Version.class, sortOptions = false,
+        description = {"SLA adherence under load: open-loop Poisson arrivals at fractions of the measured capacity, with a mix "
+                + "of SLAs, through embedded Kafka -> local Flink -> Kafka, per thinking policy (ours: 'sla'; fixed budgets).",
+                "One JSON line per policy and load on stdout; sla-bench.csv and sla-bench.png under --out."})
+public final class SlaBenchmark implements Callable<Integer> {
     static final String TEMPLATE_NOTE = "Thinking-2507 template (think block opened by the prompt)";
 
-    private SlaBenchmark() {}
+    private final PrintStream out;
+    @Spec
+    CommandSpec spec;
+    @Option(names = "--model", paramLabel = "LOCATION", description = "Model directory, .gguf file or Hugging Face repo id.")
+    String model;
+    @Option(names = "--loads", split = ",", paramLabel = "FRACTION", defaultValue = "0.5,0.8,1.0,1.2",
+            description = "Arrival rates as fractions of the measured capacity (default: ${DEFAULT-VALUE}).")
+    double[] loads;
+    @Option(names = "--duration", paramLabel = "SECONDS", defaultValue = "20", description = "Arrivals per policy and load (default: ${DEFAULT-VALUE}).")
+    double duration;
+    @Option(names = "--drain", paramLabel = "SECONDS", defaultValue = "20",
+            description = "Wait for the last answers at most this long; unanswered records count as missed (default: ${DEFAULT-VALUE}).")
+    double drain;
+    @Option(names = "--mix", paramLabel = "SLA_MS:SHARE,...", defaultValue = "2000:0.3,10000:0.5,60000:0.2",
+            description = "SLA classes and their shares of the arrivals (default: ${DEFAULT-VALUE}).")
+    String mixText;
+    @Option(names = "--policies", split = ",", paramLabel = "POLICY", defaultValue = "sla,0,64,256,1024,unlimited",
+            description = "'sla' (the operator's SLA policy), fixed budgets N >= 0, 'unlimited' (default: ${DEFAULT-VALUE}).")
+    List<String> policies;
+    @Option(names = "--answer-tokens", paramLabel = "N", defaultValue = "64",
+            description = "Answers are cut here (max_answer_tokens) and the SLA policy keeps this many steps for them (default: ${DEFAULT-VALUE}).")
+    int answerTokens;
+    @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "1200",
+            description = "Thinking plus answer per record: where unlimited thinking ends (default: ${DEFAULT-VALUE}).")
+    int maxTokens;
+    @Option(names = "--capacity-records", paramLabel = "N", defaultValue = "300",
+            description = "Records of each capacity burst (default: ${DEFAULT-VALUE}).")
+    int capacityRecords;
+    @Option(names = "--capacity", paramLabel = "RECORDS_PER_S",
+            description = "Use this capacity instead of measuring it (one burst still runs, as a warm-up).")
+    Double fixedCapacity;
+    @Option(names = "--threads", paramLabel = "N", defaultValue = "2", description = "Kernel threads of the engine (default: ${DEFAULT-VALUE}).")
+    int threads;
+    @Option(names = "--max-batch", paramLabel = "N", defaultValue = "32", description = "Sequences per engine step (default: ${DEFAULT-VALUE}).")
+    int maxBatch;
+    @Option(names = "--out", paramLabel = "DIR", defaultValue = "target/sla-bench", description = "Where the CSV and the plot go (default: ${DEFAULT-VALUE}).")
+    Path outDir;
+    @Option(names = "--seed", paramLabel = "N", defaultValue = "1", description = "Seed of the arrivals (default: ${DEFAULT-VALUE}).")
+    long seed;
+    @Option(names = "--append", description = "Keep the rows of other policies and loads already in --out's CSV.")
+    boolean append;
+    @Option(names = "--plot-only", description = "Only redraw --out's plot from its CSV.")
+    boolean plotOnly;
+
+    SlaBenchmark(PrintStream out) {
+        this.out = out;
+    }
 
     /** An SLA class: its latency target and share of the arrivals. */
     record SlaClass(long slaMs, double share) {}
@@ -89,43 +146,55 @@ public final class SlaBenchmark {
         }
     }
 
-    public static void main(String[] args) throws Exception {
+    public static void main(String[] args) {
         System.exit(run(args, System.out));
     }
 
-    public static int run(String[] args, PrintStream out) throws Exception {
+    /** Runs the bench with these arguments, JSON lines to {@code out}; returns the exit code. */
+    public static int run(String[] args, PrintStream out) {
+        return Commands.execute(new SlaBenchmark(out), out, System.err, args);
+    }
+
+    private ParameterException usage(String message) {
+        return new ParameterException(spec.commandLine(), message);
+    }
+
+    @Override
+    public Integer call() throws Exception {
         System.setProperty("java.awt.headless", "true"); // the plot is drawn off screen
-        Map<String, String> flags = KafkaInferenceJob.parse(args);
-        if (flags.containsKey("--plot-only")) {
-            Path dir = Path.of(flags.getOrDefault("--out", "target/sla-bench"));
-            List<Cell> cells = readCsv(dir.resolve("sla-bench.csv"), parseMix(flags.getOrDefault("--mix", "2000:0.3,10000:0.5,60000:0.2")));
-            plot(dir.resolve("sla-bench.png"), cells, cells.stream().map(Cell::policy).distinct().toList());
+        List<SlaClass> mix;
+        try {
+            mix = parseMix(mixText);
+        } catch (IllegalArgumentException e) {
+            throw usage(e.getMessage());
+        }
+        if (plotOnly) {
+            List<Cell> cells = readCsv(outDir.resolve("sla-bench.csv"), mix);
+            plot(outDir.resolve("sla-bench.png"), cells, cells.stream().map(Cell::policy).distinct().toList());
             return 0;
         }
-        String model = KafkaInferenceJob.required(flags, "--model");
-        double[] loads = Arrays.stream(flags.getOrDefault("--loads", "0.5,0.8,1.0,1.2").split(","))
-                .mapToDouble(Double::parseDouble).toArray();
-        double duration = Double.parseDouble(flags.getOrDefault("--duration", "20"));
-        double drain = Double.parseDouble(flags.getOrDefault("--drain", "20"));
-        List<SlaClass> mix = parseMix(flags.getOrDefault("--mix", "2000:0.3,10000:0.5,60000:0.2"));
-        List<String> policies = List.of(flags.getOrDefault("--policies", "sla,0,64,256,1024,unlimited").split(","));
-        int answerTokens = Integer.parseInt(flags.getOrDefault("--answer-tokens", "64"));
-        int maxTokens = Integer.parseInt(flags.getOrDefault("--max-tokens", "1200"));
-        int capacityRecords = Integer.parseInt(flags.getOrDefault("--capacity-records", "300"));
-        Path outDir = Path.of(flags.getOrDefault("--out", "target/sla-bench"));
-        var random = new Random(Long.parseLong(flags.getOrDefault("--seed", "1")));
+        if (model == null) {
+            throw usage("Missing required option: '--model=LOCATION'");
+        }
         for (String p : policies) {
-            budgetOf(p); // a usage error before anything starts
+            try {
+                budgetOf(p);
+            } catch (IllegalArgumentException e) {
+                throw usage("--policies: " + e.getMessage());
+            }
         }
-        if (duration <= 0 || drain < 0 || answerTokens < 1 || maxTokens <= answerTokens || capacityRecords < 1
-                || Arrays.stream(loads).anyMatch(l -> !(l > 0))) {
-            throw new IllegalArgumentException("--duration, --answer-tokens, --capacity-records and --loads must be > 0, "
-                    + "--drain >= 0 and --max-tokens > --answer-tokens");
+        if (!(duration > 0) || !(drain >= 0) || Arrays.stream(loads).anyMatch(l -> !(l > 0))
+                || fixedCapacity != null && !(fixedCapacity > 0)) {
+            throw usage("--duration, --loads and --capacity expect numbers > 0, --drain >= 0");
         }
+        Commands.inRange(spec, "--answer-tokens", answerTokens, 1, 100_000, "a positive token count");
+        Commands.inRange(spec, "--max-tokens", maxTokens, answerTokens + 1, Integer.MAX_VALUE, "more tokens than --answer-tokens");
+        Commands.inRange(spec, "--capacity-records", capacityRecords, 1, 1_000_000, "a positive number of records");
+        var random = new Random(seed);
         Files.createDirectories(outDir);
         Path csv = outDir.resolve("sla-bench.csv");
         List<Cell> cells = new ArrayList<>();
-        if (flags.containsKey("--append") && Files.isRegularFile(csv)) {
+        if (append && Files.isRegularFile(csv)) {
             for (Cell c : readCsv(csv, mix)) {
                 if (!(policies.contains(c.policy()) && Arrays.stream(loads).anyMatch(l -> l == c.load()))) {
                     cells.add(c);
@@ -135,9 +204,9 @@ public final class SlaBenchmark {
         var thinkingModel = thinkingTemplateCopy(model, outDir);
         var options = new Configuration();
         options.set(Qwen3Options.MODEL, thinkingModel.location());
-        options.set(Qwen3Options.THREADS, Integer.parseInt(flags.getOrDefault("--threads", "2")));
+        options.set(Qwen3Options.THREADS, threads);
         options.set(Qwen3Options.MAX_IN_FLIGHT, 1024); // the queue lives in the engine (EDF), not in Kafka
-        options.set(Qwen3Options.MAX_BATCH_SEQUENCES, Integer.parseInt(flags.getOrDefault("--max-batch", "32")));
+        options.set(Qwen3Options.MAX_BATCH_SEQUENCES, maxBatch);
         options.set(Qwen3Options.ANSWER_RESERVE_TOKENS, answerTokens);
         options.set(Qwen3Options.DEFAULT_MAX_TOKENS, maxTokens);
         var json = new ObjectMapper();
@@ -146,8 +215,7 @@ public final class SlaBenchmark {
             // the first burst also warms up the JIT for Flink, Kafka and the operator: the better of two counts;
             // with --capacity one burst still runs, so that the first cell does not run cold
             double first = bench.capacity(capacityRecords);
-            double capacity = flags.containsKey("--capacity") ? Double.parseDouble(flags.get("--capacity"))
-                    : Math.max(first, bench.capacity(capacityRecords));
+            double capacity = fixedCapacity != null ? fixedCapacity : Math.max(first, bench.capacity(capacityRecords));
             System.err.printf(Locale.ROOT, "sla-bench: capacity %.2f records/s (no thinking, %d answer tokens); model %s, %s%n",
                     capacity, answerTokens, model, thinkingModel.note());
             for (String policy : policies) {
@@ -414,7 +482,7 @@ public final class SlaBenchmark {
                 }
             });
             long[] lastEmit = {0};
-            kafka.readCommitted(topics.output(), Integer.MAX_VALUE, Duration.ZERO, Duration.ofSeconds((long) limitSeconds + 60), r -> {
+            kafka.readCommitted(List.of(topics.output()), Duration.ofSeconds((long) limitSeconds + 60), r -> {
                 CompletionRecord c = RecordCodec.decodeCompletionAvro(r.value());
                 completions.put(c.id, c);
                 Sent s = sent.get(c.id);

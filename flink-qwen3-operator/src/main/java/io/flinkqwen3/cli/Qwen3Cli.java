@@ -11,6 +11,7 @@ import io.flinkqwen3.runtime.EngineOptions;
 import io.flinkqwen3.runtime.ForwardObserver;
 import io.flinkqwen3.runtime.GenerationRequest;
 import io.flinkqwen3.runtime.GenerationResult;
+import io.flinkqwen3.runtime.JsonSchemaGrammar;
 import io.flinkqwen3.runtime.Qwen3Engine;
 import io.flinkqwen3.runtime.Qwen3Model;
 import io.flinkqwen3.runtime.SamplingParams;
@@ -23,9 +24,7 @@ import io.flinkqwen3.tokenizer.Qwen3Tokenizer;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.IOException;
-import java.io.OutputStreamWriter;
 import java.io.PrintStream;
-import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -52,15 +51,15 @@ import picocli.CommandLine.TypeConversionException;
  * failed (a model that cannot be read, ...), 2 the command line is wrong (unknown option, a value
  * out of range), with a message naming the option and the command's usage.
  */
-@Command(name = "qwen3", mixinStandardHelpOptions = true, versionProvider = Qwen3Cli.Version.class,
+@Command(name = "qwen3", mixinStandardHelpOptions = true, versionProvider = Commands.Version.class,
         description = "Qwen3 (dense and MoE) inference in pure Java.",
         subcommands = {Qwen3Cli.Generate.class, Qwen3Cli.Tokenize.class, Qwen3Cli.Render.class, Qwen3Cli.Logits.class,
-                Benchmark.class, Qwen3Cli.Synth.class, CommandLine.HelpCommand.class},
+                Benchmark.class, SchemaBenchmark.class, Qwen3Cli.Synth.class, CommandLine.HelpCommand.class},
         footer = {"", "LOCATION: a model directory, a .gguf file or a Hugging Face repo id such as Qwen/Qwen3-0.6B[@revision]",
                 "(downloaded into the Hugging Face cache); a path that exists is always taken as a path.",
                 "Run 'qwen3 COMMAND --help' for the options of a command."})
 public final class Qwen3Cli implements Callable<Integer> {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    static final ObjectMapper JSON = new ObjectMapper();
     /** The highest --temperature (the operator's limit too). */
     static final float MAX_TEMPERATURE = 100;
 
@@ -82,51 +81,23 @@ public final class Qwen3Cli implements Callable<Integer> {
 
     /** Runs one command line; returns the exit code. */
     int run(String... argv) {
-        var cli = new CommandLine(this)
-                .setOut(new PrintWriter(new OutputStreamWriter(out, StandardCharsets.UTF_8), true))
-                .setErr(new PrintWriter(new OutputStreamWriter(err, StandardCharsets.UTF_8), true))
-                .setParameterExceptionHandler(Qwen3Cli::usageError)
-                .setExecutionExceptionHandler((e, command, parsed) -> {
-                    command.getErr().println(command.getCommandSpec().qualifiedName() + ": " + message(e));
-                    command.getErr().flush();
-                    return 1;
-                });
-        try {
-            return cli.execute(argv);
-        } finally {
-            out.flush();
-            err.flush();
-        }
+        return Commands.execute(this, out, err, argv);
+    }
+
+    /** Runs one qwen3 command line in this JVM, printing to {@code out} and {@code err}; returns the exit code. */
+    public static int run(PrintStream out, PrintStream err, String... argv) {
+        return new Qwen3Cli(out, err).run(argv);
+    }
+
+    /** Parses one qwen3 command line without running it: a usage error throws picocli's ParameterException. */
+    public static void parse(String... argv) {
+        var none = new PrintStream(java.io.OutputStream.nullOutputStream());
+        Commands.commandLine(new Qwen3Cli(none, none), none, none).parseArgs(argv);
     }
 
     @Override
     public Integer call() {
         throw new ParameterException(spec.commandLine(), "a command is required");
-    }
-
-    /** A usage error: the message (naming the option), near misses of an unknown option, the command's usage; exit 2. */
-    static int usageError(ParameterException e, String[] args) {
-        CommandLine command = e.getCommandLine();
-        PrintWriter err = command.getErr();
-        err.println(command.getCommandSpec().qualifiedName() + ": " + e.getMessage());
-        CommandLine.UnmatchedArgumentException.printSuggestions(e, err);
-        err.println();
-        command.usage(err, CommandLine.Help.Ansi.OFF);
-        err.flush();
-        return command.getCommandSpec().exitCodeOnInvalidInput();
-    }
-
-    private static String message(Throwable e) {
-        return e.getMessage() != null ? e.getMessage() : e.toString();
-    }
-
-    /** The version from the jar's manifest (a build from the sources: "development build"). */
-    static final class Version implements CommandLine.IVersionProvider {
-        @Override
-        public String[] getVersion() {
-            String v = Qwen3Cli.class.getPackage().getImplementationVersion();
-            return new String[] {"qwen3 (flink-qwen3) " + (v == null ? "development build" : v)};
-        }
     }
 
     /** --model, required by every command that reads a model. */
@@ -186,12 +157,8 @@ public final class Qwen3Cli implements Callable<Integer> {
         }
     }
 
-    /** A usage error unless {@code min <= value <= max}. */
     static int inRange(CommandSpec spec, String option, int value, int min, int max, String what) {
-        if (value < min || value > max) {
-            throw new ParameterException(spec.commandLine(), option + " expects " + what + ", got " + value);
-        }
-        return value;
+        return (int) Commands.inRange(spec, option, value, min, max, what);
     }
 
     static Qwen3Tokenizer tokenizer(String location) {
@@ -228,34 +195,53 @@ public final class Qwen3Cli implements Callable<Integer> {
         Qwen3Cli cli;
         @Mixin
         ModelOption model;
-        @Option(names = "--messages", required = true, paramLabel = "FILE", description = "JSON list of {role, content} turns.")
+        @Option(names = "--messages", required = true, paramLabel = "FILE",
+                description = "JSON list of turns: role, content, and optionally reasoning_content and tool_calls.")
         Path file;
+        @Option(names = "--tools", paramLabel = "FILE",
+                description = "JSON list of function definitions, rendered into the system turn as the chat template does.")
+        Path toolsFile;
         @Option(names = "--no-thinking", description = "Render for non-thinking mode (an empty think block).")
         boolean noThinking;
 
         @Override
         public Integer call() {
+            JsonNode list = readJsonList(file, "--messages", "chat turns");
             List<ChatMessage> messages = new ArrayList<>();
-            JsonNode list;
-            try {
-                list = JSON.readTree(Files.readString(file));
-            } catch (NoSuchFileException e) {
-                throw new IllegalArgumentException(file + ": no such file (--messages expects a JSON file of chat turns)", e);
-            } catch (IOException e) {
-                throw new IllegalArgumentException(file + ": cannot read messages (" + e.getMessage() + ")", e);
+            for (int i = 0; i < list.size(); i++) {
+                messages.add(ChatMessage.fromJson(list.get(i), file + ": [" + i + "]"));
             }
-            if (list == null || !list.isArray()) {
-                throw new IllegalArgumentException(file + ": expected a JSON list of {\"role\", \"content\"} objects");
-            }
-            for (JsonNode m : list) {
-                messages.add(new ChatMessage(m.path("role").asText(null), m.path("content").asText(""),
-                        m.hasNonNull("reasoning_content") ? m.get("reasoning_content").asText() : null));
+            List<JsonNode> tools = new ArrayList<>();
+            if (toolsFile != null) {
+                JsonNode t = readJsonList(toolsFile, "--tools", "function definitions");
+                for (int i = 0; i < t.size(); i++) {
+                    if (!t.get(i).isObject()) {
+                        throw new IllegalArgumentException(toolsFile + ": [" + i + "] is not an object (a function definition)");
+                    }
+                    tools.add(t.get(i));
+                }
             }
             tokenizer(model.location); // validates the model location like the other commands
             boolean generationPrompt = messages.isEmpty() || !messages.getLast().role().equals("assistant");
-            cli.out.print(ChatTemplate.render(messages, generationPrompt, !noThinking));
+            cli.out.print(ChatTemplate.render(messages, tools, generationPrompt, !noThinking));
             return 0;
         }
+    }
+
+    /** A JSON list from a file; IllegalArgumentException naming the file and the option. */
+    static JsonNode readJsonList(Path file, String option, String what) {
+        JsonNode list;
+        try {
+            list = JSON.readTree(Files.readString(file));
+        } catch (NoSuchFileException e) {
+            throw new IllegalArgumentException(file + ": no such file (" + option + " expects a JSON file of " + what + ")", e);
+        } catch (IOException e) {
+            throw new IllegalArgumentException(file + ": cannot read " + what + " (" + e.getMessage() + ")", e);
+        }
+        if (list == null || !list.isArray()) {
+            throw new IllegalArgumentException(file + ": expected a JSON list of " + what);
+        }
+        return list;
     }
 
     @Command(name = "logits", mixinStandardHelpOptions = true,
@@ -341,6 +327,9 @@ public final class Qwen3Cli implements Callable<Integer> {
         DType quantize;
         @Option(names = "--json", description = "Print one JSON object (answer, reasoning, counts, tokens/s).")
         boolean json;
+        @Option(names = "--json-schema", paramLabel = "FILE",
+                description = "A JSON Schema the answer must satisfy (decoding is constrained; the answer is JSON that validates).")
+        Path jsonSchema;
 
         static final class Input {
             @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "One user turn (needs the model's tokenizer).")
@@ -369,6 +358,22 @@ public final class Qwen3Cli implements Callable<Integer> {
             }
             boolean thinking = !noThinking;
             request.enableThinking(thinking).thinkingBudget(thinkingBudget).maxTokens(maxTokens);
+            if (jsonSchema != null) {
+                String schema;
+                try {
+                    schema = Files.readString(jsonSchema);
+                } catch (NoSuchFileException e) {
+                    throw new ParameterException(spec.commandLine(), "--json-schema " + jsonSchema + ": no such file");
+                } catch (IOException e) {
+                    throw new IllegalArgumentException(jsonSchema + ": cannot read the schema (" + e.getMessage() + ")", e);
+                }
+                try {
+                    JsonSchemaGrammar.compile(schema); // refused before the model loads
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException(jsonSchema + ": " + e.getMessage(), e);
+                }
+                request.jsonSchema(schema);
+            }
             long loadStart = System.nanoTime();
             var options = EngineOptions.defaults().withThreads(threads.threads).withQuantize(quantize);
             try (var engine = Qwen3Engine.open(model.location, options)) {

@@ -1,5 +1,6 @@
 package io.flinkqwen3.runtime;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import io.flinkqwen3.tokenizer.ChatMessage;
 import java.util.List;
 
@@ -16,6 +17,15 @@ import java.util.List;
  * <p>adaptiveBudget: the thinking budget is where the request starts, and the engine re-decides it
  * every step from the deadline ({@link SlaBudgetPolicy#replan}), keeping answerReserveTokens decode
  * steps for the answer. False: the budget is the caller's and is kept.
+ *
+ * <p>jsonSchema: null, or a JSON Schema (JSON text, the subset of {@link JsonSchemaGrammar}) that
+ * the answer must satisfy: decoding is then constrained token by token after the thinking (if any),
+ * and {@link GenerationResult#answer()} is JSON that parses and validates. An unsupported schema,
+ * stop strings together with a schema, or max tokens below what the shortest valid answer needs
+ * are refused by {@link Qwen3Engine#submit} with an IllegalArgumentException.
+ *
+ * <p>tools: function definitions rendered into the system turn by the chat template (messages only;
+ * empty for none), e.g. {@code {"type": "function", "function": {"name": ..., "parameters": ...}}}.
  */
 public record GenerationRequest(
         List<ChatMessage> messages,
@@ -27,6 +37,8 @@ public record GenerationRequest(
         int maxAnswerTokens,
         List<String> stopStrings,
         SamplingParams sampling,
+        String jsonSchema,
+        List<JsonNode> tools,
         boolean adaptiveBudget,
         int answerReserveTokens) {
 
@@ -49,6 +61,10 @@ public record GenerationRequest(
         }
         stopStrings = stopStrings == null ? List.of() : List.copyOf(stopStrings);
         messages = messages == null ? null : List.copyOf(messages);
+        tools = tools == null ? List.of() : List.copyOf(tools);
+        if (!tools.isEmpty() && messages == null) {
+            throw new IllegalArgumentException("tools need chat messages (they are rendered by the chat template)");
+        }
     }
 
     /** True when the prompt leaves room for thinking (the think block is not pre-filled empty). */
@@ -62,7 +78,7 @@ public record GenerationRequest(
 
     public GenerationRequest withThinkingBudget(int budget) {
         return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, maxAnswerTokens,
-                stopStrings, sampling, adaptiveBudget, answerReserveTokens);
+                stopStrings, sampling, jsonSchema, tools, adaptiveBudget, answerReserveTokens);
     }
 
     /** Answer tokens the deadline planning keeps room for: the reserve, within maxAnswerTokens when that is set. */
@@ -82,6 +98,8 @@ public record GenerationRequest(
         private SamplingParams sampling;
         private boolean adaptiveBudget;
         private int answerReserveTokens = SlaBudgetPolicy.DEFAULT_ANSWER_RESERVE_TOKENS;
+        private String jsonSchema;
+        private List<JsonNode> tools = List.of();
 
         public Builder messages(List<ChatMessage> m) {
             this.messages = m;
@@ -146,9 +164,21 @@ public record GenerationRequest(
             return this;
         }
 
+        /** A JSON Schema (JSON text) the answer must satisfy; null for free text. */
+        public Builder jsonSchema(String schema) {
+            this.jsonSchema = schema;
+            return this;
+        }
+
+        /** Function definitions for the chat template's system turn. */
+        public Builder tools(List<JsonNode> t) {
+            this.tools = t;
+            return this;
+        }
+
         public GenerationRequest build() {
             return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, thinkingBudget, maxTokens,
-                    maxAnswerTokens, stopStrings, sampling, adaptiveBudget, answerReserveTokens);
+                    maxAnswerTokens, stopStrings, sampling, jsonSchema, tools, adaptiveBudget, answerReserveTokens);
         }
     }
 }

@@ -203,7 +203,7 @@ public final class Qwen3Engine implements AutoCloseable {
             throw new IllegalArgumentException("this model has no tokenizer.json: send prompt token ids instead of text");
         }
         String text = request.rawPrompt() != null ? request.rawPrompt()
-                : ChatTemplate.render(request.messages(), true, request.thinks(), templateOpensThinkBlock);
+                : ChatTemplate.render(request.messages(), request.tools(), true, request.thinks(), templateOpensThinkBlock);
         int[] ids = tokenizer.encode(text, contextLength - 1); // a prompt of contextLength tokens leaves no room
         if (ids == null) {
             throw PromptTooLongException.counted(text.length(), request.rawPrompt() == null, contextLength - 1, contextLength,
@@ -241,9 +241,18 @@ public final class Qwen3Engine implements AutoCloseable {
         }
         SamplingParams sampling = request.sampling() != null ? request.sampling()
                 : SamplingParams.recommended(request.thinks(), model.checkpoint().generationConfig(), System.nanoTime());
+        JsonConstraint constraint = request.jsonSchema() == null ? null : constraint(request);
         KvCache cache = freeCaches.poll();
-        var generation = new Generation(request, prompt, cache != null ? cache : model.newCache(contextLength), special, tokenizer, sampling,
-                System.nanoTime(), deadlineNanos);
+        Generation generation;
+        try {
+            generation = new Generation(request, prompt, cache != null ? cache : model.newCache(contextLength), special, tokenizer,
+                    sampling, System.nanoTime(), deadlineNanos, constraint);
+        } catch (IllegalArgumentException e) {
+            if (cache != null) {
+                recycle(cache);
+            }
+            throw e;
+        }
         var future = new CompletableFuture<GenerationResult>();
         lock.lock();
         try {
@@ -258,6 +267,39 @@ public final class Qwen3Engine implements AutoCloseable {
         }
         return future;
     }
+
+    /**
+     * The request's schema compiled against this engine's vocabulary; compiled schemas (and the
+     * masks they have built) are kept for the {@link #CACHED_SCHEMAS} most recently used schema texts.
+     */
+    private JsonConstraint constraint(GenerationRequest request) {
+        if (tokenizer == null) {
+            throw new IllegalArgumentException("json_schema needs a model with a tokenizer.json");
+        }
+        if (!request.stopStrings().isEmpty()) {
+            throw new IllegalArgumentException("stop strings cannot be combined with json_schema (a stop string would cut the JSON)");
+        }
+        synchronized (schemas) {
+            JsonConstraint c = schemas.get(request.jsonSchema());
+            if (c != null) {
+                return c;
+            }
+        }
+        var c = new JsonConstraint(JsonSchemaGrammar.compile(request.jsonSchema()), tokenizer, special.stop());
+        synchronized (schemas) {
+            schemas.put(request.jsonSchema(), c);
+        }
+        return c;
+    }
+
+    /** Compiled schemas kept by {@link #constraint}. */
+    static final int CACHED_SCHEMAS = 32;
+    private final java.util.Map<String, JsonConstraint> schemas = new java.util.LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(java.util.Map.Entry<String, JsonConstraint> eldest) {
+            return size() > CACHED_SCHEMAS;
+        }
+    };
 
     private void runSteps() {
         try {
@@ -397,7 +439,11 @@ public final class Qwen3Engine implements AutoCloseable {
             if (r.generation.done()) {
                 active.remove(r);
                 recycle(r.generation.cache);
-                r.result.complete(r.generation.result());
+                try {
+                    r.result.complete(r.generation.result());
+                } catch (RuntimeException e) {
+                    r.result.completeExceptionally(e); // that request's problem, not the batch's
+                }
             }
         }
         metrics.recordStep(decoding, prefill, (System.nanoTime() - begin) / 1e9); // the whole step: sampling is part of its cost

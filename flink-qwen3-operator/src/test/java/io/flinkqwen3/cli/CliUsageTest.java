@@ -84,7 +84,7 @@ class CliUsageTest {
     void aPromptForAModelWithoutTokenizerIsRefusedBeforeLoading(@TempDir Path dir) throws Exception {
         // the layout 'qwen3 synth' writes without --tokenizer: config and weights only
         for (String f : new String[] {"config.json", "model.safetensors"}) {
-            Files.createSymbolicLink(dir.resolve(f), Fixtures.DENSE.resolve(f).toAbsolutePath());
+            Files.createSymbolicLink(dir.resolve(f), Fixtures.MOE.resolve(f).toAbsolutePath());
         }
         Run r = run("generate", "--model", dir.toString(), "--prompt", "hi");
         assertUsageError(r, dir + " has no tokenizer.json, so it takes --tokens IDS, not --prompt");

@@ -58,6 +58,43 @@ class Qwen3CliTest {
     }
 
     @Test
+    void renderWithToolsAndToolCallsEqualsTheRealTemplate(@TempDir Path dir) throws Exception {
+        JsonNode goldens = JSON.readTree(Path.of("src/test/resources/chat-template-goldens.json").toFile());
+        int rendered = 0;
+        for (JsonNode c : goldens.path("cases")) {
+            boolean lastIsAssistant = c.path("messages").get(c.path("messages").size() - 1).path("role").asText().equals("assistant");
+            if (c.path("add_generation_prompt").asBoolean() == lastIsAssistant || c.path("tools").isNull()) {
+                continue; // the CLI adds the generation prompt unless the last turn is the assistant's; the rest: ChatTemplateGoldenTest
+            }
+            Path messages = Files.writeString(dir.resolve("messages.json"), c.path("messages").toString());
+            Path tools = Files.writeString(dir.resolve("tools.json"), c.path("tools").isNull() ? "[]" : c.path("tools").toString());
+            var args = new java.util.ArrayList<>(java.util.List.of("render", "--model", Fixtures.DENSE.toString(),
+                    "--messages", messages.toString(), "--tools", tools.toString()));
+            if (!c.path("enable_thinking").asBoolean()) {
+                args.add("--no-thinking");
+            }
+            Run r = run(args.toArray(String[]::new));
+            assertEquals(0, r.code(), r.err());
+            assertEquals(c.path("rendered").asText(), r.out(), c.path("name").asText());
+            rendered++;
+        }
+        assertTrue(rendered >= 3, "cases rendered: " + rendered);
+    }
+
+    @Test
+    void generateWithAJsonSchemaPrintsJsonThatValidates(@TempDir Path dir) throws Exception {
+        Path schema = Path.of("src/test/resources/schemas/person.json");
+        Run r = run("generate", "--model", Fixtures.DENSE.toString(), "--prompt", "Describe a person.", "--no-thinking",
+                "--max-tokens", "48", "--seed", "1", "--threads", "2", "--json-schema", schema.toString());
+        assertEquals(0, r.code(), r.err());
+        assertEquals(null, io.flinkqwen3.testing.SchemaCheck.problem(Files.readString(schema), r.out().strip()), r.out());
+        Path unsupported = Files.writeString(dir.resolve("bad.json"), "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"date\"}}}");
+        Run bad = run("generate", "--model", Fixtures.DENSE.toString(), "--prompt", "x", "--json-schema", unsupported.toString());
+        assertEquals(1, bad.code());
+        assertTrue(bad.err().contains("json_schema /properties/a: type \"date\" is not supported"), bad.err());
+    }
+
+    @Test
     void logitsPrintsTopIdsAndLogsumexpPerPosition() throws Exception {
         var ref = new Fixtures.Reference(Fixtures.YARN.resolve("reference.safetensors"));
         int[] ids = ref.ints("p1.ids");
