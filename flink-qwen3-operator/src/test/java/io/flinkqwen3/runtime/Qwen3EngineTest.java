@@ -125,10 +125,12 @@ class Qwen3EngineTest {
             assertEquals(FinishReason.LENGTH, single.generate(greedy(blockerPrompt, 1500)).finishReason(),
                     "the blocker must not stop early");
             long now = System.nanoTime();
-            // the blocker has the earliest deadline, so it is admitted first however the scheduler wakes
-            var blocker = single.submit(greedy(blockerPrompt, 1500), now);
+            // the blocker has the earliest deadline, so it is admitted first however the scheduler wakes;
+            // every deadline lies far beyond the test's run: a request that can no longer make its
+            // deadline is admitted after those that still can, which is not what this test is about
+            var blocker = single.submit(greedy(blockerPrompt, 1500), now + 50_000_000_000L);
             List<CompletableFuture<GenerationResult>> futures = new ArrayList<>();
-            long[] deadlines = {now + 9_000_000_000L, now + 1_000_000_000L, now + 5_000_000_000L};
+            long[] deadlines = {now + 900_000_000_000L, now + 100_000_000_000L, now + 500_000_000_000L};
             for (int i = 0; i < deadlines.length; i++) {
                 int id = i;
                 futures.add(single.submit(greedy(new int[] {4, 5, 6 + i}, 3), deadlines[i])
@@ -137,6 +139,23 @@ class Qwen3EngineTest {
             blocker.join();
             futures.forEach(CompletableFuture::join);
             assertEquals(List.of(1, 2, 0), finished, "completion order follows the deadlines");
+        }
+    }
+
+    @Test
+    void aRequestThatCanNoLongerMakeItWaitsBehindOneThatCan() {
+        var options = new EngineOptions(2, 1, 512, 0);
+        try (var single = Qwen3Engine.open(Fixtures.MOE.toString(), options)) {
+            List<String> finished = Collections.synchronizedList(new ArrayList<>());
+            long now = System.nanoTime();
+            var blocker = single.submit(greedy(new int[] {1, 2, 3}, 300), now + 100_000_000_000L);
+            var late = single.submit(greedy(new int[] {4, 5, 6}, 3), now - 1).whenComplete((r, t) -> finished.add("late"));
+            var feasible = single.submit(greedy(new int[] {4, 5, 7}, 3), now + 200_000_000_000L)
+                    .whenComplete((r, t) -> finished.add("feasible"));
+            blocker.join();
+            late.join();
+            feasible.join();
+            assertEquals(List.of("feasible", "late"), finished, "the earliest deadline, already missed, goes last");
         }
     }
 
