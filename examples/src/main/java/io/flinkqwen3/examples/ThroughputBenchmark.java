@@ -108,7 +108,7 @@ public final class ThroughputBenchmark implements Callable<Integer> {
             cluster.set(TaskManagerOptions.NUM_TASK_SLOTS, slots);
             var env = StreamExecutionEnvironment.createLocalEnvironment(slots, cluster);
             env.enableCheckpointing(1000);
-            KafkaInferenceJob.addPipeline(env, topics, options, Qwen3Kafka.Format.AVRO, true);
+            KafkaInferenceJob.addPipeline(env, topics, options, Qwen3Kafka.Format.AVRO, false);
             long submitted = System.nanoTime();
             var job = env.executeAsync("flink-qwen3 throughput");
             while (TaskManagerEngines.openEngines() == 0 && !job.getJobStatus().get().isTerminalState()) {
@@ -123,7 +123,11 @@ public final class ThroughputBenchmark implements Callable<Integer> {
                 tokens[0] += c.thinkingTokens + c.answerTokens;
                 last[0] = System.nanoTime();
             });
-            job.getJobExecutionResult().get();
+            if (LocalRun.failed(job)) {
+                System.err.println("throughput: the job failed: " + LocalRun.failure(job));
+                return 1;
+            }
+            job.cancel().get(); // every completion is committed and read (see LocalRun.finished)
             double seconds = (last[0] - ready) / 1e9, total = (last[0] - submitted) / 1e9;
             System.out.printf("records: %d, generated tokens: %d%n", read.size(), tokens[0]);
             System.out.printf("steady state (engine ready -> last committed completion): %.1f s, %.2f records/s, %.1f tokens/s%n",
