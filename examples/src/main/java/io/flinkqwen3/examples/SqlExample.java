@@ -80,7 +80,7 @@ public final class SqlExample implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Commands.inRange(spec, "--records", flags.records, 1, 100_000, "a number of records from 1 to 100000");
-        String model = KafkaInferenceJob.localPathAbsolute(flags.model).replace("'", "''");
+        String model = LocalRun.model(spec, flags.model).replace("'", "''");
         try (var kafka = EmbeddedKafka.start()) {
             kafka.createTopics(2, "reviews", "labelled");
             List<byte[][]> records = new ArrayList<>();
