@@ -9,6 +9,14 @@ import java.util.List;
  *
  * <p>thinkingBudget: -1 unlimited, 0 renders the non-thinking template, N > 0 inserts Qwen's
  * early-stop text after N thinking tokens without {@code </think>}.
+ *
+ * <p>labels: null for free generation; otherwise a classification over these strings (see
+ * {@link Labels} for the limits): the engine prefills the prompt once (thinking first when the
+ * request thinks, then {@code </think>\n\n} as the chat template renders it), scores each label as
+ * the continuation of the answer (the sum of its tokens' log-probabilities, all labels batched over
+ * the prompt's shared KV cache) and returns {@link GenerationResult#label()} and
+ * {@link GenerationResult#labelProbabilities()} (softmax over the sums), no generated answer text.
+ * maxTokens then bounds the thinking only; sampling applies to the thinking only.
  */
 public record GenerationRequest(
         List<ChatMessage> messages,
@@ -18,7 +26,8 @@ public record GenerationRequest(
         int thinkingBudget,
         int maxTokens,
         List<String> stopStrings,
-        SamplingParams sampling) {
+        SamplingParams sampling,
+        List<String> labels) {
 
     public static final int UNLIMITED = -1;
 
@@ -35,6 +44,12 @@ public record GenerationRequest(
         }
         stopStrings = stopStrings == null ? List.of() : List.copyOf(stopStrings);
         messages = messages == null ? null : List.copyOf(messages);
+        labels = labels == null ? null : Labels.validate(labels);
+    }
+
+    /** Whether this request classifies over {@link #labels()} instead of generating an answer. */
+    public boolean classifies() {
+        return labels != null;
     }
 
     /** True when the prompt leaves room for thinking (the think block is not pre-filled empty). */
@@ -47,7 +62,7 @@ public record GenerationRequest(
     }
 
     public GenerationRequest withThinkingBudget(int budget) {
-        return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, stopStrings, sampling);
+        return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, stopStrings, sampling, labels);
     }
 
     public static final class Builder {
@@ -59,6 +74,7 @@ public record GenerationRequest(
         private int maxTokens = 512;
         private List<String> stopStrings = List.of();
         private SamplingParams sampling;
+        private List<String> labels;
 
         public Builder messages(List<ChatMessage> m) {
             this.messages = m;
@@ -105,9 +121,15 @@ public record GenerationRequest(
             return this;
         }
 
+        /** Null (default): free generation; else classify over these labels (validated by {@link Labels#validate}). */
+        public Builder labels(List<String> l) {
+            this.labels = l;
+            return this;
+        }
+
         public GenerationRequest build() {
             return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, thinkingBudget, maxTokens,
-                    stopStrings, sampling);
+                    stopStrings, sampling, labels);
         }
     }
 }
