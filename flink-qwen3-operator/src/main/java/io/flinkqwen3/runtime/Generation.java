@@ -4,6 +4,7 @@ import io.flinkqwen3.tokenizer.ChatTemplate;
 import io.flinkqwen3.tokenizer.Qwen3Tokenizer;
 import io.flinkqwen3.tokenizer.StreamingDecoder;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Set;
 
 /**
@@ -19,7 +20,8 @@ final class Generation {
     private final SpecialTokens special;
     private final Qwen3Tokenizer tokenizer;
     private final Sampler sampler;
-    final KvCache cache;
+    /** Null until the engine admits the request and gives it a place in the KV cache. */
+    KvCache cache;
     final int[] prompt;
     final long deadlineNanos;
     final long submittedNanos;
@@ -38,6 +40,14 @@ final class Generation {
     private boolean stoppedByString;
     /** The prompt pre-fills an open think block (as Qwen3-Thinking-2507's template does). */
     private final boolean thinkOpenInPrompt;
+
+    /** Label scoring: each label's token ids (null: free generation) and the tokens the template renders after {@code </think>}. */
+    private int[][] labels;
+    private int[] afterThinkClose;
+    /** Summed log-probability of each label's tokens so far; set once the answer would start. */
+    private double[] labelScores;
+    /** Labels of two or more tokens still to run (as forks of this sequence), from this index on. */
+    private int nextLabel;
 
     /** The ids that steer a generation: end-of-turn tokens and the think tags (-1 when the vocabulary has none). */
     record SpecialTokens(Set<Integer> stop, int thinkOpen, int thinkClose, int[] earlyStop) {}
@@ -60,6 +70,12 @@ final class Generation {
 
     GenerationRequest request() {
         return request;
+    }
+
+    /** Gives the request its cache; prompt tokens the cache already holds (a cached prefix) are not run again. */
+    void attach(KvCache admitted) {
+        this.cache = admitted;
+        this.pendingFed = admitted.length();
     }
 
     boolean done() {
@@ -90,9 +106,99 @@ final class Generation {
         return outputLength;
     }
 
+    /**
+     * Makes this a classification: instead of sampling an answer, the logits where the answer would
+     * start score every label ({@code labelTokens}: each label's ids); thinking, if any, comes first
+     * and ends with {@code </think>} and {@code afterThinkClose} (the template's "\n\n").
+     */
+    void classify(int[][] labelTokens, int[] afterThinkClose) {
+        this.labels = labelTokens;
+        this.afterThinkClose = afterThinkClose;
+    }
+
+    /** Whether the prompt (and thinking) are done and labels are being scored. */
+    boolean scoring() {
+        return labelScores != null && finish == null;
+    }
+
+    /** The next label to run as a fork (two or more tokens), or -1 when none is left. */
+    int nextLabelToRun() {
+        while (nextLabel < labels.length && labels[nextLabel].length < 2) {
+            nextLabel++;
+        }
+        return nextLabel < labels.length ? nextLabel : -1;
+    }
+
+    int[] labelTokens(int label) {
+        return labels[label];
+    }
+
+    /** Marks label {@code label} (from {@link #nextLabelToRun}) as running in the current step. */
+    void labelTaken(int label) {
+        nextLabel = label + 1;
+    }
+
+    /**
+     * Adds the log-probabilities of label tokens 1.. of {@code label}: rows[j] of {@code logits}
+     * ([rows, vocab] from row first) are the logits after its token j.
+     */
+    void scoreLabel(int label, float[] logits, int firstRow, int vocab) {
+        int[] tokens = labels[label];
+        for (int j = 1; j < tokens.length; j++) {
+            int off = (firstRow + j - 1) * vocab;
+            labelScores[label] += logits[off + tokens[j]] - logSumExp(logits, off, vocab);
+        }
+    }
+
+    /** Once no label is left to run and every label's score is complete: the result is ready. */
+    void labelsScored() {
+        if (nextLabelToRun() < 0) {
+            finish(FinishReason.STOP);
+        }
+    }
+
+    /** The answer would start after these logits: every label's first token is scored from them. */
+    private void startScoring(float[] logits, int off, int vocab) {
+        double logZ = logSumExp(logits, off, vocab);
+        labelScores = new double[labels.length];
+        for (int i = 0; i < labels.length; i++) {
+            labelScores[i] = logits[off + labels[i][0]] - logZ;
+        }
+        pending = new int[0];
+        pendingFed = 0;
+        labelsScored();
+    }
+
+    /** log(sum(exp(x))) over x[off, off + n), in double. */
+    static double logSumExp(float[] x, int off, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            max = Math.max(max, x[off + i]);
+        }
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            sum += Math.exp(x[off + i] - max);
+        }
+        return max + Math.log(sum);
+    }
+
     /** Samples from the logits after the last fed token and advances the state machine. */
     void sampleFrom(float[] logits, int off, int vocab) {
+        if (labels != null && !thinking) {
+            startScoring(logits, off, vocab);
+            return;
+        }
         int token = sampler.sample(logits, off, vocab);
+        if (labels != null && outputLength == 0 && !thinkOpenInPrompt && token != special.thinkOpen()) {
+            thinking = false; // the model would answer without a think block: the labels start here
+            startScoring(logits, off, vocab);
+            return;
+        }
+        if (labels != null && (special.stop().contains(token) || token == special.thinkClose()
+                || outputLength + 1 >= request.maxTokens() || prompt.length + outputLength + 2 + afterThinkClose.length >= cache.maxPositions())) {
+            closeThinking(special.stop().contains(token) ? -1 : token);
+            return;
+        }
         append(token);
         pending = new int[] {token};
         pendingFed = 0;
@@ -108,6 +214,25 @@ final class Generation {
         if (finish == null && (outputLength >= request.maxTokens() || prompt.length + outputLength >= cache.maxPositions())) {
             finish(FinishReason.LENGTH);
         }
+    }
+
+    /**
+     * Ends the thinking of a classification: {@code token} (unless -1: an end of turn, dropped),
+     * then {@code </think>} if the token was not that, and the template's text after it; the labels
+     * are scored after them.
+     */
+    private void closeThinking(int token) {
+        int[] close = token == special.thinkClose() ? new int[] {token}
+                : token >= 0 ? new int[] {token, special.thinkClose()} : new int[] {special.thinkClose()};
+        pending = new int[close.length + afterThinkClose.length];
+        System.arraycopy(close, 0, pending, 0, close.length);
+        System.arraycopy(afterThinkClose, 0, pending, close.length, afterThinkClose.length);
+        pendingFed = 0;
+        for (int t : pending) {
+            append(t);
+        }
+        thinkingTokens += pending.length;
+        thinking = false;
     }
 
     private void onThinkingToken(int token) {
@@ -181,8 +306,34 @@ final class Generation {
             reasoning = ChatTemplate.strip(tokenizer.decode(Arrays.copyOfRange(tokens, from, Math.max(from, to)), true));
             answerText = ChatTemplate.strip(stoppedByString ? answer.toString() : answer + answerDecoder.flush());
         }
+        if (labelScores != null) {
+            return classification(reasoning, tokens);
+        }
         return new GenerationResult(answerText, reasoning, prompt.length, thinkingEnd, answerTokens,
                 finish == null ? FinishReason.LENGTH : finish, budgetExhausted, request.thinkingBudget(), tokens);
+    }
+
+    /** The result of a classification: the labels' softmax over their summed log-probabilities. */
+    private GenerationResult classification(String reasoning, int[] tokens) {
+        double max = Double.NEGATIVE_INFINITY, sum = 0;
+        int best = 0;
+        for (int i = 0; i < labelScores.length; i++) {
+            if (labelScores[i] > max) {
+                max = labelScores[i];
+                best = i;
+            }
+        }
+        for (double score : labelScores) {
+            sum += Math.exp(score - max);
+        }
+        var probabilities = new java.util.LinkedHashMap<String, Double>();
+        List<String> names = request.labels();
+        for (int i = 0; i < labelScores.length; i++) {
+            probabilities.put(names.get(i), Math.exp(labelScores[i] - max) / sum);
+        }
+        String label = names.get(best);
+        return new GenerationResult(label, reasoning, prompt.length, tokens.length, 0, FinishReason.STOP, budgetExhausted,
+                request.thinkingBudget(), tokens, label, java.util.Collections.unmodifiableMap(probabilities));
     }
 
     private static int lastIndexOf(int[] tokens, int token) {
