@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.UUID;
+import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
@@ -35,9 +36,9 @@ public final class EmbeddedKafka implements AutoCloseable {
                 .setConfigProp("offsets.topic.replication.factor", "1")
                 .setConfigProp("group.initial.rebalance.delay.ms", "0")
                 .build();
-        // Kafka's storage formatter prints to stdout; keep stdout for the examples' results
+        // Kafka's storage formatter prints its settings to stdout: keep stdout for the examples' results, and quiet
         var stdout = System.out;
-        System.setOut(System.err);
+        System.setOut(new java.io.PrintStream(java.io.OutputStream.nullOutputStream()));
         try {
             cluster.format();
         } finally {
@@ -75,36 +76,38 @@ public final class EmbeddedKafka implements AutoCloseable {
      */
     public List<ConsumerRecord<byte[], byte[]>> readCommitted(String topic, int expected, Duration quiet, Duration timeout,
                                                               Consumer<ConsumerRecord<byte[], byte[]>> onRecord) {
-        return readCommitted(topic, expected, quiet, timeout, onRecord, () -> false);
+        List<ConsumerRecord<byte[], byte[]>> all = new ArrayList<>();
+        long[] lastArrival = {System.nanoTime()};
+        readCommitted(List.of(topic), timeout, r -> {
+            all.add(r);
+            lastArrival[0] = System.nanoTime();
+            onRecord.accept(r);
+        }, () -> all.size() >= expected && System.nanoTime() - lastArrival[0] > quiet.toNanos());
+        return all;
     }
 
-    /** As above, but also stops as soon as {@code stop} says so (checked between polls: the job that writes has ended). */
-    public List<ConsumerRecord<byte[], byte[]>> readCommitted(String topic, int expected, Duration quiet, Duration timeout,
-                                                              Consumer<ConsumerRecord<byte[], byte[]>> onRecord,
-                                                              java.util.function.BooleanSupplier stop) {
+    /**
+     * Reads committed records of the topics from the beginning, handing each to {@code onRecord},
+     * until {@code done} says so (asked between polls) or {@code timeout} passed; whether done said so.
+     */
+    public boolean readCommitted(List<String> topics, Duration timeout, Consumer<ConsumerRecord<byte[], byte[]>> onRecord,
+                                 BooleanSupplier done) {
         var props = new Properties();
         props.put("bootstrap.servers", bootstrapServers());
         props.put("group.id", "reader-" + UUID.randomUUID());
         props.put("auto.offset.reset", "earliest");
         props.put("isolation.level", "read_committed");
-        List<ConsumerRecord<byte[], byte[]>> all = new ArrayList<>();
         try (var consumer = new KafkaConsumer<>(props, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
-            consumer.subscribe(List.of(topic));
+            consumer.subscribe(topics);
             long end = System.nanoTime() + timeout.toNanos();
-            long lastArrival = System.nanoTime();
             while (System.nanoTime() < end) {
-                var batch = consumer.poll(Duration.ofMillis(200));
-                for (var r : batch) {
-                    all.add(r);
-                    onRecord.accept(r);
-                    lastArrival = System.nanoTime();
-                }
-                if (all.size() >= expected && System.nanoTime() - lastArrival > quiet.toNanos() || stop.getAsBoolean()) {
-                    break;
+                consumer.poll(Duration.ofMillis(200)).forEach(onRecord);
+                if (done.getAsBoolean()) {
+                    return true;
                 }
             }
         }
-        return all;
+        return false;
     }
 
     @Override

@@ -1,33 +1,30 @@
 package io.flinkqwen3.examples;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import io.flinkqwen3.flink.CompletionRecord;
+import io.flinkqwen3.cli.Commands;
 import io.flinkqwen3.flink.PromptRecord;
-import io.flinkqwen3.flink.Qwen3Kafka;
 import io.flinkqwen3.flink.Qwen3Options;
-import io.flinkqwen3.flink.RecordCodec;
-import io.flinkqwen3.flink.TaskManagerEngines;
 import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
-import org.apache.flink.api.common.JobStatus;
+import java.util.concurrent.Callable;
 import org.apache.flink.configuration.Configuration;
-import org.apache.flink.configuration.TaskManagerOptions;
-import org.apache.flink.core.execution.JobClient;
-import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /**
  * The quickstart: an embedded Kafka broker and a local Flink cluster (one task manager, two slots),
- * a handful of prompts with different SLAs, the Qwen3 operator, and one JSON line per completion
- * on stdout with its thinking budget, latency and whether the SLA was met.
- *
- * <pre>examples/bin/quickstart [--model LOCATION] [--prompts N] [--max-tokens N]</pre>
+ * a handful of prompts with different SLAs, the Qwen3 operator, and one JSON line per outcome on
+ * stdout: a completion with its thinking budget, latency and whether the SLA was met, or a dead
+ * letter with its reason. It ends when every prompt has an outcome.
  */
-public final class Quickstart {
+@Command(name = "quickstart", mixinStandardHelpOptions = true, versionProvider = Commands.Version.class, sortOptions = false,
+        description = {"Starts a Kafka broker and a local Flink cluster in this JVM, sends a few prompts with SLAs from 1.5 s "
+                + "to 60 s through the Qwen3 operator and prints one JSON line per completion or dead letter.",
+                "Exit code 0 when every prompt was answered."})
+public final class Quickstart implements Callable<Integer> {
     static final String[] QUESTIONS = {
         "What is the capital of France?",
         "Classify the sentiment: the battery died after two days.",
@@ -41,99 +38,65 @@ public final class Quickstart {
     /** SLAs from tight (no room to think) to relaxed. */
     static final long[] SLAS_MS = {1_500, 5_000, 20_000, 60_000};
 
-    private Quickstart() {}
+    private final PrintStream out;
+    @Spec
+    CommandSpec spec;
+    @Option(names = "--model", paramLabel = "LOCATION", defaultValue = "Qwen/Qwen3-0.6B",
+            description = "Model directory, .gguf file or Hugging Face repo id (default: ${DEFAULT-VALUE}, downloaded into "
+                    + "the Hugging Face cache).")
+    String model;
+    @Option(names = "--prompts", paramLabel = "N", defaultValue = "8", description = "Prompts to send (default: ${DEFAULT-VALUE}).")
+    int count;
+    @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "128",
+            description = "Generated tokens per prompt, thinking plus answer (default: ${DEFAULT-VALUE}).")
+    int maxTokens;
 
-    public static void main(String[] args) throws Exception {
+    Quickstart(PrintStream out) {
+        this.out = out;
+    }
+
+    public static void main(String[] args) {
         System.exit(run(args, System.out));
     }
 
-    /** Whether the job has failed (a model that cannot be loaded fails it at once, without restarts). */
-    private static boolean failed(JobClient job) {
-        try {
-            return job.getJobStatus().get() == JobStatus.FAILED;
-        } catch (Exception e) {
-            // a job that has ended may be gone from the cluster: its result says how it ended
-            return job.getJobExecutionResult().isCompletedExceptionally();
-        }
+    /** Runs the quickstart with these arguments, printing outcomes to {@code out}; returns the exit code. */
+    public static int run(String[] args, PrintStream out) {
+        return Commands.execute(new Quickstart(out), out, System.err, args);
     }
 
-    /** Why the job failed: the innermost message that says so (for a model, the loader's). */
-    private static String failure(JobClient job) {
-        try {
-            job.getJobExecutionResult().get();
-            return "unknown";
-        } catch (Exception e) {
-            String why = String.valueOf(e);
-            for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
-                if (t instanceof TaskManagerEngines.ModelUnavailableException) {
-                    return t.getMessage();
-                }
-                why = t.getMessage() != null ? t.getMessage() : t.toString();
-            }
-            return why;
+    @Override
+    public Integer call() throws Exception {
+        Commands.inRange(spec, "--prompts", count, 1, 100_000, "a number of prompts from 1 to 100000");
+        Commands.inRange(spec, "--max-tokens", maxTokens, 1, Integer.MAX_VALUE, "a positive token count");
+        List<PromptRecord> prompts = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            prompts.add(PromptRecord.of("prompt-" + i, QUESTIONS[i % QUESTIONS.length]).withSlaMs(SLAS_MS[i % SLAS_MS.length]));
         }
-    }
-
-    /** Runs the quickstart, printing completions to {@code out}; returns the exit code. */
-    public static int run(String[] args, PrintStream out) throws Exception {
-        Map<String, String> flags = KafkaInferenceJob.parse(args);
-        String model = flags.getOrDefault("--model", "Qwen/Qwen3-0.6B");
-        int count = Integer.parseInt(flags.getOrDefault("--prompts", "8"));
-        int maxTokens = Integer.parseInt(flags.getOrDefault("--max-tokens", "128"));
-        var json = new ObjectMapper();
-        try (var kafka = EmbeddedKafka.start()) {
-            var topics = new KafkaInferenceJob.Topics(kafka.bootstrapServers(), "prompts", "completions", "dead-letters", "quickstart");
-            kafka.createTopics(2, topics.input(), topics.output(), topics.deadLetters());
-            List<byte[][]> records = new ArrayList<>();
-            for (int i = 0; i < count; i++) {
-                var p = PromptRecord.of("prompt-" + i, QUESTIONS[i % QUESTIONS.length]).withSlaMs(SLAS_MS[i % SLAS_MS.length]);
-                records.add(new byte[][] {p.id.getBytes(StandardCharsets.UTF_8), RecordCodec.encodePromptAvro(p)});
-            }
-            kafka.produce(topics.input(), records);
-            System.err.printf("quickstart: %d prompts in Kafka at %s, model %s%n", count, kafka.bootstrapServers(), model);
-
-            var cluster = new Configuration();
-            cluster.set(TaskManagerOptions.NUM_TASK_SLOTS, 2);
-            var env = StreamExecutionEnvironment.createLocalEnvironment(2, cluster);
-            env.enableCheckpointing(1000);
-            var options = new Configuration();
-            options.set(Qwen3Options.MODEL, model);
-            options.set(Qwen3Options.DEFAULT_MAX_TOKENS, maxTokens);
-            KafkaInferenceJob.addPipeline(env, topics, options, Qwen3Kafka.Format.AVRO, true);
-            long start = System.nanoTime();
-            var job = env.executeAsync("flink-qwen3 quickstart");
-
-            int[] met = {0};
-            Map<String, CompletionRecord> answered = new LinkedHashMap<>();
-            kafka.readCommitted(topics.output(), count, Duration.ofSeconds(2), Duration.ofMinutes(30), r -> {
-                CompletionRecord c = RecordCodec.decodeCompletionAvro(r.value());
-                answered.put(c.id, c);
-                met[0] += c.slaMet ? 1 : 0;
-                var line = new LinkedHashMap<String, Object>();
-                line.put("id", c.id);
-                line.put("sla_ms", c.slaMs);
-                line.put("thinking_budget", c.thinkingBudget);
-                line.put("latency_ms", c.latencyMs);
-                line.put("sla_met", c.slaMet);
-                line.put("finish_reason", c.finishReason);
-                line.put("thinking_tokens", c.thinkingTokens);
-                line.put("answer_tokens", c.answerTokens);
-                line.put("answer", c.answer);
-                try {
-                    out.println(json.writeValueAsString(line));
-                } catch (Exception e) {
-                    throw new IllegalStateException(e);
-                }
-            }, () -> failed(job));
-            if (failed(job)) {
-                System.err.println("quickstart: the job failed: " + failure(job));
-                return 1;
-            }
-            job.getJobExecutionResult().get();
-            double seconds = (System.nanoTime() - start) / 1e9;
-            System.err.printf("quickstart: %d/%d prompts answered in %.1f s (%.2f records/s), SLA met for %d (%.0f%%)%n",
-                    answered.size(), count, seconds, answered.size() / seconds, met[0], 100.0 * met[0] / Math.max(1, answered.size()));
-            return answered.size() == count ? 0 : 1;
+        var options = new Configuration();
+        options.set(Qwen3Options.MODEL, model);
+        options.set(Qwen3Options.DEFAULT_MAX_TOKENS, maxTokens);
+        var outcomes = LocalRun.operator("quickstart", prompts, options, out, c -> {
+            var line = new LinkedHashMap<String, Object>();
+            line.put("id", c.id);
+            line.put("sla_ms", c.slaMs);
+            line.put("thinking_budget", c.thinkingBudget);
+            line.put("latency_ms", c.latencyMs);
+            line.put("sla_met", c.slaMet);
+            line.put("finish_reason", c.finishReason);
+            line.put("thinking_tokens", c.thinkingTokens);
+            line.put("answer_tokens", c.answerTokens);
+            line.put("answer", c.answer);
+            return line;
+        });
+        if (outcomes == null) {
+            return 1;
         }
+        var answered = outcomes.answered();
+        long met = answered.values().stream().filter(c -> c.slaMet).count();
+        System.err.printf("quickstart: %d/%d prompts answered in %.1f s (%.2f records/s), SLA met for %d (%.0f%%)%s%n",
+                answered.size(), count, outcomes.seconds(), answered.size() / outcomes.seconds(), met,
+                100.0 * met / Math.max(1, answered.size()),
+                outcomes.deadLetters().isEmpty() ? "" : "; " + outcomes.deadLetters().size() + " dead letters (see their reasons above)");
+        return answered.size() == count ? 0 : 1;
     }
 }

@@ -1,5 +1,6 @@
 package io.flinkqwen3.examples;
 
+import io.flinkqwen3.cli.Commands;
 import io.flinkqwen3.flink.CompletionRecord;
 import io.flinkqwen3.flink.PromptRecord;
 import io.flinkqwen3.flink.Qwen3Kafka;
@@ -13,10 +14,15 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
+import java.util.concurrent.Callable;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.TaskManagerOptions;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
 
 /**
  * End-to-end throughput, Kafka in to Kafka out: N prompts (non-thinking, M generated tokens each)
@@ -24,33 +30,74 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
  * Prints records/s and generated tokens/s, measured from the moment the task manager's engine is
  * ready (model loaded) to the last committed completion, and the total wall time as well.
  *
- * <pre>examples/bin/throughput --model DIR [--quantize q8_0] [--prompts 64] [--max-tokens 64] [--slots 2]
- *     [--prompts-file FILE] [--system-prompt TEXT]</pre>
- *
  * With {@code --prompts-file ../shared/tools/flink-remote/prompts.txt --system-prompt "You are a helpful
  * assistant."} it runs the workload of the Flink {@code ML_PREDICT} -> llama-server baseline (one prompt
  * per line, the system prompt Flink's openai provider sends with each).
  */
-public final class ThroughputBenchmark {
-    private ThroughputBenchmark() {}
+@Command(name = "throughput", mixinStandardHelpOptions = true, versionProvider = Commands.Version.class, sortOptions = false,
+        description = "End-to-end throughput: N prompts through embedded Kafka -> Flink (one task manager) -> Kafka, exactly once.")
+public final class ThroughputBenchmark implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+    @Option(names = "--model", required = true, paramLabel = "LOCATION", description = "Model directory, .gguf file or Hugging Face repo id.")
+    String model;
+    @Option(names = "--quantize", paramLabel = "q8_0|q4_0", description = "Convert BF16/F16/F32 weights at load time.")
+    String quantize;
+    @Option(names = "--prompts", paramLabel = "N", defaultValue = "64", description = "Prompts (default: ${DEFAULT-VALUE}).")
+    int prompts;
+    @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "64", description = "Generated tokens per prompt (default: ${DEFAULT-VALUE}).")
+    int maxTokens;
+    @Option(names = "--slots", paramLabel = "N", defaultValue = "2", description = "Task slots and parallelism (default: ${DEFAULT-VALUE}).")
+    int slots;
+    @Option(names = "--max-in-flight", paramLabel = "N", defaultValue = "32", description = "Requests in flight per subtask (default: ${DEFAULT-VALUE}).")
+    int maxInFlight;
+    @Option(names = "--max-batch", paramLabel = "N", defaultValue = "64", description = "Sequences per engine step (default: ${DEFAULT-VALUE}).")
+    int maxBatch;
+    @Option(names = "--threads", paramLabel = "N", description = "Kernel threads of the engine (default: the available processors).")
+    Integer threads;
+    @Option(names = "--prompts-file", paramLabel = "FILE", description = "Prompts, one per line (default: the quickstart's questions).")
+    Path promptsFile;
+    @Option(names = "--system-prompt", paramLabel = "TEXT", description = "System prompt sent with each prompt.")
+    String systemPrompt;
 
-    public static void main(String[] args) throws Exception {
-        Map<String, String> flags = KafkaInferenceJob.parse(args);
-        String model = KafkaInferenceJob.required(flags, "--model");
-        int prompts = Integer.parseInt(flags.getOrDefault("--prompts", "64"));
-        int maxTokens = Integer.parseInt(flags.getOrDefault("--max-tokens", "64"));
-        int slots = Integer.parseInt(flags.getOrDefault("--slots", "2"));
+    public static void main(String[] args) {
+        System.exit(Commands.execute(new ThroughputBenchmark(), System.out, System.err, args));
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        Commands.inRange(spec, "--prompts", prompts, 1, 1_000_000, "a positive number of prompts");
+        Commands.inRange(spec, "--max-tokens", maxTokens, 1, Integer.MAX_VALUE, "a positive token count");
+        Commands.inRange(spec, "--slots", slots, 1, 1024, "1 to 1024 slots");
+        var options = new Configuration();
+        options.set(Qwen3Options.MODEL, KafkaInferenceJob.localPathAbsolute(model));
+        options.set(Qwen3Options.MAX_IN_FLIGHT, maxInFlight);
+        options.set(Qwen3Options.MAX_BATCH_SEQUENCES, maxBatch);
+        if (quantize != null) {
+            options.set(Qwen3Options.QUANTIZE, quantize);
+        }
+        if (threads != null) {
+            options.set(Qwen3Options.THREADS, threads);
+        }
+        try {
+            Qwen3Options.validate(options);
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), e.getMessage());
+        }
+        List<String> texts = promptsFile != null
+                ? Files.readAllLines(promptsFile).stream().filter(l -> !l.isBlank()).toList()
+                : Arrays.stream(Quickstart.QUESTIONS).toList();
+        if (texts.isEmpty()) {
+            throw new ParameterException(spec.commandLine(), "--prompts-file " + promptsFile + " has no prompt (one per line)");
+        }
         try (var kafka = EmbeddedKafka.start()) {
             var topics = new KafkaInferenceJob.Topics(kafka.bootstrapServers(), "prompts", "completions", "dead-letters", "bench");
             kafka.createTopics(slots, topics.input(), topics.output(), topics.deadLetters());
-            List<String> texts = flags.containsKey("--prompts-file")
-                    ? Files.readAllLines(Path.of(flags.get("--prompts-file"))).stream().filter(l -> !l.isBlank()).toList()
-                    : Arrays.stream(Quickstart.QUESTIONS).toList();
             List<byte[][]> records = new ArrayList<>();
             for (int i = 0; i < prompts; i++) {
-                String text = texts.get(i % texts.size()) + (flags.containsKey("--prompts-file") ? "" : " (request " + i + ")");
+                String text = texts.get(i % texts.size()) + (promptsFile != null ? "" : " (request " + i + ")");
                 var p = PromptRecord.of("p" + i, text).withSlaMs(600_000);
-                p.systemPrompt = flags.get("--system-prompt");
+                p.systemPrompt = systemPrompt;
                 p.enableThinking = false;
                 p.maxTokens = maxTokens;
                 records.add(new byte[][] {p.id.getBytes(StandardCharsets.UTF_8), RecordCodec.encodePromptAvro(p)});
@@ -61,16 +108,6 @@ public final class ThroughputBenchmark {
             cluster.set(TaskManagerOptions.NUM_TASK_SLOTS, slots);
             var env = StreamExecutionEnvironment.createLocalEnvironment(slots, cluster);
             env.enableCheckpointing(1000);
-            var options = new Configuration();
-            options.set(Qwen3Options.MODEL, model);
-            options.set(Qwen3Options.MAX_IN_FLIGHT, Integer.parseInt(flags.getOrDefault("--max-in-flight", "32")));
-            options.set(Qwen3Options.MAX_BATCH_SEQUENCES, Integer.parseInt(flags.getOrDefault("--max-batch", "64")));
-            if (flags.containsKey("--quantize")) {
-                options.set(Qwen3Options.QUANTIZE, flags.get("--quantize"));
-            }
-            if (flags.containsKey("--threads")) {
-                options.set(Qwen3Options.THREADS, Integer.parseInt(flags.get("--threads")));
-            }
             KafkaInferenceJob.addPipeline(env, topics, options, Qwen3Kafka.Format.AVRO, true);
             long submitted = System.nanoTime();
             var job = env.executeAsync("flink-qwen3 throughput");
@@ -93,5 +130,6 @@ public final class ThroughputBenchmark {
                     seconds, read.size() / seconds, tokens[0] / seconds);
             System.out.printf("total wall time (incl. job start and model load): %.1f s, %.2f records/s%n", total, read.size() / total);
         }
+        return 0;
     }
 }

@@ -8,9 +8,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** The quickstart as CI runs it: every prompt gets one JSON line with the agreed fields. */
 class QuickstartTest {
@@ -30,5 +32,25 @@ class QuickstartTest {
             ids.add(json.get("id").asText());
         }
         assertEquals(6, ids.size(), ids.toString());
+    }
+
+    @Test
+    void deadLettersAreReportedAsTheyComeAndEndTheRun(@TempDir Path dir) throws Exception {
+        // a model without tokenizer.json: every text prompt is a dead letter
+        Path moe = Path.of("../../shared/fixtures/qwen3-moe-tiny").toAbsolutePath().normalize();
+        for (String f : new String[] {"config.json", "model.safetensors"}) {
+            Files.createSymbolicLink(dir.resolve(f), moe.resolve(f));
+        }
+        var run = LaunchersCommandLineTest.quickstart("--model", dir.toString(), "--prompts", "2", "--max-tokens", "4");
+        assertEquals(1, run.code(), "not every prompt was answered: " + run.err());
+        var ids = new TreeSet<String>();
+        for (String line : run.out().split("\n")) {
+            JsonNode json = new ObjectMapper().readTree(line);
+            assertEquals("this model has no tokenizer.json: send prompt token ids instead of text", json.get("dead_letter").asText(), line);
+            ids.add(json.get("id").asText());
+        }
+        assertEquals(new TreeSet<>(java.util.List.of("prompt-0", "prompt-1")), ids);
+        assertTrue(run.err().contains("quickstart: 0/2 prompts answered in "), run.err());
+        assertTrue(run.err().contains("; 2 dead letters (see their reasons above)"), run.err());
     }
 }

@@ -12,6 +12,7 @@ import io.flinkqwen3.runtime.ForwardObserver;
 import io.flinkqwen3.runtime.KvBlockPool;
 import io.flinkqwen3.runtime.KvCache;
 import io.flinkqwen3.runtime.Qwen3Model;
+import io.flinkqwen3.tensor.DType;
 import io.flinkqwen3.tensor.Kernels;
 import io.flinkqwen3.tensor.Parallel;
 import java.io.IOException;
@@ -22,6 +23,14 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code qwen3 bench}: prefill tokens/s (one prompt of N tokens in one batch, like llama-bench
@@ -31,7 +40,11 @@ import java.util.SplittableRandom;
  * {@code --bandwidth-gbs}) and the measured vector FMA rate of this machine (independent FMA chains)
  * for prefill. For MoE models also how decode's routed tokens fell on the expert shards.
  */
-final class Benchmark {
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = {"Prefill and decode tokens/s (medians over --reps after a warm-up), each as a share of its ceiling: "
+                + "the measured DRAM read bandwidth for decode, the measured fp32 FMA peak for prefill.",
+                "With --json it ends with one JSON object (prefill_tokens_per_s, decode_tokens_per_s: {\"1\": .., \"16\": ..}, ...)."})
+final class Benchmark implements Callable<Integer> {
     /** One timed decode run: total tokens/s and the expert shards' load summed over its steps. */
     record DecodeRun(double tokensPerSecond, ExpertShardLoad shards) {}
 
@@ -43,41 +56,75 @@ final class Benchmark {
         }
     }
 
-    private Benchmark() {}
+    @ParentCommand
+    Qwen3Cli cli;
+    @Spec
+    CommandSpec spec;
+    @Mixin
+    Qwen3Cli.ModelOption modelOption;
+    @Option(names = "--quantize", paramLabel = "q8_0|q4_0", converter = Qwen3Cli.QuantizeConverter.class,
+            description = "Convert BF16/F16/F32 weights at load time.")
+    DType quantize;
+    @Mixin
+    Qwen3Cli.ThreadsOption threadsOption;
+    @Option(names = "--prompt", paramLabel = "N", defaultValue = "512", description = "Prompt tokens of the prefill test (default: ${DEFAULT-VALUE}).")
+    int promptTokens;
+    @Option(names = "--gen", paramLabel = "N", defaultValue = "128", description = "Decode steps per test (default: ${DEFAULT-VALUE}).")
+    int gen;
+    @Option(names = "--batch", paramLabel = "SIZES", defaultValue = "1,4,16", converter = Qwen3Cli.IntsConverter.class,
+            description = "Sequences decoding together, comma-separated, 1 to 1024 each (default: ${DEFAULT-VALUE}).")
+    Qwen3Cli.Ints batchSizes;
+    @Option(names = "--reps", paramLabel = "N", defaultValue = "3", description = "Timed repetitions (default: ${DEFAULT-VALUE}).")
+    int reps;
+    @Option(names = "--expert-shards", paramLabel = "N", defaultValue = "0",
+            description = "MoE: shards the experts of each layer are split into (default: one per thread).")
+    int expertShards;
+    @Option(names = "--bandwidth-gbs", paramLabel = "GB/s", description = "Decode's ceiling (default: measured here).")
+    Double bandwidthGbs;
+    @Option(names = "--json", description = "End with one JSON object of the results.")
+    boolean json;
 
-    static void run(Args args, PrintStream out) {
-        int threads = args.threads();
-        int promptTokens = positive(args, "--prompt", 512, 1 << 20);
-        int gen = positive(args, "--gen", 128, 1 << 20);
-        int reps = positive(args, "--reps", 3, 1000);
-        int expertShards = args.intValue("--expert-shards", 0);
-        if (expertShards < 0) {
-            throw new Args.UsageException("--expert-shards expects 0 (one per thread) or a positive count, got " + expertShards);
+    @Override
+    public Integer call() {
+        run(cli.out);
+        return 0;
+    }
+
+    void run(PrintStream out) {
+        int threads = threadsOption.threads;
+        Qwen3Cli.inRange(spec, "--prompt", promptTokens, 1, 1 << 20, "a token count from 1 to " + (1 << 20));
+        Qwen3Cli.inRange(spec, "--gen", gen, 1, 1 << 20, "a step count from 1 to " + (1 << 20));
+        Qwen3Cli.inRange(spec, "--reps", reps, 1, 1000, "a count from 1 to 1000");
+        Qwen3Cli.inRange(spec, "--expert-shards", expertShards, 0, Qwen3Model.MAX_EXPERT_SHARDS,
+                "0 (one per thread) or a shard count up to " + Qwen3Model.MAX_EXPERT_SHARDS);
+        int[] batches = batchSizes.values();
+        for (int b : batches) {
+            Qwen3Cli.inRange(spec, "--batch", b, 1, 1024, "comma-separated batch sizes from 1 to 1024 (e.g. 1,4,16)");
         }
-        int[] batches = batchSizes(args.get("--batch") == null ? "1,4,16" : args.get("--batch"));
-        if (args.has("--bandwidth-gbs") && !(args.floatValue("--bandwidth-gbs", 0f) > 0)) {
-            throw new Args.UsageException("--bandwidth-gbs expects a positive number of GB/s, got '" + args.get("--bandwidth-gbs") + "'");
+        if (bandwidthGbs != null && !(bandwidthGbs > 0 && bandwidthGbs < Double.POSITIVE_INFINITY)) {
+            throw new ParameterException(spec.commandLine(), "--bandwidth-gbs expects a positive number of GB/s, got " + bandwidthGbs);
         }
-        String location = args.required("--model");
+        String location = modelOption.location;
+        String quantizeName = quantize == null ? null : quantize.name().toLowerCase(java.util.Locale.ROOT);
         long loadStart = System.nanoTime();
         try (var parallel = new Parallel(threads)) {
             Checkpoint checkpoint = Checkpoints.open(ModelLocator.resolve(location));
-            if (args.has("--quantize")) {
-                checkpoint = new QuantizedCheckpoint(checkpoint, QuantizedCheckpoint.parseFormat(args.get("--quantize")), parallel);
+            if (quantize != null) {
+                checkpoint = new QuantizedCheckpoint(checkpoint, quantize, parallel);
             }
             try (var model = Qwen3Model.load(checkpoint, parallel, expertShards)) {
                 double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
                 ModelConfig config = model.config();
-                System.err.printf("bench: %s loaded in %.1f s (%s, %d layers%s), %d threads%s%n", location, loadSeconds,
-                        config.modelType(), config.numLayers(), args.has("--quantize") ? ", " + args.get("--quantize") : "", threads,
+                cli.err.printf("bench: %s loaded in %.1f s (%s, %d layers%s), %d threads%s%n", location, loadSeconds,
+                        config.modelType(), config.numLayers(), quantize != null ? ", " + quantizeName : "", threads,
                         config.isMoe() ? ", " + model.expertShards() + " expert shards" : "");
                 var random = new SplittableRandom(1);
                 int vocabForInputs = Math.min(config.vocabSize(), 150_000);
 
                 for (var slow : io.flinkqwen3.tensor.KernelCheck.slowKernels()) {
-                    System.err.println("bench: WARNING " + slow);
+                    cli.err.println("bench: WARNING " + slow);
                 }
-                System.err.println("bench: warm-up");
+                cli.err.println("bench: warm-up");
                 prefill(model, randomTokens(random, Math.min(promptTokens, 64), vocabForInputs), promptTokens + gen);
                 decode(model, 1, 32, random, vocabForInputs);
                 decode(model, 4, 8, random, vocabForInputs);
@@ -88,7 +135,7 @@ final class Benchmark {
                     long t = System.nanoTime();
                     prefill(model, prompt, promptTokens);
                     prefillRates.add(promptTokens / ((System.nanoTime() - t) / 1e9));
-                    System.err.printf("bench: prefill %d tokens: %.1f tok/s%n", promptTokens, prefillRates.getLast());
+                    cli.err.printf("bench: prefill %d tokens: %.1f tok/s%n", promptTokens, prefillRates.getLast());
                 }
                 Stats prefill = Stats.of(prefillRates);
 
@@ -97,23 +144,23 @@ final class Benchmark {
                 double prefillFlopsPerToken = 2 * layerParameters(config);
                 double flopsPerToken = prefillFlopsPerToken + 2.0 * config.hiddenSize() * config.vocabSize();
                 double fmaRate = Kernels.peakFlops(parallel);
-                double bandwidth = args.has("--bandwidth-gbs") ? args.floatValue("--bandwidth-gbs", 0f) * 1e9
+                double bandwidth = bandwidthGbs != null ? bandwidthGbs * 1e9
                         : Kernels.readBandwidth(parallel);
 
-                ObjectNode json = ModelConfig.JSON.createObjectNode();
-                json.put("model", location);
-                json.put("quantize", args.has("--quantize") ? args.get("--quantize") : null);
-                json.put("threads", threads);
-                json.put("load_seconds", loadSeconds);
-                json.put("prefill_tokens_per_s", prefill.median());
-                json.putArray("prefill_min_max").add(prefill.min()).add(prefill.max());
-                json.put("prefill_compute_ceiling_tokens_per_s", fmaRate / prefillFlopsPerToken);
-                json.put("prefill_ratio_to_compute_ceiling", prefill.median() / (fmaRate / prefillFlopsPerToken));
-                ObjectNode decodeJson = json.putObject("decode_tokens_per_s");
-                ObjectNode decodeRange = json.putObject("decode_min_max");
-                ObjectNode decodeRatio = json.putObject("decode_ratio_to_bandwidth_ceiling");
-                ObjectNode decodeComputeRatio = json.putObject("decode_ratio_to_compute_ceiling");
-                ObjectNode shardImbalance = json.putObject("decode_expert_shard_imbalance");
+                ObjectNode summary = ModelConfig.JSON.createObjectNode();
+                summary.put("model", location);
+                summary.put("quantize", quantizeName);
+                summary.put("threads", threads);
+                summary.put("load_seconds", loadSeconds);
+                summary.put("prefill_tokens_per_s", prefill.median());
+                summary.putArray("prefill_min_max").add(prefill.min()).add(prefill.max());
+                summary.put("prefill_compute_ceiling_tokens_per_s", fmaRate / prefillFlopsPerToken);
+                summary.put("prefill_ratio_to_compute_ceiling", prefill.median() / (fmaRate / prefillFlopsPerToken));
+                ObjectNode decodeJson = summary.putObject("decode_tokens_per_s");
+                ObjectNode decodeRange = summary.putObject("decode_min_max");
+                ObjectNode decodeRatio = summary.putObject("decode_ratio_to_bandwidth_ceiling");
+                ObjectNode decodeComputeRatio = summary.putObject("decode_ratio_to_compute_ceiling");
+                ObjectNode shardImbalance = summary.putObject("decode_expert_shard_imbalance");
                 out.printf("%-28s %12s %12s %12s %10s %10s%n", "test", "tok/s", "min", "max", "of bw", "of fma");
                 out.printf("%-28s %12.1f %12.1f %12.1f %10s %9.0f%%%n", "prefill pp" + promptTokens, prefill.median(), prefill.min(),
                         prefill.max(), "-", 100 * prefill.median() / (fmaRate / prefillFlopsPerToken));
@@ -124,7 +171,7 @@ final class Benchmark {
                         DecodeRun run = decode(model, b, gen, random, vocabForInputs);
                         rates.add(run.tokensPerSecond());
                         shards = shards.plus(run.shards());
-                        System.err.printf("bench: decode batch %d: %.1f tok/s%s%n", b, run.tokensPerSecond(),
+                        cli.err.printf("bench: decode batch %d: %.1f tok/s%s%n", b, run.tokensPerSecond(),
                                 config.isMoe() ? "; expert shards: " + run.shards() : "");
                     }
                     if (config.isMoe()) {
@@ -140,46 +187,20 @@ final class Benchmark {
                     out.printf("%-28s %12.1f %12.1f %12.1f %9.0f%% %9.0f%%%n", "decode tg" + gen + " x" + b, s.median(), s.min(),
                             s.max(), 100 * s.median() / ceiling, 100 * s.median() / (fmaRate / flopsPerToken));
                 }
-                json.put("decode_weight_bytes_per_token", bytesPerToken);
-                json.put("bandwidth_gb_per_s", bandwidth / 1e9);
-                json.put("bandwidth_measured", !args.has("--bandwidth-gbs"));
-                json.put("vector_gflops_measured", fmaRate / 1e9);
-                json.put("peak_rss_mb", peakRssMb());
+                summary.put("decode_weight_bytes_per_token", bytesPerToken);
+                summary.put("bandwidth_gb_per_s", bandwidth / 1e9);
+                summary.put("bandwidth_measured", bandwidthGbs == null);
+                summary.put("vector_gflops_measured", fmaRate / 1e9);
+                summary.put("peak_rss_mb", peakRssMb());
                 out.printf("weights read per decoded token (batch 1): %.1f MB; bandwidth %.0f GB/s -> ceiling %.1f tok/s; "
                                 + "vector FMA %.1f GFLOP/s -> prefill ceiling %.1f tok/s; peak RSS %.0f MB%n",
                         bytesPerToken / 1e6, bandwidth / 1e9, bandwidth / bytesPerToken, fmaRate / 1e9, fmaRate / prefillFlopsPerToken,
                         peakRssMb());
-                if (args.has("--json")) {
-                    out.println(json);
+                if (json) {
+                    out.println(summary);
                 }
             }
         }
-    }
-
-    /** An integer option in [1, max], checked before anything is loaded. */
-    private static int positive(Args args, String name, int fallback, int max) {
-        int v = args.intValue(name, fallback);
-        if (v < 1 || v > max) {
-            throw new Args.UsageException(name + " expects an integer from 1 to " + max + ", got " + v);
-        }
-        return v;
-    }
-
-    /** "1,4,16": batch sizes from 1 to 1024. */
-    private static int[] batchSizes(String csv) {
-        String[] parts = csv.split(",", -1);
-        int[] sizes = new int[parts.length];
-        for (int i = 0; i < parts.length; i++) {
-            try {
-                sizes[i] = Integer.parseInt(parts[i].trim());
-            } catch (NumberFormatException e) {
-                sizes[i] = 0;
-            }
-            if (sizes[i] < 1 || sizes[i] > 1024) {
-                throw new Args.UsageException("--batch expects comma-separated batch sizes from 1 to 1024 (e.g. 1,4,16), got '" + csv + "'");
-            }
-        }
-        return sizes;
     }
 
     static int[] randomTokens(SplittableRandom random, int n, int vocab) {

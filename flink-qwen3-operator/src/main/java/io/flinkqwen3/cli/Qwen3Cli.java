@@ -11,80 +11,157 @@ import io.flinkqwen3.runtime.EngineOptions;
 import io.flinkqwen3.runtime.ForwardObserver;
 import io.flinkqwen3.runtime.GenerationRequest;
 import io.flinkqwen3.runtime.GenerationResult;
+import io.flinkqwen3.runtime.JsonSchemaGrammar;
 import io.flinkqwen3.runtime.Qwen3Engine;
 import io.flinkqwen3.runtime.Qwen3Model;
 import io.flinkqwen3.runtime.SamplingParams;
 import io.flinkqwen3.runtime.TopK;
+import io.flinkqwen3.tensor.DType;
 import io.flinkqwen3.tensor.Parallel;
 import io.flinkqwen3.tokenizer.ChatMessage;
 import io.flinkqwen3.tokenizer.ChatTemplate;
 import io.flinkqwen3.tokenizer.Qwen3Tokenizer;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Set;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.ITypeConverter;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.TypeConversionException;
 
-/** The {@code qwen3} command: tokenize, render, logits, generate. */
-public final class Qwen3Cli {
-    private static final ObjectMapper JSON = new ObjectMapper();
-    private static final String USAGE = """
-            usage: qwen3 <command> [options]
-              tokenize --model DIR --text TEXT
-              render   --model DIR --messages FILE [--no-thinking]
-              logits   --model DIR --tokens 1,2,3 [--top 10] [--threads N]
-              generate --model LOCATION (--prompt TEXT | --tokens IDS) [--no-thinking] [--thinking-budget N]
-                       [--max-tokens N] [--temperature T] [--seed S] [--threads N] [--quantize q8_0|q4_0] [--json]
-              bench    --model LOCATION [--quantize q8_0|q4_0] [--threads 2] [--prompt 512] [--gen 128]
-                       [--batch 1,4,16] [--reps 3] [--expert-shards N (MoE; default: threads)]
-                       [--bandwidth-gbs GB/s (default: measured)] [--json]
-              synth    --shape qwen3-0.6b|qwen3-8b|qwen3-30b-a3b [--layers N] [--dtype bf16] --out DIR [--tokenizer DIR]
-            LOCATION: a model directory, a .gguf file or a Hugging Face repo id (Qwen/Qwen3-0.6B)""";
+/**
+ * The {@code qwen3} command: tokenize, render, logits, generate, bench, synth. Results go to
+ * stdout, progress and errors to stderr. Exit codes: 0 done (and {@code --help}), 1 the work
+ * failed (a model that cannot be read, ...), 2 the command line is wrong (unknown option, a value
+ * out of range), with a message naming the option and the command's usage.
+ */
+@Command(name = "qwen3", mixinStandardHelpOptions = true, versionProvider = Commands.Version.class,
+        description = "Qwen3 (dense and MoE) inference in pure Java.",
+        subcommands = {Qwen3Cli.Generate.class, Qwen3Cli.Tokenize.class, Qwen3Cli.Render.class, Qwen3Cli.Logits.class,
+                Benchmark.class, SchemaBenchmark.class, Qwen3Cli.Synth.class, CommandLine.HelpCommand.class},
+        footer = {"", "LOCATION: a model directory, a .gguf file or a Hugging Face repo id such as Qwen/Qwen3-0.6B[@revision]",
+                "(downloaded into the Hugging Face cache); a path that exists is always taken as a path.",
+                "Run 'qwen3 COMMAND --help' for the options of a command."})
+public final class Qwen3Cli implements Callable<Integer> {
+    static final ObjectMapper JSON = new ObjectMapper();
+    /** The highest --temperature (the operator's limit too). */
+    static final float MAX_TEMPERATURE = 100;
 
-    private final PrintStream out;
+    final PrintStream out;
+    final PrintStream err;
+    @Spec
+    CommandSpec spec;
 
-    Qwen3Cli(PrintStream out) {
+    Qwen3Cli(PrintStream out, PrintStream err) {
         this.out = out;
+        this.err = err;
     }
 
     public static void main(String[] argv) {
-        var out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true, StandardCharsets.UTF_8);
-        System.exit(new Qwen3Cli(out).run(argv));
+        var out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
+        var err = new PrintStream(new FileOutputStream(FileDescriptor.err), true, StandardCharsets.UTF_8);
+        System.exit(new Qwen3Cli(out, err).run(argv));
     }
 
-    int run(String[] argv) {
-        if (argv.length == 0 || argv[0].equals("--help") || argv[0].equals("help")) {
-            System.err.println(USAGE);
-            return argv.length == 0 ? 2 : 0;
-        }
-        List<String> rest = Arrays.asList(argv).subList(1, argv.length);
-        try {
-            switch (argv[0]) {
-                case "tokenize" -> tokenize(new Args(rest, Set.of("--model", "--text"), Set.of()));
-                case "render" -> render(new Args(rest, Set.of("--model", "--messages"), Set.of("--no-thinking")));
-                case "logits" -> logits(new Args(rest, Set.of("--model", "--tokens", "--top", "--threads"), Set.of()));
-                case "generate" -> generate(new Args(rest, Set.of("--model", "--prompt", "--tokens", "--thinking-budget",
-                        "--max-tokens", "--temperature", "--seed", "--threads", "--quantize"), Set.of("--no-thinking", "--json")));
-                case "bench" -> Benchmark.run(new Args(rest, Set.of("--model", "--quantize", "--threads", "--prompt", "--gen",
-                        "--batch", "--reps", "--expert-shards", "--bandwidth-gbs"), Set.of("--json")), out);
-                case "synth" -> synth(new Args(rest, Set.of("--shape", "--layers", "--dtype", "--out", "--tokenizer", "--threads"),
-                        Set.of()));
-                default -> throw new Args.UsageException("unknown command '" + argv[0] + "'");
+    /** Runs one command line; returns the exit code. */
+    int run(String... argv) {
+        return Commands.execute(this, out, err, argv);
+    }
+
+    /** Runs one qwen3 command line in this JVM, printing to {@code out} and {@code err}; returns the exit code. */
+    public static int run(PrintStream out, PrintStream err, String... argv) {
+        return new Qwen3Cli(out, err).run(argv);
+    }
+
+    /** Parses one qwen3 command line without running it: a usage error throws picocli's ParameterException. */
+    public static void parse(String... argv) {
+        var none = new PrintStream(java.io.OutputStream.nullOutputStream());
+        Commands.commandLine(new Qwen3Cli(none, none), none, none).parseArgs(argv);
+    }
+
+    @Override
+    public Integer call() {
+        throw new ParameterException(spec.commandLine(), "a command is required");
+    }
+
+    /** --model, required by every command that reads a model. */
+    static final class ModelOption {
+        @Option(names = "--model", required = true, paramLabel = "LOCATION",
+                description = "A model directory or .gguf file (a path that exists is always a path), else a Hugging Face "
+                        + "repo id such as Qwen/Qwen3-0.6B[@revision], downloaded into the Hugging Face cache.")
+        String location;
+    }
+
+    /** --threads, checked when parsed, before anything is loaded. */
+    static final class ThreadsOption {
+        @Spec(Spec.Target.MIXEE)
+        CommandSpec command;
+        int threads = Runtime.getRuntime().availableProcessors();
+
+        @Option(names = "--threads", paramLabel = "N",
+                description = "Kernel threads: 1 to 4 per processor, at most 256 (default: the available processors).")
+        void threads(int n) {
+            try {
+                Parallel.checkThreads("--threads", n);
+            } catch (IllegalArgumentException e) {
+                throw new ParameterException(command.commandLine(), e.getMessage());
             }
-            return 0;
-        } catch (Args.UsageException e) {
-            System.err.println("qwen3: " + e.getMessage() + "\n" + USAGE);
-            return 2;
-        } catch (RuntimeException e) {
-            System.err.println("qwen3 " + argv[0] + ": " + e.getMessage());
-            return 1;
+            threads = n;
         }
     }
 
-    private static Qwen3Tokenizer tokenizer(String location) {
+    /** Comma-separated integers ("1,4,16"), one option value; the message says which item is not an integer. */
+    record Ints(int[] values) {}
+
+    static final class IntsConverter implements ITypeConverter<Ints> {
+        @Override
+        public Ints convert(String value) {
+            String[] parts = value.split(",", -1);
+            int[] ints = new int[parts.length];
+            for (int i = 0; i < parts.length; i++) {
+                try {
+                    ints[i] = Integer.parseInt(parts[i].trim());
+                } catch (NumberFormatException e) {
+                    throw new TypeConversionException("'" + parts[i] + "' is not an integer (expected comma-separated integers such as 1,4,16)");
+                }
+            }
+            return new Ints(ints);
+        }
+    }
+
+    /** --quantize q8_0|q4_0. */
+    static final class QuantizeConverter implements ITypeConverter<DType> {
+        @Override
+        public DType convert(String value) {
+            try {
+                return QuantizedCheckpoint.parseFormat(value);
+            } catch (IllegalArgumentException e) {
+                throw new TypeConversionException(e.getMessage());
+            }
+        }
+    }
+
+    static int inRange(CommandSpec spec, String option, int value, int min, int max, String what) {
+        return (int) Commands.inRange(spec, option, value, min, max, what);
+    }
+
+    static Qwen3Tokenizer tokenizer(String location) {
         Path path = ModelLocator.resolve(location);
         Qwen3Tokenizer tokenizer = Checkpoints.tokenizer(path);
         if (tokenizer == null) {
@@ -93,132 +170,314 @@ public final class Qwen3Cli {
         return tokenizer;
     }
 
-    private void tokenize(Args args) throws RuntimeException {
-        int[] ids = tokenizer(args.required("--model")).encode(args.required("--text"));
-        out.print(toJson(ids));
-        out.println();
+    @Command(name = "tokenize", mixinStandardHelpOptions = true, description = "Prints the token ids of a text as a JSON array.")
+    static final class Tokenize implements Callable<Integer> {
+        @ParentCommand
+        Qwen3Cli cli;
+        @Mixin
+        ModelOption model;
+        @Option(names = "--text", required = true, paramLabel = "TEXT", description = "The text to tokenize.")
+        String text;
+
+        @Override
+        public Integer call() {
+            cli.out.println(toJson(tokenizer(model.location).encode(text)));
+            return 0;
+        }
     }
 
-    private void render(Args args) {
-        Path file = Path.of(args.required("--messages"));
-        List<ChatMessage> messages = new ArrayList<>();
+    @Command(name = "render", mixinStandardHelpOptions = true,
+            description = {"Prints a conversation rendered with the Qwen3 chat template, as the model sees it.",
+                    "FILE holds a JSON list such as [{\"role\": \"user\", \"content\": \"Hi\"}] (roles: system, user, "
+                            + "assistant, tool; an assistant turn may carry reasoning_content)."})
+    static final class Render implements Callable<Integer> {
+        @ParentCommand
+        Qwen3Cli cli;
+        @Mixin
+        ModelOption model;
+        @Option(names = "--messages", required = true, paramLabel = "FILE",
+                description = "JSON list of turns: role, content, and optionally reasoning_content and tool_calls.")
+        Path file;
+        @Option(names = "--tools", paramLabel = "FILE",
+                description = "JSON list of function definitions, rendered into the system turn as the chat template does.")
+        Path toolsFile;
+        @Option(names = "--no-thinking", description = "Render for non-thinking mode (an empty think block).")
+        boolean noThinking;
+
+        @Override
+        public Integer call() {
+            JsonNode list = readJsonList(file, "--messages", "chat turns");
+            List<ChatMessage> messages = new ArrayList<>();
+            for (int i = 0; i < list.size(); i++) {
+                messages.add(ChatMessage.fromJson(list.get(i), file + ": [" + i + "]"));
+            }
+            List<JsonNode> tools = new ArrayList<>();
+            if (toolsFile != null) {
+                JsonNode t = readJsonList(toolsFile, "--tools", "function definitions");
+                for (int i = 0; i < t.size(); i++) {
+                    if (!t.get(i).isObject()) {
+                        throw new IllegalArgumentException(toolsFile + ": [" + i + "] is not an object (a function definition)");
+                    }
+                    tools.add(t.get(i));
+                }
+            }
+            tokenizer(model.location); // validates the model location like the other commands
+            boolean generationPrompt = messages.isEmpty() || !messages.getLast().role().equals("assistant");
+            cli.out.print(ChatTemplate.render(messages, tools, generationPrompt, !noThinking));
+            return 0;
+        }
+    }
+
+    /** A JSON list from a file; IllegalArgumentException naming the file and the option. */
+    static JsonNode readJsonList(Path file, String option, String what) {
+        JsonNode list;
         try {
-            JsonNode list = JSON.readTree(Files.readString(file));
-            if (!list.isArray()) {
-                throw new IllegalArgumentException(file + ": expected a JSON list of {\"role\", \"content\"} objects");
-            }
-            for (JsonNode m : list) {
-                messages.add(new ChatMessage(m.path("role").asText(null), m.path("content").asText(""),
-                        m.hasNonNull("reasoning_content") ? m.get("reasoning_content").asText() : null));
-            }
-        } catch (java.io.IOException e) {
-            throw new IllegalArgumentException(file + ": cannot read messages (" + e.getMessage() + ")", e);
+            list = JSON.readTree(Files.readString(file));
+        } catch (NoSuchFileException e) {
+            throw new IllegalArgumentException(file + ": no such file (" + option + " expects a JSON file of " + what + ")", e);
+        } catch (IOException e) {
+            throw new IllegalArgumentException(file + ": cannot read " + what + " (" + e.getMessage() + ")", e);
         }
-        tokenizer(args.required("--model")); // validates the model location like the other commands
-        boolean generationPrompt = messages.isEmpty() || !messages.get(messages.size() - 1).role().equals("assistant");
-        out.print(ChatTemplate.render(messages, generationPrompt, !args.has("--no-thinking")));
-        out.flush();
+        if (list == null || !list.isArray()) {
+            throw new IllegalArgumentException(file + ": expected a JSON list of " + what);
+        }
+        return list;
     }
 
-    private void logits(Args args) {
-        int[] ids = Args.parseIds(args.required("--tokens"));
-        int top = args.intValue("--top", 10);
-        int threads = args.threads();
-        Path dir = ModelLocator.resolve(args.required("--model"));
-        try (Checkpoint checkpoint = Checkpoints.open(dir);
-             var parallel = new Parallel(threads);
-             var model = Qwen3Model.load(checkpoint, parallel)) {
-            int vocab = model.config().vocabSize();
-            for (int id : ids) {
-                if (id < 0 || id >= vocab) {
-                    throw new IllegalArgumentException("token id " + id + " is outside the vocabulary [0, " + vocab + ")");
+    @Command(name = "logits", mixinStandardHelpOptions = true,
+            description = "Prints, per position, the top logits and the log-sum-exp of a prompt's next-token distribution (JSON lines).")
+    static final class Logits implements Callable<Integer> {
+        @ParentCommand
+        Qwen3Cli cli;
+        @Spec
+        CommandSpec spec;
+        @Mixin
+        ModelOption model;
+        @Option(names = "--tokens", required = true, paramLabel = "IDS", converter = IntsConverter.class,
+                description = "Comma-separated token ids.")
+        Ints ids;
+        @Option(names = "--top", paramLabel = "K", defaultValue = "10", description = "Logits listed per position (default: ${DEFAULT-VALUE}).")
+        int top;
+        @Mixin
+        ThreadsOption threads;
+
+        @Override
+        public Integer call() {
+            inRange(spec, "--top", top, 1, Integer.MAX_VALUE, "a positive count");
+            int[] ids = this.ids.values();
+            Path dir = ModelLocator.resolve(model.location);
+            try (Checkpoint checkpoint = Checkpoints.open(dir);
+                 var parallel = new Parallel(threads.threads);
+                 var loaded = Qwen3Model.load(checkpoint, parallel)) {
+                int vocab = loaded.config().vocabSize();
+                for (int id : ids) {
+                    if (id < 0 || id >= vocab) {
+                        throw new IllegalArgumentException("token id " + id + " is outside the vocabulary [0, " + vocab + ")");
+                    }
+                }
+                float[] logits = loaded.prefill(ids, loaded.newCache(ids.length), true, ForwardObserver.NONE);
+                for (int p = 0; p < ids.length; p++) {
+                    int off = p * vocab;
+                    int[] best = TopK.indices(logits, off, vocab, Math.min(top, vocab));
+                    ObjectNode line = JSON.createObjectNode();
+                    line.put("position", p);
+                    var idsNode = line.putArray("top_ids");
+                    var logitNode = line.putArray("top_logits");
+                    for (int b : best) {
+                        idsNode.add(b);
+                        logitNode.add(logits[off + b]);
+                    }
+                    line.put("logsumexp", logSumExp(logits, off, vocab));
+                    cli.out.println(line);
                 }
             }
-            float[] logits = model.prefill(ids, model.newCache(ids.length), true, ForwardObserver.NONE);
-            for (int p = 0; p < ids.length; p++) {
-                int off = p * vocab;
-                int[] best = TopK.indices(logits, off, vocab, Math.min(top, vocab));
-                ObjectNode line = JSON.createObjectNode();
-                line.put("position", p);
-                var idsNode = line.putArray("top_ids");
-                var logitNode = line.putArray("top_logits");
-                for (int b : best) {
-                    idsNode.add(b);
-                    logitNode.add(logits[off + b]);
-                }
-                line.put("logsumexp", logSumExp(logits, off, vocab));
-                out.println(line);
-            }
+            return 0;
         }
     }
 
-    private void generate(Args args) {
-        var request = GenerationRequest.builder();
-        if (args.has("--prompt") == args.has("--tokens")) {
-            throw new Args.UsageException("give exactly one of --prompt or --tokens");
+    @Command(name = "generate", mixinStandardHelpOptions = true,
+            description = {"Answers one prompt (chat template applied) or continues raw token ids.",
+                    "Sampling defaults are Qwen's recommendations for the mode (thinking: T 0.6, top-p 0.95, top-k 20; "
+                            + "non-thinking: T 0.7, top-p 0.8, top-k 20), overridden by the model's generation_config.json."})
+    static final class Generate implements Callable<Integer> {
+        @ParentCommand
+        Qwen3Cli cli;
+        @Spec
+        CommandSpec spec;
+        @Mixin
+        ModelOption model;
+        @ArgGroup(exclusive = true, multiplicity = "1")
+        Input input;
+        @Option(names = "--no-thinking", description = "Answer without a think block.")
+        boolean noThinking;
+        @Option(names = "--thinking-budget", paramLabel = "N", defaultValue = "-1",
+                description = "Thinking tokens before Qwen's early-stop text is appended: -1 unlimited (default), 0 none.")
+        int thinkingBudget;
+        @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "512",
+                description = "Generated tokens, thinking plus answer (default: ${DEFAULT-VALUE}).")
+        int maxTokens;
+        @Option(names = "--temperature", paramLabel = "T", description = "0 (greedy) to 100; default: Qwen's recommendation.")
+        Float temperature;
+        @Option(names = "--seed", paramLabel = "S", description = "Sampling seed (default: random).")
+        Long seed;
+        @Mixin
+        ThreadsOption threads;
+        @Option(names = "--quantize", paramLabel = "q8_0|q4_0", converter = QuantizeConverter.class,
+                description = "Convert BF16/F16/F32 weights at load time.")
+        DType quantize;
+        @Option(names = "--json", description = "Print one JSON object (answer, reasoning, counts, tokens/s).")
+        boolean json;
+        @Option(names = "--json-schema", paramLabel = "FILE",
+                description = "A JSON Schema the answer must satisfy (decoding is constrained; the answer is JSON that validates).")
+        Path jsonSchema;
+
+        static final class Input {
+            @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "One user turn (needs the model's tokenizer).")
+            String prompt;
+            @Option(names = "--tokens", required = true, paramLabel = "IDS", converter = IntsConverter.class,
+                    description = "Raw comma-separated token ids.")
+            Ints tokens;
         }
-        if (args.has("--prompt")) {
-            request.user(args.get("--prompt"));
-        } else {
-            request.promptTokens(Args.parseIds(args.get("--tokens")));
-        }
-        boolean thinking = !args.has("--no-thinking");
-        int budget = args.intValue("--thinking-budget", GenerationRequest.UNLIMITED);
-        request.enableThinking(thinking).thinkingBudget(budget).maxTokens(args.intValue("--max-tokens", 512));
-        long seed = args.has("--seed") ? args.intValue("--seed", 0) : System.nanoTime();
-        long loadStart = System.nanoTime();
-        var options = EngineOptions.defaults().withThreads(args.threads())
-                .withQuantize(args.has("--quantize") ? QuantizedCheckpoint.parseFormat(args.get("--quantize")) : null);
-        try (var engine = Qwen3Engine.open(args.required("--model"), options)) {
-            double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
-            var sampling = SamplingParams.recommended(thinking && budget != 0, engine.model().checkpoint().generationConfig(), seed);
-            if (args.has("--temperature")) {
-                sampling = sampling.withTemperature(args.floatValue("--temperature", sampling.temperature()));
+
+        @Override
+        public Integer call() {
+            inRange(spec, "--thinking-budget", thinkingBudget, -1, Integer.MAX_VALUE, "-1 (unlimited), 0 (none) or a token count");
+            inRange(spec, "--max-tokens", maxTokens, 1, Integer.MAX_VALUE, "a positive token count");
+            if (temperature != null && !(temperature >= 0 && temperature <= MAX_TEMPERATURE)) {
+                throw new ParameterException(spec.commandLine(), "--temperature expects a number from 0 (greedy) to "
+                        + (int) MAX_TEMPERATURE + ", got " + temperature);
             }
-            long start = System.nanoTime();
-            GenerationResult result = engine.generate(request.sampling(sampling).build());
-            double seconds = (System.nanoTime() - start) / 1e9;
-            int generated = result.outputTokens().length;
-            if (args.has("--json")) {
-                ObjectNode json = JSON.createObjectNode();
-                json.put("answer", result.answer());
-                json.put("reasoning", result.reasoning());
-                json.put("finish_reason", result.finishReason().wireName());
-                json.put("prompt_tokens", result.promptTokens());
-                json.put("thinking_tokens", result.thinkingTokens());
-                json.put("answer_tokens", result.answerTokens());
-                json.put("thinking_budget", result.thinkingBudget());
-                json.put("budget_exhausted", result.budgetExhausted());
-                var tokens = json.putArray("output_tokens");
-                Arrays.stream(result.outputTokens()).forEach(tokens::add);
-                json.put("load_seconds", loadSeconds);
-                json.put("tokens_per_second", generated / seconds);
-                out.println(json);
+            if (input.prompt != null) {
+                requireTokenizer(spec, model.location);
+            }
+            var request = GenerationRequest.builder();
+            if (input.prompt != null) {
+                request.user(input.prompt);
             } else {
-                if (!result.reasoning().isEmpty()) {
-                    System.err.println("<think>\n" + result.reasoning() + "\n</think>");
-                }
-                out.println(engine.tokenizer() == null ? toJson(result.outputTokens()) : result.answer());
-                System.err.printf("[%d prompt + %d generated tokens, %s, %.1f tok/s, load %.2f s]%n", result.promptTokens(),
-                        generated, result.finishReason().wireName(), generated / seconds, loadSeconds);
+                request.promptTokens(input.tokens.values());
             }
+            boolean thinking = !noThinking;
+            request.enableThinking(thinking).thinkingBudget(thinkingBudget).maxTokens(maxTokens);
+            if (jsonSchema != null) {
+                String schema;
+                try {
+                    schema = Files.readString(jsonSchema);
+                } catch (NoSuchFileException e) {
+                    throw new ParameterException(spec.commandLine(), "--json-schema " + jsonSchema + ": no such file");
+                } catch (IOException e) {
+                    throw new IllegalArgumentException(jsonSchema + ": cannot read the schema (" + e.getMessage() + ")", e);
+                }
+                try {
+                    JsonSchemaGrammar.compile(schema); // refused before the model loads
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException(jsonSchema + ": " + e.getMessage(), e);
+                }
+                request.jsonSchema(schema);
+            }
+            long loadStart = System.nanoTime();
+            var options = EngineOptions.defaults().withThreads(threads.threads).withQuantize(quantize);
+            try (var engine = Qwen3Engine.open(model.location, options)) {
+                double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
+                var sampling = SamplingParams.recommended(thinking && thinkingBudget != 0,
+                        engine.model().checkpoint().generationConfig(), seed != null ? seed : System.nanoTime());
+                if (temperature != null) {
+                    sampling = sampling.withTemperature(temperature);
+                }
+                long start = System.nanoTime();
+                GenerationResult result = engine.generate(request.sampling(sampling).build());
+                double seconds = (System.nanoTime() - start) / 1e9;
+                int generated = result.outputTokens().length;
+                if (json) {
+                    ObjectNode line = JSON.createObjectNode();
+                    line.put("answer", result.answer());
+                    line.put("reasoning", result.reasoning());
+                    line.put("finish_reason", result.finishReason().wireName());
+                    line.put("prompt_tokens", result.promptTokens());
+                    line.put("thinking_tokens", result.thinkingTokens());
+                    line.put("answer_tokens", result.answerTokens());
+                    line.put("thinking_budget", result.thinkingBudget());
+                    line.put("budget_exhausted", result.budgetExhausted());
+                    var tokens = line.putArray("output_tokens");
+                    Arrays.stream(result.outputTokens()).forEach(tokens::add);
+                    line.put("load_seconds", loadSeconds);
+                    line.put("tokens_per_second", generated / seconds);
+                    cli.out.println(line);
+                } else {
+                    if (!result.reasoning().isEmpty()) {
+                        cli.err.println("<think>\n" + result.reasoning() + "\n</think>");
+                    }
+                    cli.out.println(engine.tokenizer() == null ? toJson(result.outputTokens()) : result.answer());
+                    cli.err.printf("[%d prompt + %d generated tokens, %s, %.1f tok/s, load %.2f s]%n", result.promptTokens(),
+                            generated, result.finishReason().wireName(), generated / seconds, loadSeconds);
+                }
+            }
+            return 0;
         }
     }
 
-    private void synth(Args args) {
-        if (args.has("--dtype") && !args.get("--dtype").equalsIgnoreCase("bf16")) {
-            throw new Args.UsageException("synth writes bf16 weights (use --quantize at load time for q8_0/q4_0)");
+    /**
+     * --prompt needs a tokenizer: a model directory without tokenizer.json is a usage error before
+     * anything is loaded (a .gguf file carries its tokenizer in its metadata, checked at load).
+     */
+    static void requireTokenizer(CommandSpec spec, String location) {
+        Path path = ModelLocator.resolve(location);
+        if (Files.isDirectory(path) && !Files.exists(path.resolve("tokenizer.json"))) {
+            throw new ParameterException(spec.commandLine(), path + " has no tokenizer.json, so it takes --tokens IDS, not --prompt"
+                    + " (a model written by 'qwen3 synth' gets one with --tokenizer DIR)");
         }
-        var shape = SyntheticCheckpoint.Shape.named(args.required("--shape"));
-        if (args.has("--layers")) {
-            shape = shape.withLayers(args.intValue("--layers", shape.layers()));
-        }
-        try {
-            SyntheticCheckpoint.write(shape, Path.of(args.required("--out")),
-                    args.has("--tokenizer") ? Path.of(args.get("--tokenizer")) : null,
-                    args.threads(), System.err);
-        } catch (java.io.IOException e) {
-            throw new IllegalArgumentException("cannot write " + args.get("--out") + ": " + e.getMessage(), e);
+    }
+
+    @Command(name = "synth", mixinStandardHelpOptions = true,
+            description = "Writes a Hugging Face checkpoint with the real shapes of a Qwen3 model and random BF16 weights, "
+                    + "for benchmarks without a download.")
+    static final class Synth implements Callable<Integer> {
+        @ParentCommand
+        Qwen3Cli cli;
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--shape", required = true, paramLabel = "SHAPE", completionCandidates = SyntheticCheckpoint.Shapes.class,
+                description = "One of: ${COMPLETION-CANDIDATES}.")
+        String shape;
+        @Option(names = "--layers", paramLabel = "N", description = "Decoder layers (default: the model's).")
+        Integer layers;
+        @Option(names = "--dtype", paramLabel = "bf16", defaultValue = "bf16",
+                description = "Weight type written: bf16 only (quantize at load time with --quantize).")
+        String dtype;
+        @Option(names = "--out", required = true, paramLabel = "DIR", description = "Directory to write.")
+        Path out;
+        @Option(names = "--tokenizer", paramLabel = "DIR",
+                description = "Copy tokenizer.json and tokenizer_config.json from DIR (e.g. a Qwen3 model directory), "
+                        + "so the model takes --prompt; without it, token ids only.")
+        Path tokenizer;
+        @Mixin
+        ThreadsOption threads;
+
+        @Override
+        public Integer call() throws IOException {
+            if (!dtype.equalsIgnoreCase("bf16")) {
+                throw new ParameterException(spec.commandLine(), "--dtype: synth writes bf16 weights (use --quantize q8_0|q4_0 "
+                        + "at load time), got '" + dtype + "'");
+            }
+            var s = SyntheticCheckpoint.Shape.named(shape);
+            if (s == null) {
+                throw new ParameterException(spec.commandLine(), "--shape expects one of " + String.join(", ", new SyntheticCheckpoint.Shapes())
+                        + ", got '" + shape + "'");
+            }
+            if (layers != null) {
+                s = s.withLayers(inRange(spec, "--layers", layers, 1, 1024, "a layer count from 1 to 1024"));
+            }
+            if (tokenizer != null && !Files.isRegularFile(tokenizer.resolve("tokenizer.json"))) {
+                throw new ParameterException(spec.commandLine(), "--tokenizer: " + tokenizer.resolve("tokenizer.json") + " does not exist");
+            }
+            if (tokenizer == null) {
+                cli.err.println("synth: no --tokenizer: " + out + " will take token ids (--tokens), not --prompt");
+            }
+            try {
+                SyntheticCheckpoint.write(s, out, tokenizer, threads.threads, cli.err);
+            } catch (IOException e) {
+                throw new IOException("cannot write " + out + ": " + e.getMessage(), e);
+            }
+            return 0;
         }
     }
 

@@ -27,17 +27,26 @@ final class SyntheticCheckpoint {
     /** Published shapes (QWEN3-SPEC.md section 1). */
     record Shape(int hidden, int intermediate, int layers, int heads, int kvHeads, int headDim, int experts, int expertsPerTok,
                  int moeIntermediate, boolean tied) {
+        /** The shape of that name, or null when there is none (names: {@link Shapes}). */
         static Shape named(String name) {
             return switch (name) {
                 case "qwen3-0.6b" -> new Shape(1024, 3072, 28, 16, 8, 128, 0, 0, 0, true);
                 case "qwen3-8b" -> new Shape(4096, 12288, 36, 32, 8, 128, 0, 0, 0, false);
                 case "qwen3-30b-a3b" -> new Shape(2048, 6144, 48, 32, 4, 128, 128, 8, 768, false);
-                default -> throw new Args.UsageException("unknown shape '" + name + "' (qwen3-0.6b, qwen3-8b, qwen3-30b-a3b)");
+                default -> null;
             };
         }
 
         Shape withLayers(int n) {
             return new Shape(hidden, intermediate, n, heads, kvHeads, headDim, experts, expertsPerTok, moeIntermediate, tied);
+        }
+    }
+
+    /** The names {@link Shape#named} knows (listed by --help). */
+    static final class Shapes implements Iterable<String> {
+        @Override
+        public java.util.Iterator<String> iterator() {
+            return List.of("qwen3-0.6b", "qwen3-8b", "qwen3-30b-a3b").iterator();
         }
     }
 

@@ -1,6 +1,7 @@
 package io.flinkqwen3.flink;
 
 import com.fasterxml.jackson.annotation.JsonIgnore;
+import com.fasterxml.jackson.databind.annotation.JsonDeserialize;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -23,6 +24,12 @@ public class PromptRecord {
     public Integer maxTokens;
     public Map<String, String> options = new HashMap<>();
     public Map<String, String> attributes = new HashMap<>();
+    /** Function definitions for the chat template's system turn, each as JSON text (JSON records may give objects). */
+    @JsonDeserialize(contentUsing = JsonText.class)
+    public List<String> tools;
+    /** A JSON Schema the answer must satisfy, as JSON text (JSON records may give the object). */
+    @JsonDeserialize(using = JsonText.class)
+    public String jsonSchema;
     /** Set by the source when the bytes could not be decoded; then {@link #raw} holds them. */
     @JsonIgnore
     public String decodeError;
@@ -57,7 +64,8 @@ public class PromptRecord {
                 && Objects.equals(enableThinking, p.enableThinking) && Objects.equals(thinkingBudget, p.thinkingBudget)
                 && Objects.equals(slaMs, p.slaMs) && Objects.equals(deadlineMs, p.deadlineMs)
                 && Objects.equals(maxTokens, p.maxTokens) && Objects.equals(options, p.options)
-                && Objects.equals(attributes, p.attributes);
+                && Objects.equals(attributes, p.attributes) && Objects.equals(tools, p.tools)
+                && Objects.equals(jsonSchema, p.jsonSchema);
     }
 
     @Override

@@ -25,23 +25,41 @@ public final class Qwen3Inference {
     public static final OutputTag<DeadLetter> DEAD_LETTERS = new OutputTag<>("qwen3-dead-letters", TypeInformation.of(DeadLetter.class));
 
     private final Configuration options;
+    private final String uid;
 
-    private Qwen3Inference(Configuration options) {
+    private Qwen3Inference(Configuration options, String uid) {
         this.options = options;
+        this.uid = uid;
     }
 
     public static Builder builder() {
         return new Builder();
     }
 
-    /** Adds the inference operator after {@code prompts}; rejected records are the {@link #DEAD_LETTERS} side output. */
+    /**
+     * Adds the inference operator after {@code prompts}; rejected records are the {@link #DEAD_LETTERS}
+     * side output. Its uid (what a savepoint's state is matched by) is the builder's
+     * {@link Builder#uid}, or else {@link #defaultUid} of the model and the input.
+     */
     public SingleOutputStreamOperator<CompletionRecord> apply(DataStream<PromptRecord> prompts) {
+        var input = prompts.getTransformation();
         return prompts.transform("Qwen3 inference", TypeInformation.of(CompletionRecord.class),
-                new Qwen3InferenceOperatorFactory(options)).uid("qwen3-inference");
+                new Qwen3InferenceOperatorFactory(options)).uid(uid != null ? uid
+                : defaultUid(options.get(Qwen3Options.MODEL), input.getUid() != null ? input.getUid() : input.getName()));
+    }
+
+    /**
+     * "qwen3-inference:MODEL:INPUT", INPUT the uid of the input (its name when it has none): stable
+     * across runs of the same program, and distinct for steps on other inputs or other models. Two
+     * steps with one model on one input need {@link Builder#uid}.
+     */
+    static String defaultUid(String model, String input) {
+        return "qwen3-inference:" + model + ":" + input;
     }
 
     public static final class Builder {
         private final Configuration options = new Configuration();
+        private String uid;
 
         public Builder model(String location) {
             options.set(Qwen3Options.MODEL, location);
@@ -83,6 +101,18 @@ public final class Qwen3Inference {
             return this;
         }
 
+        /**
+         * The operator's uid, which a savepoint's state is matched by; needed for two steps with one
+         * model on one input. Default: {@code qwen3-inference:MODEL:INPUT} (see {@link Qwen3Inference#apply}).
+         */
+        public Builder uid(String uid) {
+            if (uid == null || uid.isBlank()) {
+                throw new IllegalArgumentException("uid must be a non-empty string");
+            }
+            this.uid = uid;
+            return this;
+        }
+
         public Builder options(Configuration more) {
             options.addAll(more);
             return this;
@@ -94,7 +124,7 @@ public final class Qwen3Inference {
                 throw new IllegalArgumentException("Qwen3Inference needs a model: a directory, .gguf file or Hugging Face repo id");
             }
             Qwen3Options.validate(options);
-            return new Qwen3Inference(options.clone());
+            return new Qwen3Inference(options.clone(), uid);
         }
     }
 }

@@ -175,6 +175,8 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
         group.gauge("engineQueue", m::queued);
         group.gauge("batchSize", m::lastBatchSize);
         group.gauge("tokensPerSecond", m::tokensPerSecond);
+        // engines open in this task manager's JVM: 1 however many slots run the operator (plugin jar in lib/)
+        group.gauge("taskManagerEngines", TaskManagerEngines::openEngines);
         group.gauge("slaMetRatio", () -> completions.getCount() == 0 ? 1.0 : slaMet.getCount() / (double) completions.getCount());
     }
 

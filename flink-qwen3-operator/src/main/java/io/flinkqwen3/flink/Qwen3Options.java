@@ -2,15 +2,41 @@ package io.flinkqwen3.flink;
 
 import io.flinkqwen3.model.QuantizedCheckpoint;
 import io.flinkqwen3.runtime.EngineOptions;
+import io.flinkqwen3.runtime.JsonSchemaGrammar;
 import io.flinkqwen3.tensor.Parallel;
+import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.configuration.ReadableConfig;
 
-/** Options of the Qwen3 inference operator (and the SQL model provider). */
+/**
+ * Options of the Qwen3 inference operator ({@code Qwen3Inference.builder().option(...)}) and of the
+ * SQL model provider ({@code CREATE MODEL ... WITH (...)}); most apply to both, see
+ * {@link #DATASTREAM_ONLY} and {@link #SQL_ONLY}. docs/options.md lists them all (generated from
+ * this class; a test fails when it is out of date).
+ */
 public final class Qwen3Options {
     private Qwen3Options() {}
+
+    /** Every option, in the order they are declared here. */
+    public static List<ConfigOption<?>> all() {
+        List<ConfigOption<?>> all = new ArrayList<>();
+        for (Field f : Qwen3Options.class.getFields()) {
+            if (Modifier.isStatic(f.getModifiers()) && f.getType() == ConfigOption.class) {
+                try {
+                    all.add((ConfigOption<?>) f.get(null));
+                } catch (IllegalAccessException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+        }
+        return all;
+    }
 
     /** The engine settings these options ask for (those that matter when the task manager's engine is opened). */
     public static EngineOptions engineOptions(ReadableConfig options) {
@@ -34,7 +60,9 @@ public final class Qwen3Options {
         atLeast(options, MAX_CONTEXT, 0);
         atLeast(options, MAX_IN_FLIGHT, 1);
         atLeast(options, DEFAULT_MAX_TOKENS, 1);
-        atLeast(options, THINKING_BUDGET, -1);
+        options.getOptional(THINKING_BUDGET).filter(b -> b < -1).ifPresent(b -> {
+            throw new IllegalArgumentException(name(THINKING_BUDGET) + " must be >= -1 (-1: unlimited), got " + b);
+        });
         atLeast(options, ANSWER_RESERVE_TOKENS, 0);
         Duration sla = options.get(DEFAULT_SLA);
         if (sla.isNegative() || sla.compareTo(Duration.ofMillis(Long.MAX_VALUE)) > 0) {
@@ -46,6 +74,13 @@ public final class Qwen3Options {
         options.getOptional(TOP_K).ifPresent(k -> RequestBuilder.topK(name(TOP_K), k));
         RequestBuilder.presencePenalty(name(PRESENCE_PENALTY), options.get(PRESENCE_PENALTY));
         options.getOptional(QUANTIZE).ifPresent(QuantizedCheckpoint::parseFormat);
+        options.getOptional(JSON_SCHEMA).ifPresent(schema -> {
+            try {
+                JsonSchemaGrammar.compile(schema);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(name(JSON_SCHEMA) + " cannot be used: " + e.getMessage(), e);
+            }
+        });
     }
 
     private static String name(ConfigOption<?> option) {
@@ -93,7 +128,9 @@ public final class Qwen3Options {
 
     public static final ConfigOption<Duration> DEFAULT_SLA = ConfigOptions.key("default-sla")
             .durationType().defaultValue(Duration.ofSeconds(30))
-            .withDescription("Latency SLA of records that carry neither sla_ms nor deadline_ms.");
+            .withDescription("Latency SLA of records that carry neither sla_ms nor deadline_ms. In SQL (no default there): "
+                    + "each row's SLA, so rows are scheduled by deadline with the DataStream records of the engine (without "
+                    + "it they go behind them), sla_met is reported, and without 'thinking-budget' the SLA sets the budget.");
 
     public static final ConfigOption<Integer> DEFAULT_MAX_TOKENS = ConfigOptions.key("default-max-tokens")
             .intType().defaultValue(256)
@@ -104,9 +141,9 @@ public final class Qwen3Options {
             .withDescription("Whether records may think at all; false answers every record in non-thinking mode.");
 
     public static final ConfigOption<Integer> THINKING_BUDGET = ConfigOptions.key("thinking-budget")
-            .intType().defaultValue(0)
-            .withDescription("Thinking budget of ML_PREDICT rows, which carry no SLA: 0 answers without thinking (default), "
-                    + "-1 thinks without limit, N > 0 stops thinking after N tokens.");
+            .intType().noDefaultValue()
+            .withDescription("Thinking budget of SQL rows: -1 thinks without limit, N > 0 stops thinking after N tokens, 0 "
+                    + "answers without thinking. Unset: what 'default-sla' leaves (as for DataStream records), or 0 without it.");
 
     public static final ConfigOption<Integer> ANSWER_RESERVE_TOKENS = ConfigOptions.key("answer-reserve-tokens")
             .intType().defaultValue(32)
@@ -128,4 +165,22 @@ public final class Qwen3Options {
     public static final ConfigOption<Boolean> ORDERED = ConfigOptions.key("ordered")
             .booleanType().defaultValue(false)
             .withDescription("Emit completions in input order (true) or as soon as each is done (false, default).");
+
+    public static final ConfigOption<String> SYSTEM_PROMPT = ConfigOptions.key("system-prompt")
+            .stringType().noDefaultValue()
+            .withDescription("SQL: the system turn before every row's text.");
+
+    public static final ConfigOption<String> JSON_SCHEMA = ConfigOptions.key("json-schema")
+            .stringType().noDefaultValue()
+            .withDescription("SQL: a JSON Schema (JSON text) every answer satisfies: decoding is constrained token by token, "
+                    + "so the answer column holds JSON that parses and validates.");
+
+    /**
+     * Options of the DataStream operator that SQL has no use for: Flink's async operators run the
+     * rows with their own capacity and output order.
+     */
+    public static final Set<ConfigOption<?>> DATASTREAM_ONLY = Set.of(MAX_IN_FLIGHT, ORDERED);
+
+    /** Options only SQL reads: DataStream records carry these themselves, and get their budget from their SLA. */
+    public static final Set<ConfigOption<?>> SQL_ONLY = Set.of(THINKING_BUDGET, SYSTEM_PROMPT, JSON_SCHEMA);
 }

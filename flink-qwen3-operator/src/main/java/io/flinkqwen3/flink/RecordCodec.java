@@ -110,6 +110,13 @@ public final class RecordCodec {
             if (record == null) {
                 throw new IllegalArgumentException("invalid JSON prompt: expected an object {...}, got null");
             }
+            if (record.messages != null) {
+                for (ChatTurn t : record.messages) {
+                    if (t != null && t.content == null && t.toolCalls != null && !t.toolCalls.isEmpty()) {
+                        t.content = ""; // OpenAI's form of a turn that only calls tools
+                    }
+                }
+            }
             return record;
         } catch (JsonMappingException e) {
             String path = jsonPath(e.getPath());
@@ -166,7 +173,10 @@ public final class RecordCodec {
             r.messages = new ArrayList<>();
             for (Object o : (List<?>) g.get("messages")) {
                 GenericRecord t = (GenericRecord) o;
-                r.messages.add(new ChatTurn(str(t.get("role")), str(t.get("content"))));
+                var turn = new ChatTurn(str(t.get("role")), str(t.get("content")));
+                turn.reasoningContent = str(t.get("reasoning_content"));
+                turn.toolCalls = strings(t.get("tool_calls"));
+                r.messages.add(turn);
             }
         }
         r.systemPrompt = str(g.get("system_prompt"));
@@ -177,7 +187,20 @@ public final class RecordCodec {
         r.maxTokens = (Integer) g.get("max_tokens");
         r.options = stringMap(g.get("options"));
         r.attributes = stringMap(g.get("attributes"));
+        r.tools = strings(g.get("tools"));
+        r.jsonSchema = str(g.get("json_schema"));
         return r;
+    }
+
+    private static List<String> strings(Object o) {
+        if (o == null) {
+            return null;
+        }
+        List<String> out = new ArrayList<>();
+        for (Object x : (List<?>) o) {
+            out.add(str(x));
+        }
+        return out;
     }
 
     /** Reads one whole record of the schema; IllegalArgumentException naming the field that does not decode. */
@@ -287,6 +310,8 @@ public final class RecordCodec {
                 var gt = new GenericData.Record(turn);
                 gt.put("role", t.role);
                 gt.put("content", t.content);
+                gt.put("reasoning_content", t.reasoningContent);
+                gt.put("tool_calls", t.toolCalls);
                 turns.add(gt);
             }
             g.put("messages", turns);
@@ -299,6 +324,8 @@ public final class RecordCodec {
         g.put("max_tokens", r.maxTokens);
         g.put("options", r.options == null ? Map.of() : r.options);
         g.put("attributes", r.attributes == null ? Map.of() : r.attributes);
+        g.put("tools", r.tools);
+        g.put("json_schema", r.jsonSchema);
         return write(PROMPT_SCHEMA, g);
     }
 

@@ -1,7 +1,10 @@
 package io.flinkqwen3.flink;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
 import io.flinkqwen3.model.GenerationConfig;
 import io.flinkqwen3.runtime.GenerationRequest;
+import io.flinkqwen3.runtime.JsonSchemaGrammar;
 import io.flinkqwen3.runtime.SamplingParams;
 import io.flinkqwen3.tokenizer.ChatMessage;
 import java.math.BigDecimal;
@@ -24,7 +27,6 @@ import org.apache.flink.configuration.ReadableConfig;
  */
 public final class RequestBuilder {
     static final Set<String> KNOWN_OPTIONS = Set.of("temperature", "top_p", "top_k", "min_p", "presence_penalty", "seed", "stop");
-    static final Set<String> ROLES = Set.of("system", "user", "assistant", "tool");
     /** Separates several stop strings inside the 'stop' option. */
     static final String STOP_SEPARATOR = "\u001f";
     /** Temperatures in (0, this) are answered greedily: the limit they tend to, without overflowing logits / T. */
@@ -62,13 +64,15 @@ public final class RequestBuilder {
         if (hasPrompt && hasMessages) {
             return "give either 'prompt' or 'messages', not both";
         }
-        if (hasMessages) {
-            for (int i = 0; i < r.messages.size(); i++) {
-                String role = r.messages.get(i).role;
-                if (!ROLES.contains(role)) {
-                    return "message role " + quote(role) + " (messages[" + i + "].role) is not one of " + new TreeSet<>(ROLES);
-                }
+        // roles the chat template does not know are skipped by it, as by Hugging Face's template
+        try {
+            messages(r);
+            tools(r);
+            if (r.jsonSchema != null) {
+                JsonSchemaGrammar.compile(r.jsonSchema);
             }
+        } catch (IllegalArgumentException e) {
+            return e.getMessage();
         }
         if (r.slaMs != null && r.slaMs < 0) {
             return "negative sla_ms: " + r.slaMs + " (milliseconds after arrival, >= 0)";
@@ -102,14 +106,14 @@ public final class RequestBuilder {
             messages.add(ChatMessage.system(r.systemPrompt));
         }
         if (r.messages != null && !r.messages.isEmpty()) {
-            r.messages.forEach(t -> messages.add(new ChatMessage(t.role, t.content)));
+            messages.addAll(messages(r));
         } else {
             messages.add(ChatMessage.user(r.prompt));
         }
         boolean thinks = thinkingBudget != 0;
         Overrides o = Overrides.parse(r.options);
-        long seed = o.seed() != null ? o.seed()
-                : r.id != null ? r.id.hashCode() : System.nanoTime(); // seeded by id: a resubmitted record gets the same answer
+        // never the clock: a resubmitted (or replayed) record gets the same answer
+        long seed = o.seed() != null ? o.seed() : r.id != null ? r.id.hashCode() : contentSeed(messages);
         SamplingParams s = SamplingParams.recommended(thinks, generationConfig, seed);
         float temperature = orElse(o.temperature(), options.getOptional(Qwen3Options.TEMPERATURE)
                 .map(t -> temperature("temperature", t)).orElse(s.temperature()));
@@ -124,7 +128,76 @@ public final class RequestBuilder {
                 .maxTokens(maxTokens(r))
                 .stopStrings(o.stop())
                 .sampling(new SamplingParams(temperature, topK, topP, minP, presence, seed))
+                .jsonSchema(r.jsonSchema)
+                .tools(r.messages != null && !r.messages.isEmpty() ? tools(r) : List.of())
                 .build();
+    }
+
+    /**
+     * The seed of a record without id: a hash of its chat turns (roles and texts), the same in every
+     * JVM (String.hashCode is specified), so equal records sample equally.
+     */
+    static long contentSeed(List<ChatMessage> messages) {
+        long h = 1;
+        for (ChatMessage m : messages) {
+            h = 31 * h + m.role().hashCode();
+            h = 31 * h + (m.content() == null ? 0 : m.content().hashCode());
+        }
+        return h;
+    }
+
+    /** The record's turns as chat messages, tool calls parsed; IllegalArgumentException naming the field. */
+    static List<ChatMessage> messages(PromptRecord r) {
+        List<ChatMessage> out = new ArrayList<>();
+        if (r.messages == null) {
+            return out;
+        }
+        for (int i = 0; i < r.messages.size(); i++) {
+            ChatTurn t = r.messages.get(i);
+            List<JsonNode> calls = new ArrayList<>();
+            if (t.toolCalls != null) {
+                for (int c = 0; c < t.toolCalls.size(); c++) {
+                    String where = "messages[" + i + "].tool_calls[" + c + "]";
+                    JsonNode call = json(t.toolCalls.get(c), where);
+                    ChatMessage.checkToolCall(call, where);
+                    calls.add(call);
+                }
+            }
+            out.add(new ChatMessage(t.role, t.content, t.reasoningContent, calls));
+        }
+        return out;
+    }
+
+    /** The record's tool definitions, each a JSON object. */
+    static List<JsonNode> tools(PromptRecord r) {
+        List<JsonNode> out = new ArrayList<>();
+        if (r.tools == null) {
+            return out;
+        }
+        if (!r.tools.isEmpty() && (r.messages == null || r.messages.isEmpty())) {
+            throw new IllegalArgumentException("tools need 'messages' (a prompt is one user turn without a system turn for them)");
+        }
+        for (int i = 0; i < r.tools.size(); i++) {
+            JsonNode tool = json(r.tools.get(i), "tools[" + i + "]");
+            if (!tool.isObject()) {
+                throw new IllegalArgumentException("tools[" + i + "] is " + quote(r.tools.get(i))
+                        + ", expected a JSON object (a function definition)");
+            }
+            out.add(tool);
+        }
+        return out;
+    }
+
+    private static JsonNode json(String text, String where) {
+        try {
+            JsonNode n = RecordCodec.JSON.readTree(text);
+            if (n == null || n.isMissingNode()) {
+                throw new IllegalArgumentException(where + " is empty, expected JSON");
+            }
+            return n;
+        } catch (JsonProcessingException e) {
+            throw new IllegalArgumentException(where + " is not JSON: " + e.getOriginalMessage());
+        }
     }
 
     private static <T> T orElse(T value, T fallback) {

@@ -6,9 +6,10 @@ import io.flinkqwen3.runtime.Qwen3Engine;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.function.Function;
-import java.util.logging.Logger;
 import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.runtime.execution.SuppressRestartsException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One {@link Qwen3Engine} per task manager and model: a static, reference-counted registry (the
@@ -16,7 +17,7 @@ import org.apache.flink.runtime.execution.SuppressRestartsException;
  * release in close(); the last release closes the engine and unmaps the weights.
  */
 public final class TaskManagerEngines {
-    private static final Logger LOG = Logger.getLogger(TaskManagerEngines.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(TaskManagerEngines.class);
     private static final Map<String, Shared> ENGINES = new HashMap<>();
     private static int opened;
 
@@ -46,13 +47,15 @@ public final class TaskManagerEngines {
      * failed) or engine options that cannot work are not transient: restarting the task would
      * only fail again, forever. They leave as Flink's {@link SuppressRestartsException}, so the
      * job fails at once whatever its restart strategy, with the loader's message in the cause.
+     * So does a JVM without the Vector API module ({@link VectorApiCheck}), checked first.
      */
     public static Qwen3Engine acquireForTask(ReadableConfig options) {
+        VectorApiCheck.requireVectorApi();
         String model = options.get(Qwen3Options.MODEL);
         try {
             return acquire(model, Qwen3Options.engineOptions(options));
         } catch (ModelFormatException | IllegalArgumentException e) {
-            LOG.severe("Qwen3 model " + model + " cannot be used, failing the job without restarts: " + e.getMessage());
+            LOG.error("Qwen3 model {} cannot be used, failing the job without restarts: {}", model, e.getMessage());
             throw new SuppressRestartsException(new ModelUnavailableException(
                     "Qwen3 model '" + model + "' cannot be used: " + e.getMessage(), e));
         }
@@ -71,7 +74,7 @@ public final class TaskManagerEngines {
             shared = new Shared(open.apply(model));
             ENGINES.put(key(model, options), shared);
             opened++;
-            LOG.info("opened the task manager's Qwen3 engine for " + model);
+            LOG.info("opened the task manager's Qwen3 engine for {}", model);
         }
         shared.references++;
         return shared.engine;

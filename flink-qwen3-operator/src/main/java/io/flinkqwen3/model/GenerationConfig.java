@@ -6,12 +6,17 @@ import java.nio.file.Path;
 import java.util.List;
 
 /**
- * The sampling defaults and stop ids of {@code generation_config.json}. Absent fields stay null so
- * that callers can fall back to Qwen's recommendations for the chosen mode.
+ * The sampling defaults and stop ids of {@code generation_config.json}, read as transformers reads
+ * them: {@code do_sample} false (transformers' default when the file leaves it out) means greedy
+ * decoding whatever else the file says; otherwise temperature, top_p, top_k and min_p are the
+ * defaults of every request that sets none, in both modes. Absent sampling fields stay null so that
+ * callers fall back to Qwen's recommendation for the mode. doSample is null when there is no
+ * generation_config.json at all (a GGUF file, a bare directory): then Qwen's recommendations apply.
  */
-public record GenerationConfig(List<Integer> eosTokenIds, Float temperature, Float topP, Integer topK, Float minP) {
+public record GenerationConfig(List<Integer> eosTokenIds, Boolean doSample, Float temperature, Float topP, Integer topK,
+                               Float minP) {
 
-    public static final GenerationConfig EMPTY = new GenerationConfig(List.of(), null, null, null, null);
+    public static final GenerationConfig EMPTY = new GenerationConfig(List.of(), null, null, null, null, null);
 
     public static GenerationConfig read(Path file) {
         if (!Files.exists(file)) {
@@ -19,10 +24,14 @@ public record GenerationConfig(List<Integer> eosTokenIds, Float temperature, Flo
         }
         JsonNode n = ModelConfig.readJson(file, "generation config");
         var f = new ModelConfig.Fields(n, file.toString());
-        boolean sample = n.path("do_sample").asBoolean(true);
+        JsonNode doSample = n.path("do_sample");
+        if (!doSample.isMissingNode() && !doSample.isNull() && !doSample.isBoolean()) {
+            throw new ModelFormatException(file + ": field 'do_sample' is " + doSample + ", expected true or false");
+        }
         return new GenerationConfig(
                 f.intList("eos_token_id", 0, ModelConfig.MAX_VOCAB - 1),
-                sample && n.hasNonNull("temperature") ? probability(f, "temperature", 0, Double.MAX_VALUE) : null,
+                doSample.isBoolean() && doSample.booleanValue(), // transformers' default: False
+                n.hasNonNull("temperature") ? probability(f, "temperature", 0, Double.MAX_VALUE) : null,
                 n.hasNonNull("top_p") ? probability(f, "top_p", Double.MIN_VALUE, 1) : null,
                 n.hasNonNull("top_k") ? (Integer) f.requiredInt("top_k", 0, Integer.MAX_VALUE) : null,
                 n.hasNonNull("min_p") ? probability(f, "min_p", 0, 1) : null);

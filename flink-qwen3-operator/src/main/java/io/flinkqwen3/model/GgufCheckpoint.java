@@ -42,7 +42,7 @@ public final class GgufCheckpoint implements Checkpoint {
         this.gguf = gguf;
         this.config = configFrom(gguf);
         Object eos = gguf.metadata().get("tokenizer.ggml.eos_token_id");
-        this.generationConfig = new GenerationConfig(eos instanceof Number n ? List.of(n.intValue()) : List.of(),
+        this.generationConfig = new GenerationConfig(eos instanceof Number n ? List.of(n.intValue()) : List.of(), null,
                 null, null, null, null);
     }
 

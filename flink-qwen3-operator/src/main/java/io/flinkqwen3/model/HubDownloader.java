@@ -337,6 +337,7 @@ public final class HubDownloader {
                              append ? StandardOpenOption.APPEND : StandardOpenOption.TRUNCATE_EXISTING)) {
                     byte[] buffer = new byte[1 << 20];
                     long done = have, lastReport = 0;
+                    progress.update(file, done, size); // the start: what a resumed download already has
                     for (int n; (n = in.read(buffer)) > 0; ) {
                         out.write(buffer, 0, n);
                         done += n;

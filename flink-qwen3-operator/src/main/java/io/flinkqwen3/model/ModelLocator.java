@@ -2,15 +2,21 @@ package io.flinkqwen3.model;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
-/** Turns a model location (directory, .gguf file, or Hugging Face repo id[@revision]) into a local path. */
+/**
+ * Turns a model location (directory, .gguf file, or Hugging Face repo id[@revision]) into a local
+ * path. A path that exists is always a path, never a repo id.
+ */
 public final class ModelLocator {
+    private static final Logger LOG = LoggerFactory.getLogger(ModelLocator.class);
+
     private ModelLocator() {}
 
+    /** {@link #resolve(String, HubDownloader)} with the environment's hub settings, logging download progress. */
     public static Path resolve(String location) {
-        return resolve(location, new HubDownloader(HubDownloader.Settings.fromEnvironment(System.getenv()),
-                (file, done, total) -> System.err.printf("downloading %s: %.1f / %s MB%n", file, done / 1e6,
-                        total < 0 ? "?" : String.format("%.1f", total / 1e6))));
+        return resolve(location, new HubDownloader(HubDownloader.Settings.fromEnvironment(System.getenv()), new DownloadLog()));
     }
 
     public static Path resolve(String location, HubDownloader downloader) {
@@ -33,6 +39,31 @@ public final class ModelLocator {
             throw new ModelFormatException("model location '" + location + "' is neither an existing directory or .gguf file"
                     + " nor a Hugging Face repo id like Qwen/Qwen3-0.6B");
         }
-        return downloader.download(repo, revision);
+        try {
+            return downloader.download(repo, revision);
+        } catch (ModelFormatException e) {
+            // 'dir/model' reads as a repo id too: say that no such path exists before what the hub said
+            throw at > 0 ? e : new ModelFormatException("model location '" + location + "': no file or directory "
+                    + path.toAbsolutePath() + ", and as a Hugging Face repo id: " + e.getMessage(), e);
+        }
+    }
+
+    /** Download progress as log lines: percent, MB/s and time left per file. */
+    private static final class DownloadLog implements HubDownloader.Progress {
+        private String file;
+        private ProgressLog progress;
+
+        @Override
+        public synchronized void update(String file, long bytesDone, long bytesTotal) {
+            if (!file.equals(this.file)) {
+                this.file = file;
+                progress = new ProgressLog(LOG, "downloading " + file, bytesTotal, ProgressLog.Unit.BYTES, bytesDone);
+            }
+            if (bytesDone == bytesTotal) {
+                progress.finish(bytesDone);
+            } else {
+                progress.update(bytesDone);
+            }
+        }
     }
 }

@@ -13,7 +13,8 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Load-time quantization: serves the projection matrices of another checkpoint converted to Q8_0
@@ -23,7 +24,7 @@ import java.util.logging.Logger;
  * stored.
  */
 public final class QuantizedCheckpoint implements Checkpoint {
-    private static final Logger LOG = Logger.getLogger(QuantizedCheckpoint.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(QuantizedCheckpoint.class);
 
     private final Checkpoint source;
     private final DType target;
@@ -85,8 +86,13 @@ public final class QuantizedCheckpoint implements Checkpoint {
                 Q4_0Matrix.quantize(row, 0, cols, out, r * rowBytes);
             }
         });
-        LOG.fine(() -> "quantized " + t.name() + " to " + type);
+        LOG.debug("quantized {} to {}", t.name(), type);
         return new Tensor(t.name(), t.file() + " (" + type + ")", type, t.shape(), out);
+    }
+
+    /** What the projections are converted to: Q8_0 or Q4_0 (embeddings: Q8_0). */
+    public DType target() {
+        return target;
     }
 
     @Override

@@ -1,8 +1,8 @@
 package io.flinkqwen3.runtime;
 
 import java.util.Arrays;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Which shard owns which expert of one MoE layer, planned from the measured routing load. The
@@ -19,7 +19,7 @@ import java.util.logging.Logger;
  * <p>Not thread-safe: one forward pass at a time, like the model it belongs to.
  */
 final class ExpertShards {
-    private static final Logger LOG = Logger.getLogger(ExpertShards.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(ExpertShards.class);
     /** Weight of the newest step in the moving average of tokens per expert (about the last 100 steps count). */
     static final double LOAD_DECAY = 0.01;
     /** Steps between two plannings. */
@@ -131,15 +131,14 @@ final class ExpertShards {
             return;
         }
         plan = next;
-        LOG.info(() -> String.format("MoE layer %d, step %d: %d experts re-planned over %d shards: experts per shard %s, "
+        LOG.info(String.format("MoE layer %d, step %d: %d experts re-planned over %d shards: experts per shard %s, "
                         + "tokens per step per shard (moving average) %s, imbalance %.3f (the plan before: %.3f)", layer, steps,
                 expertLoad.length, next.shards(), Arrays.toString(Arrays.stream(next.experts()).mapToInt(a -> a.length).toArray()),
                 Arrays.toString(Arrays.stream(next.load()).map(l -> Math.round(l * 100) / 100.0).toArray()),
                 next.imbalance(), before.imbalance()));
-        if (LOG.isLoggable(Level.FINE)) {
+        if (LOG.isDebugEnabled()) {
             for (int s = 0; s < next.shards(); s++) {
-                int shard = s;
-                LOG.fine(() -> "MoE layer " + layer + " shard " + shard + ": experts " + Arrays.toString(next.experts()[shard]));
+                LOG.debug("MoE layer {} shard {}: experts {}", layer, s, Arrays.toString(next.experts()[s]));
             }
         }
     }

@@ -10,6 +10,16 @@ import java.util.Set;
 /**
  * One request's state machine: prompt -> (thinking -> [budget early-stop text]) -> answer -> done.
  * It says which tokens the model must consume next and takes each sampled token; it does no math.
+ *
+ * <p>Every generated token belongs to exactly one side: thinking (from {@code <think>} up to and
+ * including the {@code </think>} that ended it, forced early-stop text included) or answer
+ * (everything after, a stray {@code </think>} included); a final end-of-turn token belongs to
+ * neither. The texts are decoded from exactly those tokens.
+ *
+ * <p>With a {@link JsonConstraint}, the answer's logits are masked before each sample: the
+ * answer starts in the grammar's start state and ends only in an accepting one; while thinking,
+ * end-of-turn tokens are masked (the think block must close), and thinking is cut with the
+ * early-stop text once only the answer's minimum is left of the request's tokens.
  */
 final class Generation {
     /** Qwen's early-stop text (QWEN3-SPEC.md section 6, the form Qwen's example code ships). */
@@ -33,6 +43,8 @@ final class Generation {
 
     private boolean thinking;
     private int thinkingTokens;
+    /** Output tokens that belong to thinking, fixed when thinking ends (-1 while it goes on). */
+    private int thinkingEnd = -1;
     private boolean budgetExhausted;
     private final StringBuilder answer = new StringBuilder();
     private final StreamingDecoder answerDecoder;
@@ -40,6 +52,10 @@ final class Generation {
     private boolean stoppedByString;
     /** The prompt pre-fills an open think block (as Qwen3-Thinking-2507's template does). */
     private final boolean thinkOpenInPrompt;
+    /** Tokens this request may generate: max tokens, or fewer where the context ends first. */
+    private final int limit;
+    private final JsonConstraint constraint;
+    private int grammarState;
 
     /** Label scoring: each label's token ids (null: free generation) and the tokens the template renders after {@code </think>}. */
     private int[][] labels;
@@ -52,11 +68,22 @@ final class Generation {
     /** The ids that steer a generation: end-of-turn tokens and the think tags (-1 when the vocabulary has none). */
     record SpecialTokens(Set<Integer> stop, int thinkOpen, int thinkClose, int[] earlyStop) {}
 
+    /** A generation that runs in {@code cache} from the start. */
     Generation(GenerationRequest request, int[] prompt, KvCache cache, SpecialTokens special, Qwen3Tokenizer tokenizer,
                SamplingParams sampling, long submittedNanos, long deadlineNanos) {
+        this(request, prompt, cache.maxPositions(), special, tokenizer, sampling, submittedNanos, deadlineNanos, null);
+        attach(cache);
+    }
+
+    /**
+     * A generation whose sequence may hold maxPositions positions; its cache comes with
+     * {@link #attach}. constraint: null for free text. Throws IllegalArgumentException when the
+     * constrained answer cannot fit the tokens this request may generate.
+     */
+    Generation(GenerationRequest request, int[] prompt, int maxPositions, SpecialTokens special, Qwen3Tokenizer tokenizer,
+               SamplingParams sampling, long submittedNanos, long deadlineNanos, JsonConstraint constraint) {
         this.request = request;
         this.prompt = prompt;
-        this.cache = cache;
         this.special = special;
         this.tokenizer = tokenizer;
         this.sampler = new Sampler(sampling);
@@ -66,8 +93,20 @@ final class Generation {
         this.thinkOpenInPrompt = lastIndexOf(prompt, special.thinkOpen()) > lastIndexOf(prompt, special.thinkClose());
         this.thinking = request.thinks() && special.thinkOpen() >= 0;
         this.answerDecoder = tokenizer == null ? null : tokenizer.streamingDecoder(true);
+        this.limit = Math.min(request.maxTokens(), maxPositions - prompt.length);
+        this.constraint = constraint;
+        this.grammarState = constraint == null ? -1 : constraint.start();
+        if (constraint != null) {
+            int needed = constraint.minTokens() + (thinking ? 1 + special.earlyStop().length : 0);
+            if (limit < needed) {
+                throw new IllegalArgumentException("max_tokens " + request.maxTokens()
+                        + (limit < request.maxTokens() ? " (" + limit + " left in the context)" : "")
+                        + " is too small for the JSON schema: its shortest answer takes " + constraint.minTokens()
+                        + " tokens with the end token" + (thinking ? ", plus " + (1 + special.earlyStop().length)
+                        + " to open and close the thinking" : "") + " (at least " + needed + ")");
+            }
+        }
     }
-
     GenerationRequest request() {
         return request;
     }
@@ -188,14 +227,20 @@ final class Generation {
             startScoring(logits, off, vocab);
             return;
         }
+        if (constraint != null) {
+            constrain(logits, off, vocab);
+        }
         int token = sampler.sample(logits, off, vocab);
+        if (constraint != null && logits[off + token] == Float.NEGATIVE_INFINITY) {
+            token = Sampler.argmax(logits, off, vocab); // a draw can land on a zero-weight candidate by rounding
+        }
         if (labels != null && outputLength == 0 && !thinkOpenInPrompt && token != special.thinkOpen()) {
             thinking = false; // the model would answer without a think block: the labels start here
             startScoring(logits, off, vocab);
             return;
         }
         if (labels != null && (special.stop().contains(token) || token == special.thinkClose()
-                || outputLength + 1 >= request.maxTokens() || prompt.length + outputLength + 2 + afterThinkClose.length >= cache.maxPositions())) {
+                || outputLength + 2 + afterThinkClose.length >= limit)) {
             closeThinking(special.stop().contains(token) ? -1 : token);
             return;
         }
@@ -203,6 +248,9 @@ final class Generation {
         pending = new int[] {token};
         pendingFed = 0;
         if (special.stop().contains(token)) {
+            if (thinking) {
+                thinkingEnd = outputLength - 1; // the turn ended inside the think block: all of it is thinking
+            }
             finish(budgetExhausted ? FinishReason.BUDGET : FinishReason.STOP);
             return;
         }
@@ -211,7 +259,7 @@ final class Generation {
         } else {
             onAnswerToken(token);
         }
-        if (finish == null && (outputLength >= request.maxTokens() || prompt.length + outputLength >= cache.maxPositions())) {
+        if (finish == null && outputLength >= limit) {
             finish(FinishReason.LENGTH);
         }
     }
@@ -235,31 +283,72 @@ final class Generation {
         thinking = false;
     }
 
+    /** Masks what the JSON constraint forbids now. */
+    private void constrain(float[] logits, int off, int vocab) {
+        if (!thinking) {
+            constraint.mask(grammarState, limit - outputLength).apply(logits, off, vocab);
+        } else if (outputLength == 0 && !thinkOpenInPrompt) {
+            // the first token either opens the think block or starts the answer
+            float open = logits[off + special.thinkOpen()];
+            constraint.mask(grammarState, limit - outputLength - 1 - special.earlyStop().length).apply(logits, off, vocab);
+            logits[off + special.thinkOpen()] = open;
+        } else {
+            for (int t : special.stop()) {
+                if (t < vocab) {
+                    logits[off + t] = Float.NEGATIVE_INFINITY;
+                }
+            }
+        }
+    }
+
     private void onThinkingToken(int token) {
         if (outputLength == 1 && !thinkOpenInPrompt && token != special.thinkOpen()) {
             thinking = false; // the model answered without a think block
+            thinkingEnd = 0;
             onAnswerToken(token);
             return;
         }
         thinkingTokens++;
         if (token == special.thinkClose()) {
             thinking = false;
-        } else if (request.thinkingBudget() > 0 && thinkingTokens >= request.thinkingBudget()) {
+            thinkingEnd = outputLength;
+        } else if ((request.thinkingBudget() > 0 && thinkingTokens >= request.thinkingBudget()) || answerWouldNotFit()) {
             // Budget spent without </think>: append Qwen's early-stop text and let the model answer.
             int[] forced = special.earlyStop();
             pending = new int[1 + forced.length];
             pending[0] = token;
             System.arraycopy(forced, 0, pending, 1, forced.length);
-            for (int t : forced) {
-                append(t);
+            int close = lastIndexOf(forced, special.thinkClose());
+            for (int i = 0; i < forced.length; i++) {
+                append(forced[i]);
+                if (i == close) {
+                    thinkingEnd = outputLength;
+                    thinking = false;
+                } else if (i > close) {
+                    onAnswerToken(forced[i]);
+                }
             }
-            thinkingTokens += forced.length;
+            thinkingTokens += close + 1;
             budgetExhausted = true;
             thinking = false;
+            if (thinkingEnd < 0) {
+                thinkingEnd = outputLength;
+            }
         }
     }
 
+    /** With a schema: the early-stop text plus the shortest answer take all that is left. */
+    private boolean answerWouldNotFit() {
+        return constraint != null && limit - outputLength - special.earlyStop().length <= constraint.minTokens();
+    }
+
     private void onAnswerToken(int token) {
+        if (constraint != null) {
+            grammarState = constraint.advance(grammarState, token);
+            if (grammarState < 0) {
+                throw new IllegalStateException("token " + token + " left the JSON schema's grammar"); // masking rules this out
+            }
+        }
         if (answerDecoder == null) {
             return;
         }
@@ -292,25 +381,27 @@ final class Generation {
 
     GenerationResult result() {
         int[] tokens = Arrays.copyOf(output, outputLength);
-        int close = lastIndexOf(tokens, special.thinkClose());
-        int thinkingEnd = close >= 0 ? close + 1 : thinking ? tokens.length : 0;
-        int answerTokens = tokens.length - thinkingEnd;
-        if (answerTokens > 0 && special.stop().contains(tokens[tokens.length - 1])) {
-            answerTokens--;
-        }
+        int end = tokens.length > 0 && special.stop().contains(tokens[tokens.length - 1]) ? tokens.length - 1 : tokens.length;
+        int split = thinkingEnd >= 0 ? Math.min(thinkingEnd, end) : thinking ? end : 0;
         String reasoning = "";
         String answerText = "";
         if (tokenizer != null) {
-            int from = thinkingEnd > 0 && tokens[0] == special.thinkOpen() ? 1 : 0;
-            int to = close >= 0 ? close : thinkingEnd;
+            int from = split > 0 && tokens[0] == special.thinkOpen() ? 1 : 0;
+            int to = split > from && tokens[split - 1] == special.thinkClose() ? split - 1 : split;
             reasoning = ChatTemplate.strip(tokenizer.decode(Arrays.copyOfRange(tokens, from, Math.max(from, to)), true));
-            answerText = ChatTemplate.strip(stoppedByString ? answer.toString() : answer + answerDecoder.flush());
+            answerText = ChatTemplate.strip(stoppedByString ? answer.toString()
+                    : tokenizer.decode(Arrays.copyOfRange(tokens, split, end), true));
         }
         if (labelScores != null) {
             return classification(reasoning, tokens);
         }
-        return new GenerationResult(answerText, reasoning, prompt.length, thinkingEnd, answerTokens,
-                finish == null ? FinishReason.LENGTH : finish, budgetExhausted, request.thinkingBudget(), tokens);
+        FinishReason reason = finish == null ? FinishReason.LENGTH : finish;
+        if (constraint != null && (grammarState < 0 || !constraint.accepting(grammarState))) {
+            // only a request cut short from outside (the context, a cancel) gets here: never call it valid
+            throw new IllegalStateException("the answer ended (" + reason.wireName() + ") before completing the JSON schema");
+        }
+        return new GenerationResult(answerText, reasoning, prompt.length, split, end - split,
+                reason, budgetExhausted, request.thinkingBudget(), tokens);
     }
 
     /** The result of a classification: the labels' softmax over their summed log-probabilities. */

@@ -1,5 +1,6 @@
 package io.flinkqwen3.runtime;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import io.flinkqwen3.tokenizer.ChatMessage;
 import java.util.List;
 
@@ -17,6 +18,15 @@ import java.util.List;
  * the prompt's shared KV cache) and returns {@link GenerationResult#label()} and
  * {@link GenerationResult#labelProbabilities()} (softmax over the sums), no generated answer text.
  * maxTokens then bounds the thinking only; sampling applies to the thinking only.
+ *
+ * <p>jsonSchema: null, or a JSON Schema (JSON text, the subset of {@link JsonSchemaGrammar}) that
+ * the answer must satisfy: decoding is then constrained token by token after the thinking (if any),
+ * and {@link GenerationResult#answer()} is JSON that parses and validates. An unsupported schema,
+ * stop strings together with a schema, or max tokens below what the shortest valid answer needs
+ * are refused by {@link Qwen3Engine#submit} with an IllegalArgumentException.
+ *
+ * <p>tools: function definitions rendered into the system turn by the chat template (messages only;
+ * empty for none), e.g. {@code {"type": "function", "function": {"name": ..., "parameters": ...}}}.
  */
 public record GenerationRequest(
         List<ChatMessage> messages,
@@ -27,6 +37,8 @@ public record GenerationRequest(
         int maxTokens,
         List<String> stopStrings,
         SamplingParams sampling,
+        String jsonSchema,
+        List<JsonNode> tools,
         List<String> labels) {
 
     public static final int UNLIMITED = -1;
@@ -44,7 +56,14 @@ public record GenerationRequest(
         }
         stopStrings = stopStrings == null ? List.of() : List.copyOf(stopStrings);
         messages = messages == null ? null : List.copyOf(messages);
+        tools = tools == null ? List.of() : List.copyOf(tools);
+        if (!tools.isEmpty() && messages == null) {
+            throw new IllegalArgumentException("tools need chat messages (they are rendered by the chat template)");
+        }
         labels = labels == null ? null : Labels.validate(labels);
+        if (labels != null && jsonSchema != null) {
+            throw new IllegalArgumentException("labels and json_schema cannot be combined: a classification generates no answer text");
+        }
     }
 
     /** Whether this request classifies over {@link #labels()} instead of generating an answer. */
@@ -62,7 +81,8 @@ public record GenerationRequest(
     }
 
     public GenerationRequest withThinkingBudget(int budget) {
-        return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, stopStrings, sampling, labels);
+        return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, stopStrings, sampling,
+                jsonSchema, tools, labels);
     }
 
     public static final class Builder {
@@ -74,6 +94,8 @@ public record GenerationRequest(
         private int maxTokens = 512;
         private List<String> stopStrings = List.of();
         private SamplingParams sampling;
+        private String jsonSchema;
+        private List<JsonNode> tools = List.of();
         private List<String> labels;
 
         public Builder messages(List<ChatMessage> m) {
@@ -121,6 +143,18 @@ public record GenerationRequest(
             return this;
         }
 
+        /** A JSON Schema (JSON text) the answer must satisfy; null for free text. */
+        public Builder jsonSchema(String schema) {
+            this.jsonSchema = schema;
+            return this;
+        }
+
+        /** Function definitions for the chat template's system turn. */
+        public Builder tools(List<JsonNode> t) {
+            this.tools = t;
+            return this;
+        }
+
         /** Null (default): free generation; else classify over these labels (validated by {@link Labels#validate}). */
         public Builder labels(List<String> l) {
             this.labels = l;
@@ -129,7 +163,7 @@ public record GenerationRequest(
 
         public GenerationRequest build() {
             return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, thinkingBudget, maxTokens,
-                    stopStrings, sampling, labels);
+                    stopStrings, sampling, jsonSchema, tools, labels);
         }
     }
 }

@@ -20,8 +20,8 @@ import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Continuous batching over every in-flight request. One scheduler thread runs steps; each step is
@@ -38,7 +38,7 @@ import java.util.logging.Logger;
  * <p>Thread-safe: any thread may {@link #submit}; results complete on the scheduler thread.
  */
 public final class Qwen3Engine implements AutoCloseable {
-    private static final Logger LOG = Logger.getLogger(Qwen3Engine.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(Qwen3Engine.class);
     private static final Comparator<Running> EARLIEST_DEADLINE =
             Comparator.comparingLong((Running r) -> r.generation.deadlineNanos).thenComparingLong(r -> r.sequence);
 
@@ -84,9 +84,8 @@ public final class Qwen3Engine implements AutoCloseable {
                 : options.defaultKvCacheTokens(contextLength) * KvBlockPool.bytesPerToken(config, options.kvPrecision());
         this.pool = KvBlockPool.of(config, options.kvPrecision(), kvBytes, options.prefixCaching());
         metrics.kvCache(pool);
-        LOG.info(() -> String.format("KV cache: %d blocks of %d positions, %.1f MB (%s)%s", pool.blocks(),
-                KvBlockPool.BLOCK_TOKENS, pool.byteSize() / 1e6, options.kvPrecision(),
-                options.prefixCaching() ? ", prefix cache on" : ""));
+        LOG.info("KV cache: {} blocks of {} positions, {} MB ({}){}", pool.blocks(), KvBlockPool.BLOCK_TOKENS,
+                pool.byteSize() / 1_000_000, options.kvPrecision(), options.prefixCaching() ? ", prefix cache on" : "");
         this.scheduler = Thread.ofPlatform().daemon().name("qwen3-engine-scheduler").start(this::runSteps);
     }
 
@@ -111,7 +110,7 @@ public final class Qwen3Engine implements AutoCloseable {
             model = Qwen3Model.load(checkpoint, parallel, options.expertShards());
             var loaded = checkpoint;
             var loadedModel = model;
-            LOG.info(() -> String.format("loaded %s (%s, %d layers, %.1f MB%s%s) in %.2f s", location,
+            LOG.info(String.format("loaded %s (%s, %d layers, %.1f MB%s%s) in %.2f s", location,
                     loaded.config().modelType(), loaded.config().numLayers(), loaded.mappedBytes() / 1e6,
                     options.quantize() == null ? " mapped" : " mapped + converted to " + options.quantize(),
                     loaded.config().isMoe() ? ", the experts of each MoE layer in " + loadedModel.expertShards() + " shards" : "",
@@ -170,8 +169,8 @@ public final class Qwen3Engine implements AutoCloseable {
                     .sampling(SamplingParams.greedy()).build(), Long.MAX_VALUE));
         }
         requests.forEach(CompletableFuture::join);
-        LOG.info(() -> String.format("warmed up in %.2f s", (System.nanoTime() - start) / 1e9));
-        KernelCheck.checkOnceInBackground(slow -> LOG.warning(slow::toString));
+        LOG.info(String.format("warmed up in %.2f s", (System.nanoTime() - start) / 1e9));
+        KernelCheck.checkOnceInBackground(slow -> LOG.warn("{}", slow));
     }
 
     public ModelConfig config() {
@@ -209,7 +208,7 @@ public final class Qwen3Engine implements AutoCloseable {
             throw new IllegalArgumentException("this model has no tokenizer.json: send prompt token ids instead of text");
         }
         String text = request.rawPrompt() != null ? request.rawPrompt()
-                : ChatTemplate.render(request.messages(), true, request.thinks());
+                : ChatTemplate.render(request.messages(), request.tools(), true, request.thinks());
         int[] ids = tokenizer.encode(text, contextLength - 1); // a prompt of contextLength tokens leaves no room
         if (ids == null) {
             throw PromptTooLongException.counted(text.length(), request.rawPrompt() == null, contextLength - 1, contextLength,
@@ -264,7 +263,9 @@ public final class Qwen3Engine implements AutoCloseable {
         }
         SamplingParams sampling = request.sampling() != null ? request.sampling()
                 : SamplingParams.recommended(request.thinks(), model.checkpoint().generationConfig(), System.nanoTime());
-        var generation = new Generation(request, prompt, null, special, tokenizer, sampling, System.nanoTime(), deadlineNanos);
+        JsonConstraint constraint = request.jsonSchema() == null ? null : constraint(request);
+        var generation = new Generation(request, prompt, maxPositions, special, tokenizer, sampling, System.nanoTime(), deadlineNanos,
+                constraint);
         if (labels != null) {
             generation.classify(labels, tokenizer.encode("\n\n"));
         }
@@ -319,6 +320,39 @@ public final class Qwen3Engine implements AutoCloseable {
         return Math.min(blocks, MAX_SCRATCH_BLOCKS);
     }
 
+    /**
+     * The request's schema compiled against this engine's vocabulary; compiled schemas (and the
+     * masks they have built) are kept for the {@link #CACHED_SCHEMAS} most recently used schema texts.
+     */
+    private JsonConstraint constraint(GenerationRequest request) {
+        if (tokenizer == null) {
+            throw new IllegalArgumentException("json_schema needs a model with a tokenizer.json");
+        }
+        if (!request.stopStrings().isEmpty()) {
+            throw new IllegalArgumentException("stop strings cannot be combined with json_schema (a stop string would cut the JSON)");
+        }
+        synchronized (schemas) {
+            JsonConstraint c = schemas.get(request.jsonSchema());
+            if (c != null) {
+                return c;
+            }
+        }
+        var c = new JsonConstraint(JsonSchemaGrammar.compile(request.jsonSchema()), tokenizer, special.stop());
+        synchronized (schemas) {
+            schemas.put(request.jsonSchema(), c);
+        }
+        return c;
+    }
+
+    /** Compiled schemas kept by {@link #constraint}. */
+    static final int CACHED_SCHEMAS = 32;
+    private final java.util.Map<String, JsonConstraint> schemas = new java.util.LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(java.util.Map.Entry<String, JsonConstraint> eldest) {
+            return size() > CACHED_SCHEMAS;
+        }
+    };
+
     private void runSteps() {
         try {
             while (!closed) {
@@ -330,7 +364,7 @@ public final class Qwen3Engine implements AutoCloseable {
                     if (closed) {
                         break; // close() stopped the step between two layers
                     }
-                    LOG.log(Level.SEVERE, "engine step failed; failing the requests in it", e);
+                    LOG.error("engine step failed; failing the requests in it", e);
                     active.forEach(r -> {
                         recycle(r.generation.cache);
                         r.result.completeExceptionally(e);
@@ -506,7 +540,11 @@ public final class Qwen3Engine implements AutoCloseable {
             if (r.generation.done()) {
                 active.remove(r);
                 recycle(r.generation.cache);
-                r.result.complete(r.generation.result());
+                try {
+                    r.result.complete(r.generation.result());
+                } catch (RuntimeException e) {
+                    r.result.completeExceptionally(e); // that request's problem, not the batch's
+                }
             }
         }
     }

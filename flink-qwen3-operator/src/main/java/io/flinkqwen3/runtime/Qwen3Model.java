@@ -2,12 +2,17 @@ package io.flinkqwen3.runtime;
 
 import io.flinkqwen3.model.Checkpoint;
 import io.flinkqwen3.model.ModelConfig;
+import io.flinkqwen3.model.ProgressLog;
+import io.flinkqwen3.model.QuantizedCheckpoint;
 import io.flinkqwen3.tensor.Kernels;
 import io.flinkqwen3.tensor.Matrix;
 import io.flinkqwen3.tensor.PackedMatrix;
 import io.flinkqwen3.tensor.Parallel;
 import java.lang.foreign.Arena;
 import java.util.Arrays;
+import java.util.concurrent.atomic.LongAdder;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The Qwen3 decoder, dense (qwen3) and mixture-of-experts (qwen3_moe), as HF modeling_qwen3.py's
@@ -20,6 +25,7 @@ import java.util.Arrays;
  * The weights are read once per batch.
  */
 public final class Qwen3Model implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(Qwen3Model.class);
     /** The most shards the experts of a layer can be split into (as many as kernel threads can be). */
     public static final int MAX_EXPERT_SHARDS = Parallel.MAX_THREADS;
 
@@ -41,12 +47,17 @@ public final class Qwen3Model implements AutoCloseable {
         this.config = checkpoint.config();
         this.parallel = parallel;
         this.expertShards = expertShards;
-        var w = new WeightBinder(checkpoint, parallel, packed);
+        var w = new WeightBinder(checkpoint, parallel, packed, new LongAdder());
         int h = config.hiddenSize();
         embedTokens = w.matrix("model.embed_tokens.weight", config.vocabSize(), h);
         layers = new DecoderLayer[config.numLayers()];
+        // converting (QuantizedCheckpoint converts as it is read) and packing take a while for large models
+        var progress = new ProgressLog(LOG, "loading " + checkpoint.location().getFileName()
+                + (checkpoint instanceof QuantizedCheckpoint q ? " (converting to " + q.target() + ")" : ""),
+                layers.length, ProgressLog.Unit.LAYERS, ProgressLog.Unit.WEIGHTS, 0, ProgressLog.INTERVAL, System::nanoTime);
         for (int l = 0; l < layers.length; l++) {
             layers[l] = DecoderLayer.bind(w, l, config, expertShards, parallel);
+            progress.update(l + 1, w.bound().sum());
         }
         finalNorm = w.vector("model.norm.weight", h);
         lmHead = config.tieWordEmbeddings() && !checkpoint.contains("lm_head.weight")

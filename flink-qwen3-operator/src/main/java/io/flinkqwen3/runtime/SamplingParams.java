@@ -19,19 +19,20 @@ public record SamplingParams(float temperature, int topK, float topP, float minP
     }
 
     /**
-     * Qwen's recommendation for the mode (thinking: T 0.6, top-p 0.95, top-k 20; non-thinking: T 0.7,
-     * top-p 0.8, top-k 20; min-p 0), overridden by what generation_config.json sets for thinking mode.
+     * The defaults of a request that sets no sampling, as transformers takes them from
+     * generation_config.json in either mode: greedy when it says {@code do_sample: false} (or leaves
+     * do_sample out); else its temperature, top_p, top_k and min_p, each falling back to Qwen's
+     * recommendation for the mode when absent (thinking: T 0.6, top-p 0.95, top-k 20; non-thinking:
+     * T 0.7, top-p 0.8, top-k 20; min-p 0).
      */
     public static SamplingParams recommended(boolean thinking, GenerationConfig generation, long seed) {
-        float t = thinking ? 0.6f : 0.7f, p = thinking ? 0.95f : 0.8f;
-        int k = 20;
-        float minP = 0f;
-        if (thinking) {
-            t = generation.temperature() != null ? generation.temperature() : t;
-            p = generation.topP() != null ? generation.topP() : p;
-            k = generation.topK() != null ? generation.topK() : k;
-            minP = generation.minP() != null ? generation.minP() : minP;
+        if (Boolean.FALSE.equals(generation.doSample())) {
+            return greedy().withSeed(seed);
         }
+        float t = generation.temperature() != null ? generation.temperature() : thinking ? 0.6f : 0.7f;
+        float p = generation.topP() != null ? generation.topP() : thinking ? 0.95f : 0.8f;
+        int k = generation.topK() != null ? generation.topK() : 20;
+        float minP = generation.minP() != null ? generation.minP() : 0f;
         return new SamplingParams(t, k, p, minP, 0f, seed);
     }
 

@@ -7,12 +7,14 @@ import io.flinkqwen3.tensor.Matrix;
 import io.flinkqwen3.tensor.PackedMatrix;
 import io.flinkqwen3.tensor.Parallel;
 import java.lang.foreign.Arena;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * Looks tensors up by their transformers names, checks their shapes against what the config
- * implies, and packs the matrices for the kernels into {@code packed}.
+ * implies, and packs the matrices for the kernels into {@code packed}; counts the weights bound
+ * in {@code bound} (for the load's progress).
  */
-record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed) {
+record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed, LongAdder bound) {
     /** A [rows, cols] weight, repacked into the kernels' layout. */
     Matrix matrix(String name, int rows, int cols) {
         Tensor t = checkpoint.tensor(name);
@@ -20,7 +22,9 @@ record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed) {
             throw new ModelFormatException(t.file() + ": tensor '" + name + "' has shape " + t.shapeString()
                     + ", the config implies [" + rows + ", " + cols + "]");
         }
-        return PackedMatrix.pack(Matrix.of(t.type(), t.data(), rows, cols), parallel, packed);
+        Matrix matrix = PackedMatrix.pack(Matrix.of(t.type(), t.data(), rows, cols), parallel, packed);
+        bound.add((long) rows * cols);
+        return matrix;
     }
 
     /** A [size] weight (a norm's scale), copied to fp32. */

@@ -1,12 +1,17 @@
 package io.flinkqwen3.tokenizer;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import java.util.List;
 
 /**
  * Qwen3's chat template (ChatML with think blocks), written out in Java rather than interpreted
- * from Jinja. It follows the template in Qwen3's tokenizer_config.json line by line, without tools:
+ * from Jinja. It follows the template in Qwen3's tokenizer_config.json line by line (goldens
+ * rendered from the real template: src/test/resources/chat-template-goldens.json):
  * <ul>
+ *   <li>with tools, the system turn lists them (each as {@code tojson}, see {@link TemplateJson})
+ *       after the leading system message's content, with Qwen's tool-call instructions;</li>
  *   <li>a leading system message becomes the first turn;</li>
+ *   <li>assistant tool calls become {@code <tool_call>} blocks after the content;</li>
  *   <li>assistant reasoning (a think block in content, or reasoningContent) is kept only for
  *       assistant turns after the last real user query;</li>
  *   <li>tool results are folded into user turns as tool_response blocks;</li>
@@ -21,9 +26,35 @@ public final class ChatTemplate {
 
     private ChatTemplate() {}
 
+    private static final String TOOLS_INTRO = "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+            + "You are provided with function signatures within <tools></tools> XML tags:\n<tools>";
+    private static final String TOOLS_OUTRO = "\n</tools>\n\nFor each function call, return a json object with function name and "
+            + "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+            + "<args-json-object>}\n</tool_call><|im_end|>\n";
+
     public static String render(List<ChatMessage> messages, boolean addGenerationPrompt, boolean enableThinking) {
+        return render(messages, List.of(), addGenerationPrompt, enableThinking);
+    }
+
+    /**
+     * The prompt text for messages and tools (function definitions as the caller sends them, e.g.
+     * {@code {"type": "function", "function": {"name": ..., "parameters": ...}}}; empty for none).
+     */
+    public static String render(List<ChatMessage> messages, List<JsonNode> tools, boolean addGenerationPrompt,
+                                boolean enableThinking) {
         var out = new StringBuilder();
-        if (!messages.isEmpty() && messages.get(0).role().equals("system")) {
+        boolean leadingSystem = !messages.isEmpty() && messages.get(0).role().equals("system");
+        if (tools != null && !tools.isEmpty()) {
+            out.append("<|im_start|>system\n");
+            if (leadingSystem) {
+                out.append(messages.get(0).content()).append("\n\n");
+            }
+            out.append(TOOLS_INTRO);
+            for (JsonNode tool : tools) {
+                out.append('\n').append(TemplateJson.dumps(tool));
+            }
+            out.append(TOOLS_OUTRO);
+        } else if (leadingSystem) {
             out.append("<|im_start|>system\n").append(messages.get(0).content()).append("<|im_end|>\n");
         }
         int lastQueryIndex = lastQueryIndex(messages);
@@ -46,8 +77,7 @@ public final class ChatTemplate {
                         out.append("<|im_end|>\n");
                     }
                 }
-                default -> throw new IllegalArgumentException("unknown chat role '" + m.role()
-                        + "' (expected system, user, assistant or tool)");
+                default -> { } // the template renders only the roles it knows
             }
         }
         if (addGenerationPrompt) {
@@ -93,7 +123,35 @@ public final class ChatTemplate {
         } else {
             out.append(content);
         }
+        for (int i = 0; i < m.toolCalls().size(); i++) {
+            if (i > 0 || !content.isEmpty()) {
+                out.append('\n');
+            }
+            JsonNode call = m.toolCalls().get(i);
+            if (truthy(call.get("function"))) {
+                call = call.get("function");
+            }
+            JsonNode name = call.path("name"), arguments = call.path("arguments");
+            out.append("<tool_call>\n{\"name\": \"").append(name.isTextual() ? name.textValue() : name.isMissingNode() ? "" : name.toString())
+                    .append("\", \"arguments\": ")
+                    .append(arguments.isTextual() ? arguments.textValue() : TemplateJson.dumps(arguments))
+                    .append("}\n</tool_call>");
+        }
         out.append("<|im_end|>\n");
+    }
+
+    /** Jinja's truth: absent, null, false, 0, "" and empty containers are false. */
+    private static boolean truthy(JsonNode v) {
+        if (v == null || v.isNull() || v.isMissingNode()) {
+            return false;
+        }
+        if (v.isBoolean()) {
+            return v.booleanValue();
+        }
+        if (v.isNumber()) {
+            return v.doubleValue() != 0;
+        }
+        return v.isTextual() ? !v.textValue().isEmpty() : !v.isContainerNode() || !v.isEmpty();
     }
 
     /** Python's str.lstrip('\n'). */

@@ -52,6 +52,7 @@ public final class Qwen3Tokenizer {
     private final WordCache wordCache = new WordCache(CACHE_GENERATION_ENTRIES);
     /** The longest token in characters: byte-level symbols (one per byte) or an added token's text. */
     private final int longestToken;
+    private volatile TokenTrie trie;
 
     /**
      * Builds a tokenizer from its vocabulary, merges (in rank order) and added tokens. Throws
@@ -532,6 +533,32 @@ public final class Qwen3Tokenizer {
         if (!ByteLevel.decode(idToToken[id], out)) {
             out.writeBytes(idToToken[id].getBytes(StandardCharsets.UTF_8));
         }
+    }
+
+    /**
+     * The bytes of an ordinary vocabulary token (its byte-level spelling decoded), or null for an
+     * added token (special or not: {@code <think>}, {@code <|im_end|>} ...) and for ids without a token.
+     */
+    public byte[] ordinaryTokenBytes(int id) {
+        if (id < 0 || id >= idToToken.length || idToToken[id] == null || addedById[id] != null) {
+            return null;
+        }
+        var out = new ByteArrayOutputStream(idToToken[id].length());
+        return ByteLevel.decode(idToToken[id], out) ? out.toByteArray() : null;
+    }
+
+    /** The byte trie of the ordinary tokens, built on first use (for constrained decoding). */
+    public TokenTrie trie() {
+        TokenTrie t = trie;
+        if (t == null) {
+            synchronized (this) {
+                if (trie == null) {
+                    trie = TokenTrie.of(this);
+                }
+                t = trie;
+            }
+        }
+        return t;
     }
 
     public StreamingDecoder streamingDecoder(boolean skipSpecial) {

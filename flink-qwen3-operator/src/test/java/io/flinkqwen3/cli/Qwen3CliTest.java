@@ -21,12 +21,15 @@ import org.junit.jupiter.api.io.TempDir;
 class Qwen3CliTest {
     static final ObjectMapper JSON = new ObjectMapper();
 
-    record Run(int code, String out) {}
+    /** Exit code, stdout and stderr of one command line. */
+    record Run(int code, String out, String err) {}
 
     static Run run(String... args) {
-        var bytes = new ByteArrayOutputStream();
-        int code = new Qwen3Cli(new PrintStream(bytes, true, StandardCharsets.UTF_8)).run(args);
-        return new Run(code, bytes.toString(StandardCharsets.UTF_8));
+        var out = new ByteArrayOutputStream();
+        var err = new ByteArrayOutputStream();
+        int code = new Qwen3Cli(new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8))
+                .run(args);
+        return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     }
 
     static String csv(int[] ids) {
@@ -52,6 +55,43 @@ class Qwen3CliTest {
             assertEquals(0, r.code());
             assertEquals(c.path("text").asText(), r.out(), c.path("name").asText());
         }
+    }
+
+    @Test
+    void renderWithToolsAndToolCallsEqualsTheRealTemplate(@TempDir Path dir) throws Exception {
+        JsonNode goldens = JSON.readTree(Path.of("src/test/resources/chat-template-goldens.json").toFile());
+        int rendered = 0;
+        for (JsonNode c : goldens.path("cases")) {
+            boolean lastIsAssistant = c.path("messages").get(c.path("messages").size() - 1).path("role").asText().equals("assistant");
+            if (c.path("add_generation_prompt").asBoolean() == lastIsAssistant || c.path("tools").isNull()) {
+                continue; // the CLI adds the generation prompt unless the last turn is the assistant's; the rest: ChatTemplateGoldenTest
+            }
+            Path messages = Files.writeString(dir.resolve("messages.json"), c.path("messages").toString());
+            Path tools = Files.writeString(dir.resolve("tools.json"), c.path("tools").isNull() ? "[]" : c.path("tools").toString());
+            var args = new java.util.ArrayList<>(java.util.List.of("render", "--model", Fixtures.DENSE.toString(),
+                    "--messages", messages.toString(), "--tools", tools.toString()));
+            if (!c.path("enable_thinking").asBoolean()) {
+                args.add("--no-thinking");
+            }
+            Run r = run(args.toArray(String[]::new));
+            assertEquals(0, r.code(), r.err());
+            assertEquals(c.path("rendered").asText(), r.out(), c.path("name").asText());
+            rendered++;
+        }
+        assertTrue(rendered >= 3, "cases rendered: " + rendered);
+    }
+
+    @Test
+    void generateWithAJsonSchemaPrintsJsonThatValidates(@TempDir Path dir) throws Exception {
+        Path schema = Path.of("src/test/resources/schemas/person.json");
+        Run r = run("generate", "--model", Fixtures.DENSE.toString(), "--prompt", "Describe a person.", "--no-thinking",
+                "--max-tokens", "48", "--seed", "1", "--threads", "2", "--json-schema", schema.toString());
+        assertEquals(0, r.code(), r.err());
+        assertEquals(null, io.flinkqwen3.testing.SchemaCheck.problem(Files.readString(schema), r.out().strip()), r.out());
+        Path unsupported = Files.writeString(dir.resolve("bad.json"), "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"date\"}}}");
+        Run bad = run("generate", "--model", Fixtures.DENSE.toString(), "--prompt", "x", "--json-schema", unsupported.toString());
+        assertEquals(1, bad.code());
+        assertTrue(bad.err().contains("json_schema /properties/a: type \"date\" is not supported"), bad.err());
     }
 
     @Test
@@ -81,7 +121,7 @@ class Qwen3CliTest {
         var ref = new Fixtures.Reference(Fixtures.DENSE.resolve("reference.safetensors"));
         Run r = run("generate", "--model", Fixtures.DENSE.toString(), "--tokens", csv(ref.ints("p2.ids")),
                 "--temperature", "0", "--max-tokens", "24", "--threads", "2", "--json");
-        assertEquals(0, r.code(), r.out());
+        assertEquals(0, r.code(), r.err());
         JsonNode json = JSON.readTree(r.out());
         int[] tokens = new int[json.get("output_tokens").size()];
         Arrays.setAll(tokens, i -> json.get("output_tokens").get(i).asInt());
@@ -95,7 +135,7 @@ class Qwen3CliTest {
     void generateFromAPromptWithABudget() throws Exception {
         Run r = run("generate", "--model", Fixtures.MOE.toString(), "--prompt", "What is 2+2?", "--thinking-budget", "0",
                 "--max-tokens", "5", "--seed", "3", "--json");
-        assertEquals(0, r.code(), r.out());
+        assertEquals(0, r.code(), r.err());
         JsonNode json = JSON.readTree(r.out());
         assertEquals(0, json.get("thinking_budget").asInt());
         assertEquals(0, json.get("thinking_tokens").asInt());

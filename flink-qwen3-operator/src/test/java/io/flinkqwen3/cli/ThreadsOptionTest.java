@@ -5,9 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.flinkqwen3.tensor.Parallel;
 import io.flinkqwen3.testing.Fixtures;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import org.junit.jupiter.api.Test;
 
 /** --threads beyond what the machine can use is a usage error, before anything is loaded or started. */
@@ -26,21 +23,14 @@ class ThreadsOptionTest {
                 String[] args = java.util.Arrays.copyOf(command, command.length + 2);
                 args[command.length] = "--threads";
                 args[command.length + 1] = threads;
-                var err = new ByteArrayOutputStream();
-                PrintStream saved = System.err;
-                int code;
-                System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-                try {
-                    code = Qwen3CliTest.run(args).code();
-                } finally {
-                    System.setErr(saved);
-                }
-                String message = err.toString(StandardCharsets.UTF_8);
-                assertEquals(2, code, command[0] + " --threads " + threads + ": " + message);
-                assertTrue(message.startsWith("qwen3: --threads must be between 1 and " + max + " (4 per available processor, "
+                var run = Qwen3CliTest.run(args);
+                String message = run.err();
+                assertEquals(2, run.code(), command[0] + " --threads " + threads + ": " + message);
+                assertTrue(message.startsWith("qwen3 " + command[0] + ": --threads must be between 1 and " + max + " (4 per available processor, "
                         + Runtime.getRuntime().availableProcessors() + " here, at most 256), got " + threads + "\n"),
                         command[0] + ": " + message);
-                assertTrue(!message.contains("loaded") && !message.contains("downloading"), "refused before loading: " + message);
+                assertTrue(message.indexOf('\n') == message.indexOf("\n\nUsage: qwen3 " + command[0]),
+                        "refused before loading, the usage follows at once: " + message);
             }
         }
     }

@@ -54,7 +54,7 @@ final class PoisonPills {
         p.add(new Pill("avro-negative-length", concat(new byte[] {2}, varint(-5)), "field 'id': negative string length -5", false));
         p.add(new Pill("avro-union-branch", new byte[] {0x0E, 0, 0}, "field 'id': union branch 7 does not exist", false));
         byte[] good = RecordCodec.encodePromptAvro(PromptRecord.of("avro-truncated", "a prompt cut in half"));
-        p.add(new Pill("avro-truncated", Arrays.copyOf(good, good.length - 12),
+        p.add(new Pill("avro-truncated", Arrays.copyOf(good, good.length - 14),
                 "field 'prompt': string of 20 bytes, but only 17 bytes are left", false));
         p.add(new Pill("avro-trailing", concat(RecordCodec.encodePromptAvro(PromptRecord.of("avro-trailing", "hi")), new byte[] {0, 0}),
                 "bytes, but the record ends after", false));
@@ -81,7 +81,17 @@ final class PoisonPills {
         // structure and values
         p.add(json("message-null", "\"messages\":[null]", "messages[0] is null, but the schema requires a ChatTurn"));
         p.add(json("role-null", "\"messages\":[{\"role\":null,\"content\":\"x\"}]", "messages[0].role is null"));
-        p.add(json("role-robot", "\"messages\":[{\"role\":\"robot\",\"content\":\"x\"}]", "message role 'robot' (messages[0].role) is not one of"));
+        p.add(json("tool-call-without-name", "\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
+                + "\"content\":null,\"tool_calls\":[{\"type\":\"function\",\"function\":{\"arguments\":{}}}]}]",
+                "messages[1].tool_calls[0].function.name is missing, expected a string"));
+        p.add(json("tool-call-not-json", "\"messages\":[{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[\"{oops\"]}]",
+                "messages[0].tool_calls[0] is not JSON"));
+        p.add(json("tools-not-object", "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[3]",
+                "tools[0] is '3', expected a JSON object (a function definition)"));
+        p.add(json("tools-with-prompt", "\"prompt\":\"x\",\"tools\":[{\"type\":\"function\"}]", "tools need 'messages'"));
+        p.add(json("schema-unsupported", "\"prompt\":\"x\",\"json_schema\":{\"type\":\"object\",\"properties\":{\"a\":"
+                + "{\"type\":\"string\",\"pattern\":\"^x\"}}}", "json_schema /properties/a: keyword 'pattern' is not supported"));
+        p.add(json("schema-not-json", "\"prompt\":\"x\",\"json_schema\":\"{\\\"type\\\":\"", "json_schema is not JSON"));
         p.add(json("prompt-and-messages", "\"prompt\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]", "give either 'prompt' or 'messages'"));
         p.add(json("no-prompt", "\"sla_ms\":100", "missing prompt"));
         p.add(json("blank-prompt", "\"prompt\":\" \\n\"", "missing prompt"));
@@ -107,7 +117,10 @@ final class PoisonPills {
         p.add(option("presence-penalty-huge", "presence_penalty", "1e38", "option 'presence_penalty' must be between -2 and 2"));
         p.add(option("stop-empty", "stop", "", "option 'stop' contains an empty stop string"));
         p.add(option("stop-empty-among", "stop", "\\u001fEND", "option 'stop' contains an empty stop string"));
-        // only the engine can tell: the prompt does not fit the context
+        // only the engine can tell: the prompt does not fit the context; the answer the schema needs does not fit max_tokens
+        p.add(new Pill("schema-max-tokens", bytes("{\"id\":\"schema-max-tokens\",\"prompt\":\"x\",\"thinking_budget\":0,"
+                + "\"max_tokens\":3,\"json_schema\":{\"type\":\"object\",\"properties\":{\"ok\":{\"type\":\"boolean\"}},"
+                + "\"required\":[\"ok\"]}}"), "max_tokens 3 is too small for the JSON schema", true));
         p.add(new Pill("prompt-too-long", bytes("{\"id\":\"prompt-too-long\",\"prompt\":\"" + "word ".repeat(400) + "\"}"),
                 "context length is", true));
         return p;
@@ -132,6 +145,13 @@ final class PoisonPills {
         g.add(goodJson("good-stop", "\"prompt\":\"hi\",\"options\":{\"stop\":\"a\\u001fb\"}"));
         g.add(goodJson("good-surrogate", "\"prompt\":\"\\ud800 lone surrogate\""));
         g.add(goodJson("good-null-fields", "\"prompt\":\"hi\",\"options\":null,\"attributes\":null,\"messages\":null"));
+        g.add(goodJson("good-unknown-role", "\"messages\":[{\"role\":\"robot\",\"content\":\"x\"},{\"role\":\"user\",\"content\":\"hi\"}]"));
+        g.add(goodJson("good-tools", "\"max_tokens\":4,\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
+                + "\"parameters\":{\"type\":\"object\",\"properties\":{}}}}],\"messages\":[{\"role\":\"user\",\"content\":\"call f\"},"
+                + "{\"role\":\"assistant\",\"content\":null,\"reasoning_content\":\"use f\",\"tool_calls\":[{\"type\":\"function\","
+                + "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"content\":\"42\"}]"));
+        g.add(goodJson("good-json-schema", "\"prompt\":\"ok?\",\"thinking_budget\":0,\"max_tokens\":24,\"json_schema\":"
+                + "{\"type\":\"object\",\"properties\":{\"ok\":{\"type\":\"boolean\"}},\"required\":[\"ok\"]}"));
         var avro = PromptRecord.of("good-avro-extremes", null);
         avro.messages = List.of(new ChatTurn("system", ""), new ChatTurn("user", "hi"));
         avro.slaMs = Long.MAX_VALUE;

@@ -60,7 +60,7 @@ class GenerationTest {
     }
 
     @Test
-    void thinkingIsSplitFromTheAnswerAtTheLastThinkTag() {
+    void thinkingIsSplitFromTheAnswerAtTheThinkTagThatEndsIt() {
         var g = start(GenerationRequest.builder().user("hi").maxTokens(100).build());
         int[] thought = concat(new int[] {151667}, ids("\nTwo plus two.\n"), new int[] {151668});
         emit(g, concat(thought, ids("\n\nFour."), new int[] {151645}));
@@ -140,5 +140,71 @@ class GenerationTest {
         assertEquals("Four.", r.answer());
         assertEquals("", r.reasoning());
         assertEquals(0, r.thinkingTokens());
+    }
+
+    /**
+     * Each output token is on exactly one side (the final end-of-turn token on neither), and each
+     * text is the decoding of its side's tokens (think tags that delimit the block aside).
+     */
+    static void assertPartition(GenerationResult r) {
+        int[] t = r.outputTokens();
+        int end = t.length > 0 && special.stop().contains(t[t.length - 1]) ? t.length - 1 : t.length;
+        assertEquals(end, r.thinkingTokens() + r.answerTokens(), "every token on exactly one side");
+        int split = r.thinkingTokens();
+        int from = split > 0 && t[0] == special.thinkOpen() ? 1 : 0;
+        int to = split > from && t[split - 1] == special.thinkClose() ? split - 1 : split;
+        assertEquals(tokenizer.decode(Arrays.copyOfRange(t, from, to), true).strip(), r.reasoning().strip());
+        assertEquals(tokenizer.decode(Arrays.copyOfRange(t, split, end), true).strip(), r.answer().strip());
+    }
+
+    @Test
+    void aStrayThinkCloseInTheAnswerStaysInTheAnswer() {
+        var g = start(GenerationRequest.builder().user("hi").maxTokens(100).build());
+        int[] thought = concat(new int[] {151667}, ids("\nhmm\n"), new int[] {151668});
+        int[] answer = concat(ids("\n\nFour"), new int[] {151668}, ids(" really"));
+        emit(g, concat(thought, answer, new int[] {151645}));
+        GenerationResult r = g.result();
+        assertEquals("hmm", r.reasoning());
+        assertEquals("Four</think> really", r.answer());
+        assertEquals(thought.length, r.thinkingTokens());
+        assertEquals(answer.length, r.answerTokens());
+        assertPartition(r);
+    }
+
+    @Test
+    void aSecondThinkOpenIsPartOfTheReasoning() {
+        var g = start(GenerationRequest.builder().user("hi").maxTokens(100).build());
+        int[] thought = concat(new int[] {151667}, ids("a"), new int[] {151667}, ids("b"), new int[] {151668});
+        emit(g, concat(thought, ids("\n\nc"), new int[] {151645}));
+        GenerationResult r = g.result();
+        assertEquals("a<think>b", r.reasoning());
+        assertEquals("c", r.answer());
+        assertEquals(thought.length, r.thinkingTokens());
+        assertPartition(r);
+    }
+
+    @Test
+    void anEndOfTurnInsideTheThinkBlockLeavesNoAnswer() {
+        var g = start(GenerationRequest.builder().user("hi").maxTokens(100).build());
+        int[] thought = concat(new int[] {151667}, ids(" unfinished thought"));
+        emit(g, concat(thought, new int[] {151645}));
+        GenerationResult r = g.result();
+        assertEquals(thought.length, r.thinkingTokens(), "the end token is not thinking");
+        assertEquals(0, r.answerTokens());
+        assertEquals("", r.answer());
+        assertEquals(" unfinished thought", r.reasoning());
+        assertPartition(r);
+    }
+
+    @Test
+    void aBudgetCutGivesTheTextAfterTheInsertedThinkCloseToTheAnswer() {
+        var g = start(GenerationRequest.builder().user("hi").thinkingBudget(3).maxTokens(100).build());
+        emit(g, Arrays.copyOf(concat(new int[] {151667}, ids(" x y z w")), 3));
+        emit(g, concat(ids("Done"), new int[] {151645}));
+        GenerationResult r = g.result();
+        assertTrue(r.budgetExhausted());
+        assertEquals("Done", r.answer());
+        assertEquals(ids("\n\nDone").length, r.answerTokens(), "the early-stop text's trailing newlines and the answer");
+        assertPartition(r);
     }
 }

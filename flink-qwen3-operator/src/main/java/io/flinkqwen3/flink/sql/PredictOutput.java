@@ -4,34 +4,49 @@ import io.flinkqwen3.runtime.GenerationResult;
 import java.io.Serializable;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
 import java.util.function.Function;
+import java.util.function.ToIntFunction;
+import org.apache.flink.table.api.DataTypes;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.types.DataType;
+import org.apache.flink.table.types.logical.LogicalType;
 import org.apache.flink.table.types.logical.LogicalTypeFamily;
 
-/** Builds ML_PREDICT output rows from a generation result, column by column, by column name. */
+/** Builds ML_PREDICT output rows from a row's outcome, column by column, by column name. */
 final class PredictOutput implements Serializable {
     private static final long serialVersionUID = 1L;
 
     enum Field {
-        ANSWER(LogicalTypeFamily.CHARACTER_STRING, r -> StringData.fromString(r.answer())),
-        REASONING(LogicalTypeFamily.CHARACTER_STRING, r -> StringData.fromString(r.reasoning())),
-        FINISH_REASON(LogicalTypeFamily.CHARACTER_STRING, r -> StringData.fromString(r.finishReason().wireName())),
-        PROMPT_TOKENS(LogicalTypeFamily.INTEGER_NUMERIC, GenerationResult::promptTokens),
-        THINKING_TOKENS(LogicalTypeFamily.INTEGER_NUMERIC, GenerationResult::thinkingTokens),
-        ANSWER_TOKENS(LogicalTypeFamily.INTEGER_NUMERIC, GenerationResult::answerTokens);
+        ANSWER(DataTypes.STRING(), o -> text(o, GenerationResult::answer)),
+        REASONING(DataTypes.STRING(), o -> text(o, GenerationResult::reasoning)),
+        FINISH_REASON(DataTypes.STRING(), o -> StringData.fromString(o.finishReason())),
+        PROMPT_TOKENS(DataTypes.INT(), o -> count(o, GenerationResult::promptTokens)),
+        THINKING_TOKENS(DataTypes.INT(), o -> count(o, GenerationResult::thinkingTokens)),
+        ANSWER_TOKENS(DataTypes.INT(), o -> count(o, GenerationResult::answerTokens)),
+        THINKING_BUDGET(DataTypes.INT(), RowPredictor.Outcome::thinkingBudget),
+        LATENCY_MS(DataTypes.BIGINT(), RowPredictor.Outcome::latencyMs),
+        SLA_MET(DataTypes.BOOLEAN(), RowPredictor.Outcome::slaMet);
 
-        private final LogicalTypeFamily family;
-        private final Function<GenerationResult, Object> value;
+        private final DataType type;
+        private final Function<RowPredictor.Outcome, Object> value;
 
-        Field(LogicalTypeFamily family, Function<GenerationResult, Object> value) {
-            this.family = family;
+        Field(DataType type, Function<RowPredictor.Outcome, Object> value) {
+            this.type = type;
             this.value = value;
         }
 
-        LogicalTypeFamily family() {
-            return family;
+        /** The SQL type a column of this name must have (strings: any character string type). */
+        DataType type() {
+            return type;
+        }
+
+        boolean accepts(LogicalType declared) {
+            LogicalType expected = type.getLogicalType();
+            return expected.is(LogicalTypeFamily.CHARACTER_STRING) ? declared.is(LogicalTypeFamily.CHARACTER_STRING)
+                    : declared.copy(true).equals(expected.copy(true));
         }
 
         static Field named(String column) {
@@ -39,7 +54,15 @@ final class PredictOutput implements Serializable {
         }
 
         static List<String> names() {
-            return Arrays.stream(values()).map(f -> f.name().toLowerCase(java.util.Locale.ROOT)).toList();
+            return Arrays.stream(values()).map(f -> f.name().toLowerCase(Locale.ROOT)).toList();
+        }
+
+        private static Object text(RowPredictor.Outcome o, Function<GenerationResult, String> field) {
+            return o.result() == null ? null : StringData.fromString(field.apply(o.result()));
+        }
+
+        private static Object count(RowPredictor.Outcome o, ToIntFunction<GenerationResult> field) {
+            return o.result() == null ? 0 : field.applyAsInt(o.result());
         }
     }
 
@@ -51,21 +74,13 @@ final class PredictOutput implements Serializable {
 
     /** A row for input that cannot be answered: null texts, zero counts, finish_reason "error: ...". */
     RowData errorRow(String reason) {
-        var row = new GenericRowData(fields.length);
-        for (int i = 0; i < fields.length; i++) {
-            row.setField(i, switch (fields[i]) {
-                case FINISH_REASON -> StringData.fromString("error: " + reason);
-                case ANSWER, REASONING -> null;
-                default -> 0;
-            });
-        }
-        return row;
+        return row(new RowPredictor.Outcome(null, "error: " + reason, 0, null, 0));
     }
 
-    RowData row(GenerationResult result) {
+    RowData row(RowPredictor.Outcome outcome) {
         var row = new GenericRowData(fields.length);
         for (int i = 0; i < fields.length; i++) {
-            row.setField(i, fields[i].value.apply(result));
+            row.setField(i, fields[i].value.apply(outcome));
         }
         return row;
     }

@@ -1,11 +1,13 @@
 package io.flinkqwen3.flink.sql;
 
 import io.flinkqwen3.flink.Qwen3Options;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.table.api.ValidationException;
+import org.apache.flink.table.api.config.ExecutionConfigOptions;
 import org.apache.flink.table.catalog.Column;
 import org.apache.flink.table.catalog.ResolvedSchema;
 import org.apache.flink.table.factories.FactoryUtil;
@@ -22,8 +24,8 @@ import org.apache.flink.table.types.logical.LogicalTypeFamily;
  * SELECT id, answer FROM ML_PREDICT(TABLE reviews, MODEL classifier, DESCRIPTOR(text));
  * </pre>
  *
- * The input is one string column (the user message). Output columns are chosen by name:
- * answer, reasoning, finish_reason (strings), prompt_tokens, thinking_tokens, answer_tokens (ints).
+ * The input is one string column (the user message). Options: every {@link Qwen3Options} option but {@link Qwen3Options#DATASTREAM_ONLY} (docs/options.md). Output
+ * columns are chosen by name ({@link PredictOutput.Field}).
  */
 public final class Qwen3ModelProviderFactory implements ModelProviderFactory {
     public static final String IDENTIFIER = "qwen3";
@@ -40,20 +42,17 @@ public final class Qwen3ModelProviderFactory implements ModelProviderFactory {
 
     @Override
     public Set<ConfigOption<?>> optionalOptions() {
-        return Set.of(Qwen3Options.THREADS, Qwen3Options.QUANTIZE, Qwen3Options.MAX_CONTEXT, Qwen3Options.MAX_BATCH_SEQUENCES,
-                Qwen3Options.DEFAULT_MAX_TOKENS, Qwen3Options.THINKING_BUDGET, Qwen3Options.TEMPERATURE, Qwen3Options.TOP_P,
-                Qwen3Options.TOP_K, Qwen3Options.PRESENCE_PENALTY);
+        var optional = new HashSet<>(Qwen3SqlOptions.options());
+        optional.remove(Qwen3Options.MODEL);
+        return optional;
     }
 
     @Override
     public ModelProvider createModelProvider(Context context) {
-        var helper = FactoryUtil.createModelProviderFactoryHelper(this, context);
-        helper.validate();
-        var options = new Configuration();
-        context.getCatalogModel().getOptions().forEach(options::setString);
         String model = context.getObjectIdentifier().asSummaryString();
+        Configuration options;
         try {
-            Qwen3Options.validate(options);
+            options = Qwen3SqlOptions.parse(context.getCatalogModel().getOptions(), FactoryUtil.PROVIDER.key());
         } catch (IllegalArgumentException e) {
             throw new ValidationException("model " + model + ": " + e.getMessage(), e);
         }
@@ -70,11 +69,12 @@ public final class Qwen3ModelProviderFactory implements ModelProviderFactory {
                 throw new ValidationException("model " + model + ": OUTPUT column '" + c.getName() + "' is not one of "
                         + PredictOutput.Field.names());
             }
-            if (!c.getDataType().getLogicalType().is(field.family())) {
+            if (!field.accepts(c.getDataType().getLogicalType())) {
                 throw new ValidationException("model " + model + ": OUTPUT column '" + c.getName() + "' must be "
-                        + (field.family() == LogicalTypeFamily.CHARACTER_STRING ? "STRING" : "INT") + ", got " + c.getDataType());
+                        + field.type() + ", got " + c.getDataType());
             }
         }
-        return new Qwen3ModelProvider(options, outputs);
+        return new Qwen3ModelProvider(options, outputs,
+                context.getConfiguration().get(ExecutionConfigOptions.TABLE_EXEC_ASYNC_ML_PREDICT_TIMEOUT));
     }
 }

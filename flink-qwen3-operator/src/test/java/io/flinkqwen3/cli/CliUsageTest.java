@@ -1,0 +1,109 @@
+package io.flinkqwen3.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.flinkqwen3.cli.Qwen3CliTest.Run;
+import io.flinkqwen3.testing.Fixtures;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * What a user sees at the command line before any model is loaded: help on stdout with exit 0,
+ * usage errors on stderr with exit 2 naming the option and what it expects, listing the valid ones.
+ */
+class CliUsageTest {
+    static final String[] COMMANDS = {"generate", "tokenize", "render", "logits", "bench", "synth"};
+
+    private static Run run(String... args) {
+        return Qwen3CliTest.run(args);
+    }
+
+    private static void assertUsageError(Run r, String... expected) {
+        assertEquals(2, r.code(), r.err());
+        assertEquals("", r.out(), "nothing on stdout for a usage error");
+        for (String e : expected) {
+            assertTrue(r.err().contains(e), "expected '" + e + "' in:\n" + r.err());
+        }
+        assertTrue(r.err().contains("Usage: qwen3"), "the usage follows the message:\n" + r.err());
+    }
+
+    @Test
+    void helpGoesToStdoutWithExitZero() {
+        Run top = run("--help");
+        assertEquals(0, top.code());
+        assertEquals("", top.err());
+        for (String command : COMMANDS) {
+            assertTrue(top.out().contains(command), command + " listed in:\n" + top.out());
+            for (String[] form : new String[][] {{command, "--help"}, {"help", command}, {command, "-h"}}) {
+                Run r = run(form);
+                assertEquals(0, r.code(), String.join(" ", form) + ": " + r.err());
+                assertTrue(r.out().startsWith("Usage: qwen3 " + command), String.join(" ", form) + ":\n" + r.out());
+                assertEquals("", r.err());
+            }
+        }
+        assertTrue(run("generate", "--help").out().contains("--max-tokens=N"));
+    }
+
+    @Test
+    void noCommandIsAUsageError() {
+        assertUsageError(run(), "qwen3: a command is required");
+        assertUsageError(run("frobnicate"), "Unmatched argument at index 0: 'frobnicate'");
+    }
+
+    @Test
+    void unknownOptionsAreRejectedWithTheValidOnes() {
+        Run r = run("generate", "--model", "m", "--prompt", "2", "--max-token", "4");
+        assertUsageError(r, "qwen3 generate: Unknown options: '--max-token', '4'", "Possible solutions: --max-tokens",
+                "--thinking-budget=N", "--temperature=T");
+    }
+
+    @Test
+    void badValuesNameTheOptionAndWhatItExpects() {
+        String model = Fixtures.DENSE.toString();
+        assertUsageError(run("bench", "--model", model, "--batch", "1,x"), "qwen3 bench: Invalid value for option '--batch'",
+                "'x' is not an integer (expected comma-separated integers such as 1,4,16)");
+        assertUsageError(run("bench", "--model", model, "--batch", "1,0"),
+                "--batch expects comma-separated batch sizes from 1 to 1024 (e.g. 1,4,16), got 0");
+        assertUsageError(run("generate", "--model", model, "--prompt", "hi", "--temperature", "NaN"),
+                "qwen3 generate: --temperature expects a number from 0 (greedy) to 100, got NaN");
+        assertUsageError(run("generate", "--model", model, "--prompt", "hi", "--max-tokens", "0"),
+                "--max-tokens expects a positive token count, got 0");
+        assertUsageError(run("generate", "--model", model, "--prompt", "hi", "--quantize", "q5"),
+                "Invalid value for option '--quantize'", "unknown quantization 'q5' (supported: q8_0, q4_0)");
+        assertUsageError(run("generate", "--model", model, "--prompt", "hi", "--tokens", "1"), "mutually exclusive");
+        assertUsageError(run("generate", "--model", model), "Missing required argument", "--prompt=TEXT", "--tokens=IDS");
+        assertUsageError(run("logits", "--model", model, "--tokens", "1,two"), "Invalid value for option '--tokens'", "'two' is not an integer");
+        assertUsageError(run("synth", "--shape", "qwen3-1b", "--out", "/nonexistent"),
+                "--shape expects one of qwen3-0.6b, qwen3-8b, qwen3-30b-a3b, got 'qwen3-1b'");
+    }
+
+    @Test
+    void aPromptForAModelWithoutTokenizerIsRefusedBeforeLoading(@TempDir Path dir) throws Exception {
+        // the layout 'qwen3 synth' writes without --tokenizer: config and weights only
+        for (String f : new String[] {"config.json", "model.safetensors"}) {
+            Files.createSymbolicLink(dir.resolve(f), Fixtures.MOE.resolve(f).toAbsolutePath());
+        }
+        Run r = run("generate", "--model", dir.toString(), "--prompt", "hi");
+        assertUsageError(r, dir + " has no tokenizer.json, so it takes --tokens IDS, not --prompt");
+    }
+
+    @Test
+    void synthSaysUpFrontThatWithoutTokenizerTheModelTakesTokenIdsOnly(@TempDir Path dir) throws Exception {
+        Path out = Files.createFile(dir.resolve("file")).resolve("m"); // cannot be created: nothing is written
+        Run r = run("synth", "--shape", "qwen3-0.6b", "--layers", "1", "--out", out.toString(), "--threads", "1");
+        assertTrue(r.err().startsWith("synth: no --tokenizer: " + out + " will take token ids (--tokens), not --prompt\n"), r.err());
+        assertEquals(1, r.code(), r.err());
+        assertTrue(r.err().contains("qwen3 synth: cannot write " + out), r.err());
+    }
+
+    @Test
+    void renderSaysWhenTheMessagesFileDoesNotExist(@TempDir Path dir) {
+        Run r = run("render", "--model", Fixtures.DENSE.toString(), "--messages", dir.resolve("chat.json").toString());
+        assertEquals(1, r.code());
+        assertEquals("qwen3 render: " + dir.resolve("chat.json") + ": no such file (--messages expects a JSON file of chat turns)\n",
+                r.err());
+    }
+}
