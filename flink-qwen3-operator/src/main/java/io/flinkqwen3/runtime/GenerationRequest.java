@@ -76,6 +76,12 @@ public record GenerationRequest(
         return enableThinking && thinkingBudget != 0;
     }
 
+    /** This request with other sampling settings (null: Qwen's recommendation for the mode). */
+    public GenerationRequest withSampling(SamplingParams s) {
+        return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, thinkingBudget, maxTokens, stopStrings, s,
+                jsonSchema, tools, labels);
+    }
+
     public static Builder builder() {
         return new Builder();
     }
