@@ -70,7 +70,7 @@ public final class ClassifyExample implements Callable<Integer> {
         }
         var options = new Configuration();
         options.set(Qwen3Options.MODEL, flags.model);
-        options.set(Qwen3Options.DEFAULT_MAX_TOKENS, 16);
+        options.set(Qwen3Options.DEFAULT_MAX_TOKENS, 32); // the shortest {"label": ...} takes about 18 tokens
         var outcomes = LocalRun.operator("classify", messages, options, out, c -> {
             var line = new LinkedHashMap<String, Object>();
             line.put("id", c.id);

@@ -167,6 +167,7 @@ class ReadmeTest {
                 case "examples/bin/classify" -> new ClassifyExample(System.out);
                 case "examples/bin/enrich" -> new EnrichExample(System.out);
                 case "examples/bin/sql" -> new SqlExample(System.out);
+                case "examples/bin/sla-bench" -> new SlaBenchmark(System.out);
                 default -> "not ours";
             };
             if ("not ours".equals(command)) {

@@ -30,7 +30,7 @@ final class PackedInt8 extends PackedMatrix {
     private final int blockBytes;
 
     PackedInt8(MemorySegment data, int rows, int cols, DType source) {
-        super(data, rows, cols, panelBytes(cols, source));
+        super(data, rows, cols, panelBytes(cols, source), STREAM_ROWS);
         this.source = source;
         this.blockColumns = blockColumns(source);
         this.blockBytes = 4 * P + blockColumns * P;

@@ -18,8 +18,8 @@ import java.util.Arrays;
  * the 151936x1024 output matrix of Qwen3-0.6B (read from DRAM), AMD EPYC Zen 4, 2 threads: Q8_0 7 ->
  * 39 G weights/s, Q4_0 7 -> 43, BF16 63 GB/s, the DRAM read rate ({@link Kernels#readBandwidth}: 61).
  *
- * <p>Two paths: a few input rows (decode steps of up to {@link #MATVEC_ROWS} sequences, and the one
- * or two tokens an MoE expert gets per step) stream the weights through type-specific kernels over
+ * <p>Two paths: a few input rows (decode steps of up to {@link #STREAM_ROWS} sequences, and the one
+ * or two tokens an MoE expert gets per step; {@link #MATVEC_ROWS} for types without multi-row kernels) stream the weights through type-specific kernels over
  * four panels that decode each weight once for up to four input rows ({@link #matvec},
  * {@link #matvec2}, {@link #matvec4}); a larger batch dequantizes {@link #KC} columns of four
  * panels into an fp32 buffer once and runs the {@link Kernels#tile6x4} register tile (6 input rows x
@@ -41,22 +41,32 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     /** Input rows per register tile in the batched path. */
     static final int MB = 6;
     /**
-     * Up to this many input rows stream the group's weights through the multi-row kernels (four rows
-     * per pass) instead of dequantizing them for the tiles: measured on a 768x2048 Q8_0 expert matrix,
-     * 2 threads, 8 rows took less time as two 4-row passes than as a 6+4-row padded tile, and 12 rows
-     * less as two 6-row tiles than as three 4-row passes.
+     * Up to this many input rows, types without multi-row kernels (F32, BF16) stream the group's
+     * weights through {@link #matvec} row after row (from L1/L2 after the first row) instead of
+     * dequantizing them for the tiles: measured on Qwen3-0.6B Q8_0 before the multi-row kernels,
+     * batches of 2-4 took longer per step than 4 single rows through the tiles.
      */
     static final int MATVEC_ROWS = 8;
+    /**
+     * Up to this many input rows, types with multi-row kernels (int8 and Q4_0 panels) stream the
+     * weights four rows per pass: measured on 4096x2048 and 151936x2048 Q8_0 matrices, 2 threads, AMD
+     * EPYC Zen 4, the 4-row passes ran at 69-77 G weight-rows/s from 8 to 32 rows, the tiles at 47
+     * (12 rows), 54-55 (16), 65 (24), 70 (32), 85 (64).
+     */
+    static final int STREAM_ROWS = 32;
 
     private static final ThreadLocal<float[]> CHUNK = ThreadLocal.withInitial(() -> new float[KC * GROUP]);
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[MB * GROUP]);
 
     protected final int groups;
+    /** Batches up to this many rows stream through the matvec kernels, larger ones run the tiles. */
+    private final int streamRows;
     /** Bytes of one panel (P rows, all columns). */
     protected final long panelBytes;
 
-    PackedMatrix(MemorySegment data, int rows, int cols, long panelBytes) {
+    PackedMatrix(MemorySegment data, int rows, int cols, long panelBytes, int streamRows) {
         super(data, rows, cols);
+        this.streamRows = streamRows;
         this.groups = (rows + GROUP - 1) / GROUP;
         this.panelBytes = panelBytes;
     }
@@ -154,7 +164,11 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
         }
         // tiles of 6 input rows; a tail of up to 4 rows runs in a 4-row tile, a tail of 5 in a 6-row one
         int cols = ws[0].cols(), tail = batch % MB, full = batch - tail;
-        int padded = batch <= MATVEC_ROWS ? batch : full + (tail == 0 ? 0 : tail <= 4 ? 4 : MB);
+        boolean tiles = false;
+        for (PackedMatrix w : ws) {
+            tiles |= batch > w.streamRows;
+        }
+        int padded = tiles ? full + (tail == 0 ? 0 : tail <= 4 ? 4 : MB) : batch;
         float[] x = padded == batch ? in : Arrays.copyOf(in, padded * cols);
         parallel.forEach(firstGroup[ws.length], unit -> {
             int i = 0;
@@ -163,7 +177,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
             }
             PackedMatrix m = ws[i];
             int g = unit - firstGroup[i];
-            if (batch <= MATVEC_ROWS) {
+            if (batch <= m.streamRows) {
                 m.matvecRows(g, x, batch, outs[i]);
             } else {
                 m.multiplyGroup(g, x, batch, full, padded, outs[i]);

@@ -23,7 +23,7 @@ final class PackedQ4_0 extends PackedMatrix {
     private static final int BLOCK_BYTES = 4 * P + 16 * P;
 
     PackedQ4_0(MemorySegment data, int rows, int cols) {
-        super(data, rows, cols, panelBytes(cols));
+        super(data, rows, cols, panelBytes(cols), STREAM_ROWS);
     }
 
     static long panelBytes(int cols) {

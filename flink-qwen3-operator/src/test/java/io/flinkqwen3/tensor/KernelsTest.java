@@ -219,9 +219,9 @@ class KernelsTest {
     }
 
     /**
-     * Every batch size from 1 to 17 through the packed kernels (the streaming multi-row kernels for
-     * 1, 2 and 4 rows, three rows as four, and the dequantize-and-tile path above
-     * {@link PackedMatrix#MATVEC_ROWS}) against a scalar reference, with row counts that leave the
+     * Every batch size from 1 to 17, and 33 and 40, through the packed kernels (the streaming
+     * multi-row kernels for 1, 2 and 4 rows, three rows as four, and the dequantize-and-tile path
+     * above {@link PackedMatrix#MATVEC_ROWS} or {@link PackedMatrix#STREAM_ROWS}) against a scalar reference, with row counts that leave the
      * last panel group ragged; and a streamed row's result is bit for bit the one it gets alone.
      */
     @ParameterizedTest
@@ -240,7 +240,8 @@ class KernelsTest {
                     assertEquals(weights[r][c], row[c], 1e-6 * Math.max(1, Math.abs(row[c])), type + " weight (" + r + ", " + c + ")");
                 }
             }
-            for (int batch = 1; batch <= 17; batch++) {
+            for (int batch : java.util.stream.IntStream.concat(java.util.stream.IntStream.rangeClosed(1, 17),
+                    java.util.stream.IntStream.of(PackedMatrix.STREAM_ROWS + 1, 40)).toArray()) {
                 float[] x = random(batch * cols), out = new float[batch * rows], alone = new float[rows];
                 packed.matmul(x, batch, out, parallel);
                 for (int b = 0; b < batch; b++) {
@@ -252,7 +253,7 @@ class KernelsTest {
                         }
                         assertEquals(expected, out[b * rows + r], 1e-5 * Math.max(1, magnitude), type + " batch " + batch + " (" + b + ", " + r + ")");
                     }
-                    if (batch <= PackedMatrix.MATVEC_ROWS) {
+                    if (batch <= (type == DType.BF16 || type == DType.F32 ? PackedMatrix.MATVEC_ROWS : PackedMatrix.STREAM_ROWS)) {
                         packed.matmul(java.util.Arrays.copyOfRange(x, b * cols, (b + 1) * cols), 1, alone, parallel);
                         assertArrayEquals(alone, java.util.Arrays.copyOfRange(out, b * rows, (b + 1) * rows),
                                 type + " batch " + batch + ": row " + b + " differs from the same row alone");
