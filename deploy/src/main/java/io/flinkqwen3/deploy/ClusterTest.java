@@ -87,16 +87,17 @@ public final class ClusterTest {
     /** Runs the whole test; every process it starts is gone when it returns or throws. */
     static ObjectNode run(Options o) throws Exception {
         long deadline = System.nanoTime() + o.timeout().toNanos();
-        Path plugin = jar(o.repo().resolve("flink-qwen3-plugin/target"), "flink-qwen3-plugin-");
-        Path examples = jar(o.repo().resolve("examples/target"), "flink-qwen3-examples-");
+        Path plugin = jar(o.repo().resolve("flink-qwen3-plugin/target"), "flink-qwen3-plugin-", ".jar");
+        Path examples = jar(o.repo().resolve("examples/target"), "flink-qwen3-examples-", "-job.jar");
         Path work = Files.createTempDirectory("qwen3-cluster-test-");
         log("work folder " + work + " (logs in " + work.resolve("logs") + ")");
         // a fixture model is tiny: the memory sized for Qwen3-0.6B in config.yaml would only reserve address space
         Map<String, String> overrides = Map.of(
                 "taskmanager.memory.process.size", "1g", "taskmanager.memory.jvm-overhead.min", "192m",
                 "taskmanager.memory.jvm-overhead.max", "192m", "jobmanager.memory.process.size", "1g",
-                // a killed task manager is noticed by its missed heartbeats: 4 s instead of 50
-                "heartbeat.interval", "1000", "heartbeat.timeout", "4000",
+                // a killed task manager is noticed by its missed heartbeats: 15 s instead of 50 (not much less:
+                // on a busy 2-core machine a live task manager can miss a few seconds of heartbeats)
+                "heartbeat.interval", "2000", "heartbeat.timeout", "15000",
                 "restart-strategy.exponential-delay.initial-backoff", "500 ms", "metrics.fetcher.update-interval", "1000");
         var executor = Executors.newFixedThreadPool(2, Thread.ofPlatform().daemon().factory());
         var sampler = Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().daemon().factory());
@@ -249,6 +250,7 @@ public final class ClusterTest {
         props.put("group.id", "cluster-test-" + UUID.randomUUID());
         props.put("auto.offset.reset", "earliest");
         props.put("isolation.level", "read_committed");
+        props.put("enable.auto.commit", "false");
         return new KafkaConsumer<>(props, new ByteArrayDeserializer(), new ByteArrayDeserializer());
     }
 
@@ -331,11 +333,11 @@ public final class ClusterTest {
         }
     }
 
-    private static Path jar(Path target, String prefix) throws Exception {
+    private static Path jar(Path target, String prefix, String suffix) throws Exception {
         try (Stream<Path> files = Files.list(target)) {
-            return files.filter(f -> f.getFileName().toString().startsWith(prefix) && f.toString().endsWith(".jar")
-                            && !f.toString().endsWith("-sources.jar") && !f.toString().endsWith("-tests.jar"))
-                    .findFirst().orElseThrow(() -> new IllegalStateException("no " + prefix + "*.jar in " + target
+            return files.filter(f -> f.getFileName().toString().startsWith(prefix) && f.toString().endsWith(suffix)
+                            && !f.getFileName().toString().startsWith("original-"))
+                    .findFirst().orElseThrow(() -> new IllegalStateException("no " + prefix + "*" + suffix + " in " + target
                             + ": run 'mvn -DskipTests package' in the repository root first"));
         } catch (java.nio.file.NoSuchFileException e) {
             throw new IllegalStateException(target + " does not exist: run 'mvn -DskipTests package' in the repository root first");

@@ -16,11 +16,14 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -136,19 +139,24 @@ final class LocalCluster implements AutoCloseable {
         Process broker = start("kafka", concat(jvm, "kafka.Kafka", server.toString()), Map.of());
         try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrapServers, "default.api.timeout.ms", "5000",
                 "request.timeout.ms", "5000"))) {
-            await("the Kafka broker to answer", timeout, () -> {
+            // a broker that has just started can still drop requests: retried until the topics exist
+            await("the Kafka broker to create the topics", timeout, () -> {
                 if (!broker.isAlive()) {
                     throw new IllegalStateException("the Kafka broker exited (" + broker.exitValue() + "), see " + logs.resolve("kafka.out"));
                 }
                 try {
-                    return !admin.describeCluster().nodes().get(5, TimeUnit.SECONDS).isEmpty();
-                } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
-                    return false;
+                    var missing = new HashMap<>(topicPartitions);
+                    missing.keySet().removeAll(admin.listTopics().names().get(5, TimeUnit.SECONDS));
+                    if (missing.isEmpty()) {
+                        return true;
+                    }
+                    admin.createTopics(missing.entrySet().stream().map(t -> new NewTopic(t.getKey(), t.getValue(), (short) 1)).toList())
+                            .all().get(10, TimeUnit.SECONDS);
+                } catch (ExecutionException | TimeoutException e) {
+                    // not ready yet
                 }
+                return false; // listed on the next round
             });
-            admin.createTopics(topicPartitions.entrySet().stream()
-                    .map(t -> new NewTopic(t.getKey(), t.getValue(), (short) 1)).toList())
-                    .all().get(60, TimeUnit.SECONDS);
         }
     }
 
