@@ -1,27 +1,14 @@
 package io.flinkqwen3.examples;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.flinkqwen3.cli.Commands;
-import io.flinkqwen3.flink.CompletionRecord;
-import io.flinkqwen3.flink.DeadLetter;
 import io.flinkqwen3.flink.PromptRecord;
-import io.flinkqwen3.flink.Qwen3Kafka;
 import io.flinkqwen3.flink.Qwen3Options;
-import io.flinkqwen3.flink.RecordCodec;
-import io.flinkqwen3.flink.TaskManagerEngines;
 import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
-import org.apache.flink.api.common.JobStatus;
 import org.apache.flink.configuration.Configuration;
-import org.apache.flink.configuration.TaskManagerOptions;
-import org.apache.flink.core.execution.JobClient;
-import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -77,106 +64,39 @@ public final class Quickstart implements Callable<Integer> {
         return Commands.execute(new Quickstart(out), out, System.err, args);
     }
 
-    /** Whether the job has failed (a model that cannot be loaded fails it at once, without restarts). */
-    private static boolean failed(JobClient job) {
-        try {
-            return job.getJobStatus().get() == JobStatus.FAILED;
-        } catch (Exception e) {
-            // a job that has ended may be gone from the cluster: its result says how it ended
-            return job.getJobExecutionResult().isCompletedExceptionally();
-        }
-    }
-
-    /** Why the job failed: the innermost message that says so (for a model, the loader's). */
-    private static String failure(JobClient job) {
-        try {
-            job.getJobExecutionResult().get();
-            return "unknown";
-        } catch (Exception e) {
-            String why = String.valueOf(e);
-            for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
-                if (t instanceof TaskManagerEngines.ModelUnavailableException) {
-                    return t.getMessage();
-                }
-                why = t.getMessage() != null ? t.getMessage() : t.toString();
-            }
-            return why;
-        }
-    }
-
     @Override
     public Integer call() throws Exception {
         Commands.inRange(spec, "--prompts", count, 1, 100_000, "a number of prompts from 1 to 100000");
         Commands.inRange(spec, "--max-tokens", maxTokens, 1, Integer.MAX_VALUE, "a positive token count");
-        String location = KafkaInferenceJob.localPathAbsolute(model);
-        var json = new ObjectMapper();
-        try (var kafka = EmbeddedKafka.start()) {
-            var topics = new KafkaInferenceJob.Topics(kafka.bootstrapServers(), "prompts", "completions", "dead-letters", "quickstart");
-            kafka.createTopics(2, topics.input(), topics.output(), topics.deadLetters());
-            List<byte[][]> records = new ArrayList<>();
-            for (int i = 0; i < count; i++) {
-                var p = PromptRecord.of("prompt-" + i, QUESTIONS[i % QUESTIONS.length]).withSlaMs(SLAS_MS[i % SLAS_MS.length]);
-                records.add(new byte[][] {p.id.getBytes(StandardCharsets.UTF_8), RecordCodec.encodePromptAvro(p)});
-            }
-            kafka.produce(topics.input(), records);
-            System.err.printf("quickstart: %d prompts in Kafka at %s, model %s%n", count, kafka.bootstrapServers(), model);
-
-            var cluster = new Configuration();
-            cluster.set(TaskManagerOptions.NUM_TASK_SLOTS, 2);
-            var env = StreamExecutionEnvironment.createLocalEnvironment(2, cluster);
-            env.enableCheckpointing(1000);
-            var options = new Configuration();
-            options.set(Qwen3Options.MODEL, location);
-            options.set(Qwen3Options.DEFAULT_MAX_TOKENS, maxTokens);
-            KafkaInferenceJob.addPipeline(env, topics, options, Qwen3Kafka.Format.AVRO, true);
-            long start = System.nanoTime();
-            var job = env.executeAsync("flink-qwen3 quickstart");
-
-            Map<String, CompletionRecord> answered = new LinkedHashMap<>();
-            Map<String, String> deadLetters = new LinkedHashMap<>();
-            boolean complete = kafka.readCommitted(List.of(topics.output(), topics.deadLetters()), Duration.ofMinutes(30), r -> {
-                var line = new LinkedHashMap<String, Object>();
-                if (r.topic().equals(topics.output())) {
-                    CompletionRecord c = RecordCodec.decodeCompletionAvro(r.value());
-                    answered.put(c.id, c);
-                    line.put("id", c.id);
-                    line.put("sla_ms", c.slaMs);
-                    line.put("thinking_budget", c.thinkingBudget);
-                    line.put("latency_ms", c.latencyMs);
-                    line.put("sla_met", c.slaMet);
-                    line.put("finish_reason", c.finishReason);
-                    line.put("thinking_tokens", c.thinkingTokens);
-                    line.put("answer_tokens", c.answerTokens);
-                    line.put("answer", c.answer);
-                } else {
-                    DeadLetter d = RecordCodec.decodeDeadLetterAvro(r.value());
-                    deadLetters.put(d.id, d.reason);
-                    line.put("id", d.id);
-                    line.put("dead_letter", d.reason);
-                }
-                try {
-                    out.println(json.writeValueAsString(line));
-                } catch (Exception e) {
-                    throw new IllegalStateException(e);
-                }
-            }, () -> answered.size() + deadLetters.size() >= count || failed(job));
-            if (failed(job)) {
-                System.err.println("quickstart: the job failed: " + failure(job));
-                return 1;
-            }
-            if (!complete) {
-                job.cancel().get();
-                System.err.printf("quickstart: gave up after 30 min with %d answered and %d dead letters of %d prompts%n",
-                        answered.size(), deadLetters.size(), count);
-                return 1;
-            }
-            job.getJobExecutionResult().get();
-            double seconds = (System.nanoTime() - start) / 1e9;
-            long met = answered.values().stream().filter(c -> c.slaMet).count();
-            System.err.printf("quickstart: %d/%d prompts answered in %.1f s (%.2f records/s), SLA met for %d (%.0f%%)%s%n",
-                    answered.size(), count, seconds, answered.size() / seconds, met, 100.0 * met / Math.max(1, answered.size()),
-                    deadLetters.isEmpty() ? "" : "; " + deadLetters.size() + " dead letters (see their reasons above)");
-            return answered.size() == count ? 0 : 1;
+        List<PromptRecord> prompts = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            prompts.add(PromptRecord.of("prompt-" + i, QUESTIONS[i % QUESTIONS.length]).withSlaMs(SLAS_MS[i % SLAS_MS.length]));
         }
+        var options = new Configuration();
+        options.set(Qwen3Options.MODEL, model);
+        options.set(Qwen3Options.DEFAULT_MAX_TOKENS, maxTokens);
+        var outcomes = LocalRun.operator("quickstart", prompts, options, out, c -> {
+            var line = new LinkedHashMap<String, Object>();
+            line.put("id", c.id);
+            line.put("sla_ms", c.slaMs);
+            line.put("thinking_budget", c.thinkingBudget);
+            line.put("latency_ms", c.latencyMs);
+            line.put("sla_met", c.slaMet);
+            line.put("finish_reason", c.finishReason);
+            line.put("thinking_tokens", c.thinkingTokens);
+            line.put("answer_tokens", c.answerTokens);
+            line.put("answer", c.answer);
+            return line;
+        });
+        if (outcomes == null) {
+            return 1;
+        }
+        var answered = outcomes.answered();
+        long met = answered.values().stream().filter(c -> c.slaMet).count();
+        System.err.printf("quickstart: %d/%d prompts answered in %.1f s (%.2f records/s), SLA met for %d (%.0f%%)%s%n",
+                answered.size(), count, outcomes.seconds(), answered.size() / outcomes.seconds(), met,
+                100.0 * met / Math.max(1, answered.size()),
+                outcomes.deadLetters().isEmpty() ? "" : "; " + outcomes.deadLetters().size() + " dead letters (see their reasons above)");
+        return answered.size() == count ? 0 : 1;
     }
 }

@@ -47,6 +47,13 @@ class LaunchersCommandLineTest {
         Run t = run(ThroughputBenchmark::new, "--help");
         assertEquals(0, t.code());
         assertTrue(t.out().startsWith("Usage: throughput") && t.out().contains("--prompts-file=FILE"), t.out());
+        for (var example : java.util.Map.<String, Supplier<Object>>of("classify", () -> new ClassifyExample(System.out),
+                "enrich", () -> new EnrichExample(System.out), "sql", () -> new SqlExample(System.out)).entrySet()) {
+            Run e = run(example.getValue(), "--help");
+            assertEquals(0, e.code());
+            assertTrue(e.out().startsWith("Usage: " + example.getKey()) && e.out().contains("--model=LOCATION")
+                    && e.out().contains("--records=N"), e.out());
+        }
     }
 
     @Test

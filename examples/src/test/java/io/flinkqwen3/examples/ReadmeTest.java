@@ -164,6 +164,10 @@ class ReadmeTest {
                 case "examples/bin/quickstart" -> new Quickstart(System.out);
                 case "examples/bin/kafka-job" -> new KafkaInferenceJob();
                 case "examples/bin/throughput" -> new ThroughputBenchmark();
+                case "examples/bin/classify" -> new ClassifyExample(System.out);
+                case "examples/bin/enrich" -> new EnrichExample(System.out);
+                case "examples/bin/sql" -> new SqlExample(System.out);
+                case "examples/bin/sla-bench" -> new SlaBenchmark(System.out);
                 default -> "not ours";
             };
             if ("not ours".equals(command)) {

@@ -54,12 +54,12 @@ import picocli.CommandLine.TypeConversionException;
 @Command(name = "qwen3", mixinStandardHelpOptions = true, versionProvider = Commands.Version.class,
         description = "Qwen3 (dense and MoE) inference in pure Java.",
         subcommands = {Qwen3Cli.Generate.class, Qwen3Cli.Tokenize.class, Qwen3Cli.Render.class, Qwen3Cli.Logits.class,
-                Benchmark.class, Qwen3Cli.Synth.class, CommandLine.HelpCommand.class},
+                Benchmark.class, SchemaBenchmark.class, Qwen3Cli.Synth.class, CommandLine.HelpCommand.class},
         footer = {"", "LOCATION: a model directory, a .gguf file or a Hugging Face repo id such as Qwen/Qwen3-0.6B[@revision]",
                 "(downloaded into the Hugging Face cache); a path that exists is always taken as a path.",
                 "Run 'qwen3 COMMAND --help' for the options of a command."})
 public final class Qwen3Cli implements Callable<Integer> {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    static final ObjectMapper JSON = new ObjectMapper();
     /** The highest --temperature (the operator's limit too). */
     static final float MAX_TEMPERATURE = 100;
 

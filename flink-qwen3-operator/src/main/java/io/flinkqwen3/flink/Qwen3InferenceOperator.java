@@ -4,6 +4,7 @@ import io.flinkqwen3.runtime.EngineMetrics;
 import io.flinkqwen3.runtime.GenerationRequest;
 import io.flinkqwen3.runtime.GenerationResult;
 import io.flinkqwen3.runtime.Qwen3Engine;
+import io.flinkqwen3.runtime.SlaBudgetPolicy;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -47,7 +48,8 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
  *       {@link StreamElementSerializer} over the input's serializer (timestamps included) together
  *       with each record's arrival time, and resubmitted after a restore, so no prompt is lost and
  *       SLAs still count from the first arrival.</li>
- *   <li>Each record's thinking budget comes from its SLA through {@link SlaBudgetPolicy}.</li>
+ *   <li>Each record's thinking budget comes from its SLA through {@link SlaBudgetPolicy}: chosen on
+ *       arrival, then re-decided by the engine every step (unless the record fixes it).</li>
  *   <li>Records that cannot be answered go to {@link Qwen3Inference#DEAD_LETTERS} with a reason and
  *       the record's timestamp; no record can fail the job.</li>
  * </ul>
@@ -146,7 +148,7 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
         defaultSlaMillis = sla.compareTo(Duration.ofMillis(Long.MAX_VALUE)) >= 0 ? Long.MAX_VALUE : sla.toMillis();
         engine = TaskManagerEngines.acquireForTask(options);
         requests = new RequestBuilder(options, engine.model().checkpoint().generationConfig());
-        policy = SlaBudgetPolicy.defaults(options.get(Qwen3Options.ANSWER_RESERVE_TOKENS));
+        policy = new SlaBudgetPolicy();
         registerMetrics();
         // replay what was in flight at the checkpoint, in its order (as AsyncWaitOperator does)
         for (Tuple2<Long, StreamElement> e : restored) {
@@ -216,8 +218,10 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
             int maxTokens = requests.maxTokens(record);
             int promptTokens = engine.promptTokens(requests.build(record, GenerationRequest.UNLIMITED)).length;
             Boolean thinking = options.get(Qwen3Options.THINKING) ? record.enableThinking : Boolean.FALSE;
-            var decision = policy.decide(remaining, promptTokens, maxTokens, record.thinkingBudget, thinking, engine.metrics());
-            request = requests.build(record, decision.thinkingBudget());
+            var decision = policy.decide(remaining, promptTokens, maxTokens, options.get(Qwen3Options.ANSWER_RESERVE_TOKENS),
+                    record.thinkingBudget, thinking, engine.metrics());
+            // a budget the policy chose is re-decided by the engine every step; one the record fixed is kept
+            request = requests.build(record, decision.thinkingBudget(), record.thinkingBudget == null);
             entry = new InFlight(nextSequence++, record, hasTimestamp, timestamp, arrivalMillis, deadline,
                     decision.thinkingBudget(), decision.alreadyLate());
         } catch (RuntimeException e) {

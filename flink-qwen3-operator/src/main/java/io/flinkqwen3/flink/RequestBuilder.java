@@ -26,7 +26,9 @@ import org.apache.flink.configuration.ReadableConfig;
  * {@link Overrides#parse}, for both validation and the request.
  */
 public final class RequestBuilder {
-    static final Set<String> KNOWN_OPTIONS = Set.of("temperature", "top_p", "top_k", "min_p", "presence_penalty", "seed", "stop");
+    static final Set<String> KNOWN_OPTIONS = Set.of("temperature", "top_p", "top_k", "min_p", "presence_penalty", "seed", "stop",
+            "max_answer_tokens");
+    static final Set<String> ROLES = Set.of("system", "user", "assistant", "tool");
     /** Separates several stop strings inside the 'stop' option. */
     static final String STOP_SEPARATOR = "\u001f";
     /** Temperatures in (0, this) are answered greedily: the limit they tend to, without overflowing logits / T. */
@@ -100,6 +102,14 @@ public final class RequestBuilder {
 
     /** The request with the given thinking budget (0 renders the non-thinking template). The record must be valid. */
     public GenerationRequest build(PromptRecord r, int thinkingBudget) {
+        return build(r, thinkingBudget, false);
+    }
+
+    /**
+     * As {@link #build(PromptRecord, int)}; adaptive: the budget is the SLA policy's, which the engine
+     * re-decides every step keeping the operator's answer-reserve-tokens for the answer.
+     */
+    public GenerationRequest build(PromptRecord r, int thinkingBudget, boolean adaptive) {
         List<ChatMessage> messages = new ArrayList<>();
         boolean hasSystem = r.messages != null && !r.messages.isEmpty() && "system".equals(r.messages.get(0).role);
         if (r.systemPrompt != null && !hasSystem) {
@@ -126,10 +136,13 @@ public final class RequestBuilder {
                 .enableThinking(thinks)
                 .thinkingBudget(thinkingBudget)
                 .maxTokens(maxTokens(r))
+                .maxAnswerTokens(o.maxAnswerTokens() == null ? 0 : o.maxAnswerTokens())
                 .stopStrings(o.stop())
                 .sampling(new SamplingParams(temperature, topK, topP, minP, presence, seed))
                 .jsonSchema(r.jsonSchema)
                 .tools(r.messages != null && !r.messages.isEmpty() ? tools(r) : List.of())
+                .adaptiveBudget(adaptive)
+                .answerReserveTokens(options.get(Qwen3Options.ANSWER_RESERVE_TOKENS))
                 .build();
     }
 
@@ -210,10 +223,10 @@ public final class RequestBuilder {
      * rejected with the field and the range.
      */
     record Overrides(Float temperature, Integer topK, Float topP, Float minP, Float presencePenalty, Long seed,
-                     List<String> stop) {
+                     List<String> stop, Integer maxAnswerTokens) {
         static Overrides parse(Map<String, String> options) {
             if (options == null || options.isEmpty()) {
-                return new Overrides(null, null, null, null, null, null, List.of());
+                return new Overrides(null, null, null, null, null, null, List.of(), null);
             }
             for (String key : options.keySet()) {
                 if (!KNOWN_OPTIONS.contains(key)) {
@@ -226,6 +239,7 @@ public final class RequestBuilder {
             BigDecimal m = number(options, "min_p");
             BigDecimal penalty = number(options, "presence_penalty");
             BigDecimal seed = number(options, "seed");
+            BigDecimal answer = number(options, "max_answer_tokens");
             return new Overrides(
                     t == null ? null : RequestBuilder.temperature("option 'temperature'", t.doubleValue()),
                     k == null ? null : RequestBuilder.topK("option 'top_k'", integer("top_k", k, 0, Integer.MAX_VALUE)),
@@ -233,7 +247,8 @@ public final class RequestBuilder {
                     m == null ? null : RequestBuilder.minP("option 'min_p'", m.doubleValue()),
                     penalty == null ? null : RequestBuilder.presencePenalty("option 'presence_penalty'", penalty.doubleValue()),
                     seed == null ? null : integer("seed", seed, Long.MIN_VALUE, Long.MAX_VALUE),
-                    stop(options.get("stop")));
+                    stop(options.get("stop")),
+                    answer == null ? null : (int) integer("max_answer_tokens", answer, 1, Integer.MAX_VALUE));
         }
 
         private static <T> T fail(String reason) {

@@ -53,6 +53,30 @@ public final class Checkpoints {
         return tokenizerJson(location);
     }
 
+    /**
+     * The checkpoint's Jinja chat template (tokenizer_config.json's chat_template, or the GGUF's
+     * tokenizer.chat_template), or null when it ships none. Only read to tell template variants apart
+     * ({@link io.flinkqwen3.tokenizer.ChatTemplate#opensThinkBlock}); rendering is done in Java.
+     */
+    public static String chatTemplate(Checkpoint checkpoint) {
+        return switch (checkpoint) {
+            case QuantizedCheckpoint quantized -> chatTemplate(quantized.source());
+            case GgufCheckpoint gguf -> gguf.chatTemplate();
+            default -> {
+                Path config = checkpoint.location().resolve("tokenizer_config.json");
+                if (!Files.isRegularFile(config)) {
+                    yield null;
+                }
+                try {
+                    var template = ModelConfig.JSON.readTree(config.toFile()).get("chat_template");
+                    yield template != null && template.isTextual() ? template.asText() : null;
+                } catch (java.io.IOException e) {
+                    throw new ModelFormatException(config + ": not valid JSON: " + e.getMessage(), e);
+                }
+            }
+        };
+    }
+
     private static Qwen3Tokenizer tokenizerJson(Path dir) {
         Path json = dir.resolve("tokenizer.json");
         if (!Files.isRegularFile(json)) {

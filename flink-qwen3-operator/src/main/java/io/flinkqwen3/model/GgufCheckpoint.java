@@ -137,6 +137,11 @@ public final class GgufCheckpoint implements Checkpoint {
         return config;
     }
 
+    /** The Jinja chat template in the metadata (tokenizer.chat_template), or null. */
+    public String chatTemplate() {
+        return gguf.metadata().get("tokenizer.chat_template") instanceof String template ? template : null;
+    }
+
     /** The tokenizer stored in the file's tokenizer.ggml.* metadata (gpt2 / qwen2 pre-tokenizer). */
     public Qwen3Tokenizer tokenizer() {
         Map<String, Object> m = gguf.metadata();

@@ -4,8 +4,9 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * What a scheduler needs to know about the engine: measured seconds per decode step by batch size
- * (exponential moving average), prefill seconds per token, queue length, tokens/s; for MoE models how
- * the last step's routed tokens fell on the expert shards.
+ * (exponential moving average of whole steps, sampling included; the engine's warm-up measures two
+ * sizes before the first request), prefill seconds per token, queue length, tokens/s; for MoE models
+ * how the last step's routed tokens fell on the expert shards.
  */
 public final class EngineMetrics implements StepCosts {
     private static final double ALPHA = 0.2;
@@ -19,7 +20,14 @@ public final class EngineMetrics implements StepCosts {
     private volatile int queued;
     private volatile int active;
     private volatile int lastBatchSize;
+    private final int maxSequences;
+    private volatile SlaBudgetPolicy.Plan plan;
     private volatile ExpertShardLoad expertShards = ExpertShardLoad.NONE;
+
+    EngineMetrics(int maxSequences) {
+        this.maxSequences = maxSequences;
+        this.plan = new SlaBudgetPolicy.Plan(maxSequences, maxSequences);
+    }
 
     synchronized void recordStep(int decodeSequences, int prefillTokensInStep, double seconds) {
         lastBatchSize = decodeSequences;
@@ -35,6 +43,11 @@ public final class EngineMetrics implements StepCosts {
         prefillTokens.addAndGet(prefillTokensInStep);
     }
 
+    synchronized void forgetStepCosts() {
+        java.util.Arrays.fill(stepSeconds, 0);
+        prefillSecondsPerToken = Double.NaN;
+    }
+
     void recordExpertShards(ExpertShardLoad load) {
         expertShards = load;
     }
@@ -44,22 +57,46 @@ public final class EngineMetrics implements StepCosts {
         this.active = active;
     }
 
-    /** Seconds per decode step at this batch size: measured, else the nearest measured size scaled, else NaN. */
+    void recordPlan(SlaBudgetPolicy.Plan plan) {
+        this.plan = plan;
+    }
+
+    /**
+     * Seconds per decode step at this batch size: measured; else on the line through the nearest
+     * measured sizes below and above it (beyond the largest, the line through the two largest, never
+     * below the largest's time); a single measured size stands for all; NaN before any.
+     */
     @Override
     public synchronized double decodeStepSeconds(int batchSize) {
         int b = Math.max(1, Math.min(batchSize, MAX_TRACKED_BATCH));
         if (stepSeconds[b] > 0) {
             return stepSeconds[b];
         }
-        for (int d = 1; d <= MAX_TRACKED_BATCH; d++) {
-            if (b - d >= 1 && stepSeconds[b - d] > 0) {
-                return stepSeconds[b - d]; // a larger batch costs at least as much
-            }
-            if (b + d <= MAX_TRACKED_BATCH && stepSeconds[b + d] > 0) {
-                return stepSeconds[b + d];
-            }
+        int below = b - 1, above = b + 1;
+        while (below >= 1 && stepSeconds[below] == 0) {
+            below--;
         }
-        return Double.NaN;
+        while (above <= MAX_TRACKED_BATCH && stepSeconds[above] == 0) {
+            above++;
+        }
+        if (below >= 1 && above <= MAX_TRACKED_BATCH) {
+            return stepSeconds[below] + (stepSeconds[above] - stepSeconds[below]) * (b - below) / (above - below);
+        }
+        if (below < 1 && above > MAX_TRACKED_BATCH) {
+            return Double.NaN;
+        }
+        if (below < 1) {
+            return stepSeconds[above]; // a smaller batch costs at most as much
+        }
+        int next = below - 1;
+        while (next >= 1 && stepSeconds[next] == 0) {
+            next--;
+        }
+        if (next < 1) {
+            return stepSeconds[below];
+        }
+        double perSequence = Math.max(0, (stepSeconds[below] - stepSeconds[next]) / (below - next));
+        return stepSeconds[below] + perSequence * (b - below);
     }
 
     @Override
@@ -75,6 +112,21 @@ public final class EngineMetrics implements StepCosts {
     @Override
     public int active() {
         return active;
+    }
+
+    @Override
+    public int maxSequences() {
+        return maxSequences;
+    }
+
+    @Override
+    public int batchLimit() {
+        return plan.batchLimit();
+    }
+
+    @Override
+    public int thinkingBatchLimit() {
+        return plan.thinkingBatchLimit();
     }
 
     public int lastBatchSize() {

@@ -20,7 +20,7 @@ import java.util.Set;
  * end-of-turn tokens are masked (the think block must close), and thinking is cut with the
  * early-stop text once only the answer's minimum is left of the request's tokens.
  */
-final class Generation {
+final class Generation implements SlaBudgetPolicy.Sequence {
     /** Qwen's early-stop text (QWEN3-SPEC.md section 6, the form Qwen's example code ships). */
     static final String EARLY_STOP_TEXT =
             "\n\nConsidering the limited time by the user, I have to give the solution based on the thinking directly now.\n</think>\n\n";
@@ -43,6 +43,9 @@ final class Generation {
     private int thinkingTokens;
     /** Output tokens that belong to thinking, fixed when thinking ends (-1 while it goes on). */
     private int thinkingEnd = -1;
+    /** Thinking tokens after which the early-stop text goes in: the budget, lowered or raised by the SLA policy. */
+    private int thinkingLimit;
+    private int answerTokens;
     private boolean budgetExhausted;
     private final StringBuilder answer = new StringBuilder();
     private final StreamingDecoder answerDecoder;
@@ -80,6 +83,7 @@ final class Generation {
         this.pending = prompt;
         this.thinkOpenInPrompt = lastIndexOf(prompt, special.thinkOpen()) > lastIndexOf(prompt, special.thinkClose());
         this.thinking = request.thinks() && special.thinkOpen() >= 0;
+        this.thinkingLimit = request.thinkingBudget() > 0 ? request.thinkingBudget() : Integer.MAX_VALUE;
         this.answerDecoder = tokenizer == null ? null : tokenizer.streamingDecoder(true);
         this.limit = Math.min(request.maxTokens(), cache.maxPositions() - prompt.length);
         this.constraint = constraint;
@@ -125,6 +129,72 @@ final class Generation {
 
     int generatedTokens() {
         return outputLength;
+    }
+
+    @Override
+    public long deadlineNanos() {
+        return deadlineNanos;
+    }
+
+    @Override
+    public long submittedNanos() {
+        return submittedNanos;
+    }
+
+    @Override
+    public boolean adaptive() {
+        return request.adaptiveBudget();
+    }
+
+    @Override
+    public boolean thinking() {
+        return thinking && finish == null;
+    }
+
+    @Override
+    public int thinkingTokens() {
+        return thinkingTokens;
+    }
+
+    @Override
+    public int thinkingLimit() {
+        return thinkingLimit;
+    }
+
+    @Override
+    public int prefillLeft() {
+        return outputLength == 0 ? pending.length - pendingFed : 0;
+    }
+
+    @Override
+    public int answerTokensLeft() {
+        int left = limit - outputLength;
+        if (!thinking) {
+            return request.maxAnswerTokens() > 0 ? Math.min(left, request.maxAnswerTokens() - answerTokens) : left;
+        }
+        return Math.max(0, Math.min(left - SlaBudgetPolicy.EARLY_STOP_TOKENS, request.plannedAnswerTokens()));
+    }
+
+    @Override
+    public int plannedAnswerTokens() {
+        return Math.min(request.plannedAnswerTokens(), request.maxTokens());
+    }
+
+    @Override
+    public int maxThinkingTokens() {
+        return request.maxTokens() - Math.min(request.plannedAnswerTokens(), request.maxTokens() / 2) - SlaBudgetPolicy.EARLY_STOP_TOKENS;
+    }
+
+    /**
+     * Sets the thinking limit; a limit already reached while the model is thinking cuts the thought
+     * at once: the early-stop text goes in with the token just sampled, before the next step.
+     */
+    @Override
+    public void limitThinking(int tokens) {
+        thinkingLimit = Math.max(0, tokens);
+        if (thinking() && outputLength > 0 && thinkingTokens >= thinkingLimit && pendingFed == 0 && pending.length == 1) {
+            stopThinking(pending[0]);
+        }
     }
 
     /** Samples from the logits after the last fed token and advances the state machine. */
@@ -185,28 +255,32 @@ final class Generation {
         if (token == special.thinkClose()) {
             thinking = false;
             thinkingEnd = outputLength;
-        } else if ((request.thinkingBudget() > 0 && thinkingTokens >= request.thinkingBudget()) || answerWouldNotFit()) {
-            // Budget spent without </think>: append Qwen's early-stop text and let the model answer.
-            int[] forced = special.earlyStop();
-            pending = new int[1 + forced.length];
-            pending[0] = token;
-            System.arraycopy(forced, 0, pending, 1, forced.length);
-            int close = lastIndexOf(forced, special.thinkClose());
-            for (int i = 0; i < forced.length; i++) {
-                append(forced[i]);
-                if (i == close) {
-                    thinkingEnd = outputLength;
-                    thinking = false;
-                } else if (i > close) {
-                    onAnswerToken(forced[i]);
-                }
-            }
-            thinkingTokens += close + 1;
-            budgetExhausted = true;
-            thinking = false;
-            if (thinkingEnd < 0) {
+        } else if (thinkingTokens >= thinkingLimit || answerWouldNotFit()) {
+            stopThinking(token);
+        }
+    }
+
+    /** Budget spent without </think>: Qwen's early-stop text follows the last sampled token and the model answers. */
+    private void stopThinking(int lastToken) {
+        int[] forced = special.earlyStop();
+        pending = new int[1 + forced.length];
+        pending[0] = lastToken;
+        System.arraycopy(forced, 0, pending, 1, forced.length);
+        int close = lastIndexOf(forced, special.thinkClose());
+        for (int i = 0; i < forced.length; i++) {
+            append(forced[i]);
+            if (i == close) {
                 thinkingEnd = outputLength;
+                thinking = false;
+            } else if (i > close) {
+                onAnswerToken(forced[i]);
             }
+        }
+        thinkingTokens += close + 1;
+        budgetExhausted = true;
+        thinking = false;
+        if (thinkingEnd < 0) {
+            thinkingEnd = outputLength;
         }
     }
 
@@ -216,6 +290,10 @@ final class Generation {
     }
 
     private void onAnswerToken(int token) {
+        answerTokens++;
+        if (request.maxAnswerTokens() > 0 && answerTokens >= request.maxAnswerTokens()) {
+            finish(FinishReason.LENGTH);
+        }
         if (constraint != null) {
             grammarState = constraint.advance(grammarState, token);
             if (grammarState < 0) {

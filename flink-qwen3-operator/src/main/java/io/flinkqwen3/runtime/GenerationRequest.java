@@ -11,6 +11,13 @@ import java.util.List;
  * <p>thinkingBudget: -1 unlimited, 0 renders the non-thinking template, N > 0 inserts Qwen's
  * early-stop text after N thinking tokens without {@code </think>}.
  *
+ * <p>maxAnswerTokens: tokens after the think block before the answer is cut ({@code length}); 0 = only
+ * maxTokens (thinking plus answer) limits it.
+ *
+ * <p>adaptiveBudget: the thinking budget is where the request starts, and the engine re-decides it
+ * every step from the deadline ({@link SlaBudgetPolicy#replan}), keeping answerReserveTokens decode
+ * steps for the answer. False: the budget is the caller's and is kept.
+ *
  * <p>jsonSchema: null, or a JSON Schema (JSON text, the subset of {@link JsonSchemaGrammar}) that
  * the answer must satisfy: decoding is then constrained token by token after the thinking (if any),
  * and {@link GenerationResult#answer()} is JSON that parses and validates. An unsupported schema,
@@ -27,10 +34,13 @@ public record GenerationRequest(
         boolean enableThinking,
         int thinkingBudget,
         int maxTokens,
+        int maxAnswerTokens,
         List<String> stopStrings,
         SamplingParams sampling,
         String jsonSchema,
-        List<JsonNode> tools) {
+        List<JsonNode> tools,
+        boolean adaptiveBudget,
+        int answerReserveTokens) {
 
     public static final int UNLIMITED = -1;
 
@@ -41,6 +51,10 @@ public record GenerationRequest(
         }
         if (maxTokens < 1) {
             throw new IllegalArgumentException("max tokens must be >= 1, got " + maxTokens);
+        }
+        if (maxAnswerTokens < 0 || answerReserveTokens < 0) {
+            throw new IllegalArgumentException("max answer tokens and answer reserve must be >= 0, got " + maxAnswerTokens
+                    + " and " + answerReserveTokens);
         }
         if (thinkingBudget < UNLIMITED) {
             throw new IllegalArgumentException("thinking budget must be -1 (unlimited) or >= 0, got " + thinkingBudget);
@@ -63,8 +77,13 @@ public record GenerationRequest(
     }
 
     public GenerationRequest withThinkingBudget(int budget) {
-        return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, stopStrings, sampling,
-                jsonSchema, tools);
+        return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, maxAnswerTokens,
+                stopStrings, sampling, jsonSchema, tools, adaptiveBudget, answerReserveTokens);
+    }
+
+    /** Answer tokens the deadline planning keeps room for: the reserve, within maxAnswerTokens when that is set. */
+    int plannedAnswerTokens() {
+        return maxAnswerTokens > 0 ? Math.min(maxAnswerTokens, answerReserveTokens) : answerReserveTokens;
     }
 
     public static final class Builder {
@@ -74,8 +93,11 @@ public record GenerationRequest(
         private boolean enableThinking = true;
         private int thinkingBudget = UNLIMITED;
         private int maxTokens = 512;
+        private int maxAnswerTokens;
         private List<String> stopStrings = List.of();
         private SamplingParams sampling;
+        private boolean adaptiveBudget;
+        private int answerReserveTokens = SlaBudgetPolicy.DEFAULT_ANSWER_RESERVE_TOKENS;
         private String jsonSchema;
         private List<JsonNode> tools = List.of();
 
@@ -113,6 +135,24 @@ public record GenerationRequest(
             return this;
         }
 
+        /** 0: no limit of its own (maxTokens still applies). */
+        public Builder maxAnswerTokens(int n) {
+            this.maxAnswerTokens = n;
+            return this;
+        }
+
+        /** Let the engine re-decide the thinking budget every step from the deadline. */
+        public Builder adaptiveBudget(boolean adaptive) {
+            this.adaptiveBudget = adaptive;
+            return this;
+        }
+
+        /** Decode steps the deadline planning keeps for the answer (default {@link SlaBudgetPolicy#DEFAULT_ANSWER_RESERVE_TOKENS}). */
+        public Builder answerReserveTokens(int n) {
+            this.answerReserveTokens = n;
+            return this;
+        }
+
         public Builder stopStrings(List<String> s) {
             this.stopStrings = s;
             return this;
@@ -138,7 +178,7 @@ public record GenerationRequest(
 
         public GenerationRequest build() {
             return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, thinkingBudget, maxTokens,
-                    stopStrings, sampling, jsonSchema, tools);
+                    maxAnswerTokens, stopStrings, sampling, jsonSchema, tools, adaptiveBudget, answerReserveTokens);
         }
     }
 }

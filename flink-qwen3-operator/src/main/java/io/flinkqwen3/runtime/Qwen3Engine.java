@@ -14,8 +14,8 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
-import java.util.PriorityQueue;
 import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.locks.Condition;
@@ -27,7 +27,9 @@ import org.slf4j.LoggerFactory;
  * Continuous batching over every in-flight request. One scheduler thread runs steps; each step is
  * one batched forward pass over the decode tokens of all running requests plus prefill chunks of
  * new ones, then one sample per request whose pending tokens are consumed. Requests join at the
- * next step and leave when done; admission and batch order are earliest-deadline-first. The math
+ * next step and leave when done; admission and batch order are earliest-deadline-first, with
+ * requests that can no longer make their deadline admitted after those that still can. Before every
+ * step the {@link SlaBudgetPolicy} re-decides the thinking budgets of adaptive requests. The math
  * runs on the model's fixed worker pool: requests never get a thread each.
  *
  * <p>Thread-safe: any thread may {@link #submit}; results complete on the scheduler thread.
@@ -42,11 +44,14 @@ public final class Qwen3Engine implements AutoCloseable {
     private final EngineOptions options;
     private final Generation.SpecialTokens special;
     private final int contextLength;
-    private final EngineMetrics metrics = new EngineMetrics();
+    private final EngineMetrics metrics;
+    private final SlaBudgetPolicy policy = new SlaBudgetPolicy();
+    /** The checkpoint's template opens the think block itself (Qwen3-*-Thinking-2507). */
+    private final boolean templateOpensThinkBlock;
 
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition workArrived = lock.newCondition();
-    private final PriorityQueue<Running> waiting = new PriorityQueue<>(EARLIEST_DEADLINE);
+    private final TreeSet<Running> waiting = new TreeSet<>(EARLIEST_DEADLINE);
     private final List<Running> active = new ArrayList<>();
     /** KV caches of finished requests, reset and handed to new ones: off-heap memory is reused, not reallocated. */
     private final java.util.concurrent.ConcurrentLinkedDeque<KvCache> freeCaches = new java.util.concurrent.ConcurrentLinkedDeque<>();
@@ -64,6 +69,8 @@ public final class Qwen3Engine implements AutoCloseable {
         this.contextLength = options.maxContext() > 0
                 ? Math.min(options.maxContext(), config.maxPositionEmbeddings()) : config.maxPositionEmbeddings();
         this.special = specialTokens(config, model.checkpoint(), tokenizer);
+        this.metrics = new EngineMetrics(options.maxSequences());
+        this.templateOpensThinkBlock = ChatTemplate.opensThinkBlock(Checkpoints.chatTemplate(model.checkpoint()));
         this.scheduler = Thread.ofPlatform().daemon().name("qwen3-engine-scheduler").start(this::runSteps);
     }
 
@@ -131,23 +138,33 @@ public final class Qwen3Engine implements AutoCloseable {
     }
 
     /**
-     * Runs a few small batches so the JIT compiles the kernels before the first real request: the
-     * first request's latency counts against its SLA.
+     * Runs a few small batches so the JIT compiles the kernels before the first real request (the
+     * first request's latency counts against its SLA), then one sequence alone and a batch of up to
+     * 8, whose measured step times are the SLA policy's costs until real steps refine them.
      */
     private void warmUp() {
         long start = System.nanoTime();
-        var requests = new ArrayList<CompletableFuture<GenerationResult>>();
-        int length = Math.min(8, contextLength - 1), vocab = model.config().vocabSize(); // fits any context and vocabulary
-        for (int i = 0; i < 4 && length > 0; i++) {
-            int[] prompt = new int[length];
-            for (int p = 0; p < length; p++) {
-                prompt[p] = (1 + p + (p == 0 ? i : 0)) % vocab;
+        int wide = Math.min(8, options.maxSequences());
+        int[] rounds = {wide, 1, wide};
+        for (int round = 0; round < rounds.length; round++) {
+            int batch = rounds[round];
+            var requests = new ArrayList<CompletableFuture<GenerationResult>>();
+            int length = Math.min(8, contextLength - 1), vocab = model.config().vocabSize(); // fits any context and vocabulary
+            for (int i = 0; i < batch && length > 0; i++) {
+                int[] prompt = new int[length];
+                for (int p = 0; p < length; p++) {
+                    prompt[p] = (1 + p + (p == 0 ? i : 0)) % vocab;
+                }
+                requests.add(submit(GenerationRequest.builder().promptTokens(prompt).maxTokens(8)
+                        .sampling(SamplingParams.greedy()).build(), Long.MAX_VALUE));
             }
-            requests.add(submit(GenerationRequest.builder().promptTokens(prompt).maxTokens(8)
-                    .sampling(SamplingParams.greedy()).build(), Long.MAX_VALUE));
+            requests.forEach(CompletableFuture::join);
+            if (round == 0) {
+                metrics.forgetStepCosts(); // the first round ran while the JIT compiled: its steps say nothing about costs
+            }
         }
-        requests.forEach(CompletableFuture::join);
-        LOG.info(String.format("warmed up in %.2f s", (System.nanoTime() - start) / 1e9));
+        LOG.info("warmed up in {} s; decode step {} ms alone, {} ms for {} sequences", String.format("%.2f", (System.nanoTime() - start) / 1e9),
+                String.format("%.2f", metrics.decodeStepSeconds(1) * 1e3), String.format("%.2f", metrics.decodeStepSeconds(wide) * 1e3), wide);
         KernelCheck.checkOnceInBackground(slow -> LOG.warn("{}", slow));
     }
 
@@ -186,7 +203,7 @@ public final class Qwen3Engine implements AutoCloseable {
             throw new IllegalArgumentException("this model has no tokenizer.json: send prompt token ids instead of text");
         }
         String text = request.rawPrompt() != null ? request.rawPrompt()
-                : ChatTemplate.render(request.messages(), request.tools(), true, request.thinks());
+                : ChatTemplate.render(request.messages(), request.tools(), true, request.thinks(), templateOpensThinkBlock);
         int[] ids = tokenizer.encode(text, contextLength - 1); // a prompt of contextLength tokens leaves no room
         if (ids == null) {
             throw PromptTooLongException.counted(text.length(), request.rawPrompt() == null, contextLength - 1, contextLength,
@@ -353,14 +370,29 @@ public final class Qwen3Engine implements AutoCloseable {
                 }
                 return false;
             });
-            while (active.size() < options.maxSequences() && !waiting.isEmpty()) {
-                active.add(waiting.poll());
+            long now = System.nanoTime();
+            while (active.size() < metrics.batchLimit() && !waiting.isEmpty()) {
+                metrics.recordQueue(waiting.size(), active.size());
+                Running next = waiting.stream().filter(r -> !policy.hopeless(r.generation, now, metrics)).findFirst()
+                        .orElse(waiting.first()); // requests that cannot make it any more go after those that still can
+                waiting.remove(next);
+                active.add(next);
             }
             metrics.recordQueue(waiting.size(), active.size());
+            if (!active.isEmpty()) {
+                replan(now);
+            }
             return !active.isEmpty();
         } finally {
             lock.unlock();
         }
+    }
+
+    /** The SLA policy re-decides the adaptive thinking budgets (under the lock: it sees the waiting queue). */
+    private void replan(long now) {
+        var running = active.stream().sorted(EARLIEST_DEADLINE).map(Running::generation).toList();
+        var next = waiting.stream().limit(options.maxSequences()).map(Running::generation).toList();
+        metrics.recordPlan(policy.replan(now, running, next, metrics));
     }
 
     /** One forward pass: decode tokens first (EDF), then prefill chunks within the token budget. */
@@ -398,7 +430,6 @@ public final class Qwen3Engine implements AutoCloseable {
         long begin = System.nanoTime();
         float[] logits = model.forward(tokens.toArray(), positions.toArray(), caches.toArray(KvCache[]::new),
                 logitRows.toArray(), stopWhenClosed);
-        metrics.recordStep(decoding, prefill, (System.nanoTime() - begin) / 1e9);
         metrics.recordExpertShards(model.lastExpertShardLoad());
 
         int vocab = model.config().vocabSize();
@@ -415,6 +446,7 @@ public final class Qwen3Engine implements AutoCloseable {
                 }
             }
         }
+        metrics.recordStep(decoding, prefill, (System.nanoTime() - begin) / 1e9); // the whole step: sampling is part of its cost
     }
 
     private void recycle(KvCache cache) {

@@ -13,4 +13,13 @@ public interface StepCosts {
 
     /** Requests running now. */
     int active();
+
+    /** Requests the engine runs in one batch. */
+    int maxSequences();
+
+    /** Sequences the engine runs in one step now: the SLA policy's batch limit (at most {@link #maxSequences}). */
+    int batchLimit();
+
+    /** Newcomers think only while the batch stays at or below this size (the SLA policy's last plan). */
+    int thinkingBatchLimit();
 }

@@ -21,7 +21,7 @@ final class PackedBF16 extends PackedMatrix {
     private static final int PAIR_BYTES = 4 * P;
 
     PackedBF16(MemorySegment data, int rows, int cols) {
-        super(data, rows, cols, panelBytes(cols));
+        super(data, rows, cols, panelBytes(cols), MATVEC_ROWS);
     }
 
     static long panelBytes(int cols) {

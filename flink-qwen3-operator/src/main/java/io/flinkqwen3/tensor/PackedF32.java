@@ -13,7 +13,7 @@ final class PackedF32 extends PackedMatrix {
     private static final int COLUMN_BYTES = 4 * P;
 
     PackedF32(MemorySegment data, int rows, int cols) {
-        super(data, rows, cols, panelBytes(cols));
+        super(data, rows, cols, panelBytes(cols), MATVEC_ROWS);
     }
 
     static long panelBytes(int cols) {

@@ -18,8 +18,10 @@ import java.util.Arrays;
  * the 151936x1024 output matrix of Qwen3-0.6B (read from DRAM), AMD EPYC Zen 4, 2 threads: Q8_0 7 ->
  * 39 G weights/s, Q4_0 7 -> 43, BF16 63 GB/s, the DRAM read rate ({@link Kernels#readBandwidth}: 61).
  *
- * <p>Two paths: a few input rows (decode steps of up to {@link #MATVEC_ROWS} sequences) stream the
- * weights through a type-specific {@link #matvec} over four panels, row after row; a larger batch dequantizes {@link #KC} columns of four
+ * <p>Two paths: a few input rows (decode steps of up to {@link #STREAM_ROWS} sequences, and the one
+ * or two tokens an MoE expert gets per step; {@link #MATVEC_ROWS} for types without multi-row kernels) stream the weights through type-specific kernels over
+ * four panels that decode each weight once for up to four input rows ({@link #matvec},
+ * {@link #matvec2}, {@link #matvec4}); a larger batch dequantizes {@link #KC} columns of four
  * panels into an fp32 buffer once and runs the {@link Kernels#tile6x4} register tile (6 input rows x
  * 4 panels, 24 accumulators) over the batch, near the fp32 FMA peak.
  *
@@ -39,21 +41,32 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     /** Input rows per register tile in the batched path. */
     static final int MB = 6;
     /**
-     * Up to this many input rows, each row streams the group's weights through {@link #matvec} (from
-     * L1/L2 after the first row) instead of dequantizing them for the tiles: measured on Qwen3-0.6B
-     * Q8_0, batches of 2-4 took longer per step than 4 single rows through the tiles.
+     * Up to this many input rows, types without multi-row kernels (F32, BF16) stream the group's
+     * weights through {@link #matvec} row after row (from L1/L2 after the first row) instead of
+     * dequantizing them for the tiles: measured on Qwen3-0.6B Q8_0 before the multi-row kernels,
+     * batches of 2-4 took longer per step than 4 single rows through the tiles.
      */
     static final int MATVEC_ROWS = 8;
+    /**
+     * Up to this many input rows, types with multi-row kernels (int8 and Q4_0 panels) stream the
+     * weights four rows per pass: measured on 4096x2048 and 151936x2048 Q8_0 matrices, 2 threads, AMD
+     * EPYC Zen 4, the 4-row passes ran at 69-77 G weight-rows/s from 8 to 32 rows, the tiles at 47
+     * (12 rows), 54-55 (16), 65 (24), 70 (32), 85 (64).
+     */
+    static final int STREAM_ROWS = 32;
 
     private static final ThreadLocal<float[]> CHUNK = ThreadLocal.withInitial(() -> new float[KC * GROUP]);
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[MB * GROUP]);
 
     protected final int groups;
+    /** Batches up to this many rows stream through the matvec kernels, larger ones run the tiles. */
+    private final int streamRows;
     /** Bytes of one panel (P rows, all columns). */
     protected final long panelBytes;
 
-    PackedMatrix(MemorySegment data, int rows, int cols, long panelBytes) {
+    PackedMatrix(MemorySegment data, int rows, int cols, long panelBytes, int streamRows) {
         super(data, rows, cols);
+        this.streamRows = streamRows;
         this.groups = (rows + GROUP - 1) / GROUP;
         this.panelBytes = panelBytes;
     }
@@ -102,6 +115,29 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
      */
     abstract void matvec(int group, float[] x, int xOff, float[] out);
 
+    /**
+     * {@link #matvec} for two input rows at x0 and x1 at once, each weight decoded once for both:
+     * out[0 .. GROUP) for x0, out[GROUP .. 2*GROUP) for x1. Each row's result is bit for bit what
+     * matvec gives it (the same sums in the same order), so a row's output does not depend on the
+     * batch it came in. This default, for types without a kernel of their own, runs matvec per row.
+     */
+    void matvec2(int group, float[] x, int x0, int x1, float[] out) {
+        matvecEach(group, x, new int[] {x0, x1}, out);
+    }
+
+    /** {@link #matvec2} for four input rows: out[i*GROUP .. (i+1)*GROUP) for the row at xi. */
+    void matvec4(int group, float[] x, int x0, int x1, int x2, int x3, float[] out) {
+        matvecEach(group, x, new int[] {x0, x1, x2, x3}, out);
+    }
+
+    private void matvecEach(int group, float[] x, int[] offsets, float[] out) {
+        float[] one = new float[GROUP];
+        for (int i = 0; i < offsets.length; i++) {
+            matvec(group, x, offsets[i], one);
+            System.arraycopy(one, 0, out, i * GROUP, GROUP);
+        }
+    }
+
     /** Writes columns [k0, k0 + kc) of panel {@code panel} as floats: column k's P rows at buf[off + k*stride ..]. */
     abstract void dequantize(int panel, int k0, int kc, float[] buf, int off, int stride);
 
@@ -128,7 +164,11 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
         }
         // tiles of 6 input rows; a tail of up to 4 rows runs in a 4-row tile, a tail of 5 in a 6-row one
         int cols = ws[0].cols(), tail = batch % MB, full = batch - tail;
-        int padded = batch <= MATVEC_ROWS ? batch : full + (tail == 0 ? 0 : tail <= 4 ? 4 : MB);
+        boolean tiles = false;
+        for (PackedMatrix w : ws) {
+            tiles |= batch > w.streamRows;
+        }
+        int padded = tiles ? full + (tail == 0 ? 0 : tail <= 4 ? 4 : MB) : batch;
         float[] x = padded == batch ? in : Arrays.copyOf(in, padded * cols);
         parallel.forEach(firstGroup[ws.length], unit -> {
             int i = 0;
@@ -137,16 +177,34 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
             }
             PackedMatrix m = ws[i];
             int g = unit - firstGroup[i];
-            if (batch <= MATVEC_ROWS) {
-                float[] tile = TILE.get();
-                for (int b = 0; b < batch; b++) {
-                    m.matvec(g, x, b * cols, tile);
-                    System.arraycopy(tile, 0, outs[i], b * m.rows + g * GROUP, Math.min(GROUP, m.rows - g * GROUP));
-                }
+            if (batch <= m.streamRows) {
+                m.matvecRows(g, x, batch, outs[i]);
             } else {
                 m.multiplyGroup(g, x, batch, full, padded, outs[i]);
             }
         });
+    }
+
+    /**
+     * out rows [g*GROUP, ..) for every input row, streaming the group's weights: four rows per pass,
+     * then two, then one; three rows run as four (the last one twice) as decoding the weights costs
+     * more than the multiply-adds of the extra row.
+     */
+    private void matvecRows(int g, float[] x, int batch, float[] out) {
+        float[] tile = TILE.get();
+        int r0 = g * GROUP, valid = Math.min(GROUP, rows - r0);
+        for (int b = 0; b < batch; ) {
+            int n = batch - b >= 3 ? 4 : batch - b, last = batch - 1;
+            switch (n) {
+                case 4 -> matvec4(g, x, b * cols, (b + 1) * cols, (b + 2) * cols, Math.min(b + 3, last) * cols, tile);
+                case 2 -> matvec2(g, x, b * cols, (b + 1) * cols, tile);
+                default -> matvec(g, x, b * cols, tile);
+            }
+            for (int i = 0; i < n && b + i < batch; i++) {
+                System.arraycopy(tile, i * GROUP, out, (b + i) * rows + r0, valid);
+            }
+            b += Math.min(n, batch - b);
+        }
     }
 
     /** out rows [g*GROUP, ..) for every input row: dequantize KC columns of the group once, then tile the batch. */

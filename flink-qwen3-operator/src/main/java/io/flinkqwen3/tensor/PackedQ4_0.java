@@ -23,7 +23,7 @@ final class PackedQ4_0 extends PackedMatrix {
     private static final int BLOCK_BYTES = 4 * P + 16 * P;
 
     PackedQ4_0(MemorySegment data, int rows, int cols) {
-        super(data, rows, cols, panelBytes(cols));
+        super(data, rows, cols, panelBytes(cols), STREAM_ROWS);
     }
 
     static long panelBytes(int cols) {
@@ -94,6 +94,108 @@ final class PackedQ4_0 extends PackedMatrix {
         a1.intoArray(out, P);
         a2.intoArray(out, 2 * P);
         a3.intoArray(out, 3 * P);
+    }
+
+    @Override
+    void matvec2(int group, float[] x, int x0, int x1, float[] out) {
+        java.util.Arrays.fill(out, 0, 2 * GROUP, 0f);
+        long gb = groupBlock(4 * group, 0), step = 4L * BLOCK_BYTES;
+        for (int kb = 0; kb < cols; kb += 32, gb += step) {
+            var t00 = FloatVector.zero(F); // t<row><panel>: block sums without the scale
+            var t01 = FloatVector.zero(F);
+            var t02 = FloatVector.zero(F);
+            var t03 = FloatVector.zero(F);
+            var t10 = FloatVector.zero(F);
+            var t11 = FloatVector.zero(F);
+            var t12 = FloatVector.zero(F);
+            var t13 = FloatVector.zero(F);
+            for (int c = 0; c < 4; c++) {
+                var q0 = chunk(gb, 0, c);
+                var q1 = chunk(gb, 1, c);
+                var q2 = chunk(gb, 2, c);
+                var q3 = chunk(gb, 3, c);
+                for (int j = 0; j < 8; j++) {
+                    int k = kb + 8 * c + j;
+                    var v0 = FloatVector.broadcast(F, x[x0 + k]);
+                    var v1 = FloatVector.broadcast(F, x[x1 + k]);
+                    var w = quants(q0, j);
+                    t00 = w.fma(v0, t00);
+                    t10 = w.fma(v1, t10);
+                    w = quants(q1, j);
+                    t01 = w.fma(v0, t01);
+                    t11 = w.fma(v1, t11);
+                    w = quants(q2, j);
+                    t02 = w.fma(v0, t02);
+                    t12 = w.fma(v1, t12);
+                    w = quants(q3, j);
+                    t03 = w.fma(v0, t03);
+                    t13 = w.fma(v1, t13);
+                }
+            }
+            var s0 = scales(gb, 0);
+            var s1 = scales(gb, 1);
+            var s2 = scales(gb, 2);
+            var s3 = scales(gb, 3);
+            t00.fma(s0, FloatVector.fromArray(F, out, 0)).intoArray(out, 0);
+            t01.fma(s1, FloatVector.fromArray(F, out, P)).intoArray(out, P);
+            t02.fma(s2, FloatVector.fromArray(F, out, 2 * P)).intoArray(out, 2 * P);
+            t03.fma(s3, FloatVector.fromArray(F, out, 3 * P)).intoArray(out, 3 * P);
+            t10.fma(s0, FloatVector.fromArray(F, out, GROUP)).intoArray(out, GROUP);
+            t11.fma(s1, FloatVector.fromArray(F, out, GROUP + P)).intoArray(out, GROUP + P);
+            t12.fma(s2, FloatVector.fromArray(F, out, GROUP + 2 * P)).intoArray(out, GROUP + 2 * P);
+            t13.fma(s3, FloatVector.fromArray(F, out, GROUP + 3 * P)).intoArray(out, GROUP + 3 * P);
+        }
+    }
+
+    @Override
+    void matvec4(int group, float[] x, int x0, int x1, int x2, int x3, float[] out) {
+        java.util.Arrays.fill(out, 0, 4 * GROUP, 0f);
+        long gb = groupBlock(4 * group, 0), step = 4L * BLOCK_BYTES;
+        for (int kb = 0; kb < cols; kb += 32, gb += step) {
+            // two panels at a time: 4 rows x 4 panels of block sums would not leave registers for the rest
+            for (int p = 0; p < 4; p += 2) {
+                var t00 = FloatVector.zero(F); // t<row><panel p + 0|1>: block sums without the scale
+                var t01 = FloatVector.zero(F);
+                var t10 = FloatVector.zero(F);
+                var t11 = FloatVector.zero(F);
+                var t20 = FloatVector.zero(F);
+                var t21 = FloatVector.zero(F);
+                var t30 = FloatVector.zero(F);
+                var t31 = FloatVector.zero(F);
+                for (int c = 0; c < 4; c++) {
+                    var q0 = chunk(gb, p, c);
+                    var q1 = chunk(gb, p + 1, c);
+                    for (int j = 0; j < 8; j++) {
+                        int k = kb + 8 * c + j;
+                        var v0 = FloatVector.broadcast(F, x[x0 + k]);
+                        var v1 = FloatVector.broadcast(F, x[x1 + k]);
+                        var v2 = FloatVector.broadcast(F, x[x2 + k]);
+                        var v3 = FloatVector.broadcast(F, x[x3 + k]);
+                        var w = quants(q0, j);
+                        t00 = w.fma(v0, t00);
+                        t10 = w.fma(v1, t10);
+                        t20 = w.fma(v2, t20);
+                        t30 = w.fma(v3, t30);
+                        w = quants(q1, j);
+                        t01 = w.fma(v0, t01);
+                        t11 = w.fma(v1, t11);
+                        t21 = w.fma(v2, t21);
+                        t31 = w.fma(v3, t31);
+                    }
+                }
+                var s0 = scales(gb, p);
+                var s1 = scales(gb, p + 1);
+                int o0 = p * P, o1 = o0 + P;
+                t00.fma(s0, FloatVector.fromArray(F, out, o0)).intoArray(out, o0);
+                t01.fma(s1, FloatVector.fromArray(F, out, o1)).intoArray(out, o1);
+                t10.fma(s0, FloatVector.fromArray(F, out, GROUP + o0)).intoArray(out, GROUP + o0);
+                t11.fma(s1, FloatVector.fromArray(F, out, GROUP + o1)).intoArray(out, GROUP + o1);
+                t20.fma(s0, FloatVector.fromArray(F, out, 2 * GROUP + o0)).intoArray(out, 2 * GROUP + o0);
+                t21.fma(s1, FloatVector.fromArray(F, out, 2 * GROUP + o1)).intoArray(out, 2 * GROUP + o1);
+                t30.fma(s0, FloatVector.fromArray(F, out, 3 * GROUP + o0)).intoArray(out, 3 * GROUP + o0);
+                t31.fma(s1, FloatVector.fromArray(F, out, 3 * GROUP + o1)).intoArray(out, 3 * GROUP + o1);
+            }
+        }
     }
 
     @Override

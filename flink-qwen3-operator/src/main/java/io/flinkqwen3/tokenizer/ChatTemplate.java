@@ -16,13 +16,17 @@ import java.util.List;
  *       assistant turns after the last real user query;</li>
  *   <li>tool results are folded into user turns as tool_response blocks;</li>
  *   <li>the generation prompt is {@code <|im_start|>assistant\n}, plus an empty think block when
- *       thinking is disabled.</li>
+ *       thinking is disabled; templates that open the think block themselves (Qwen3-*-Thinking-2507:
+ *       {@code <|im_start|>assistant\n<think>\n}) get it opened when thinking is enabled.</li>
  * </ul>
  */
 public final class ChatTemplate {
     public static final String THINK_OPEN = "<think>";
     public static final String THINK_CLOSE = "</think>";
     public static final String EMPTY_THINK_BLOCK = "<think>\n\n</think>\n\n";
+
+    /** The generation prompt of the Thinking-2507 templates, as written in their Jinja source. */
+    private static final String THINK_OPENING_GENERATION_PROMPT = "'<|im_start|>assistant\\n<think>\\n'";
 
     private ChatTemplate() {}
 
@@ -32,16 +36,31 @@ public final class ChatTemplate {
             + "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
             + "<args-json-object>}\n</tool_call><|im_end|>\n";
 
+    /**
+     * Whether a model's Jinja chat template (null: none) opens the think block in its generation
+     * prompt, as Qwen3-*-Thinking-2507 do: the model's output then starts inside the thought.
+     */
+    public static boolean opensThinkBlock(String jinjaTemplate) {
+        return jinjaTemplate != null && jinjaTemplate.contains(THINK_OPENING_GENERATION_PROMPT);
+    }
+
     public static String render(List<ChatMessage> messages, boolean addGenerationPrompt, boolean enableThinking) {
-        return render(messages, List.of(), addGenerationPrompt, enableThinking);
+        return render(messages, List.of(), addGenerationPrompt, enableThinking, false);
+    }
+
+    /** As {@link #render(List, List, boolean, boolean, boolean)} for a template that does not open the think block. */
+    public static String render(List<ChatMessage> messages, List<JsonNode> tools, boolean addGenerationPrompt,
+                                boolean enableThinking) {
+        return render(messages, tools, addGenerationPrompt, enableThinking, false);
     }
 
     /**
      * The prompt text for messages and tools (function definitions as the caller sends them, e.g.
-     * {@code {"type": "function", "function": {"name": ..., "parameters": ...}}}; empty for none).
+     * {@code {"type": "function", "function": {"name": ..., "parameters": ...}}}; empty for none);
+     * opensThinkBlock: the model's template is a Thinking-2507 one ({@link #opensThinkBlock(String)}).
      */
     public static String render(List<ChatMessage> messages, List<JsonNode> tools, boolean addGenerationPrompt,
-                                boolean enableThinking) {
+                                boolean enableThinking, boolean opensThinkBlock) {
         var out = new StringBuilder();
         boolean leadingSystem = !messages.isEmpty() && messages.get(0).role().equals("system");
         if (tools != null && !tools.isEmpty()) {
@@ -84,6 +103,8 @@ public final class ChatTemplate {
             out.append("<|im_start|>assistant\n");
             if (!enableThinking) {
                 out.append(EMPTY_THINK_BLOCK);
+            } else if (opensThinkBlock) {
+                out.append(THINK_OPEN).append('\n');
             }
         }
         return out.toString();

@@ -142,6 +142,36 @@ class GenerationTest {
         assertEquals(0, r.thinkingTokens());
     }
 
+    @Test
+    void aLoweredLimitCutsTheThoughtBeforeTheNextStep() {
+        var g = start(GenerationRequest.builder().user("hi").maxTokens(200).adaptiveBudget(true).answerReserveTokens(16).build());
+        emit(g, concat(new int[] {151667}, ids(" a b c d e")));
+        int thought = g.thinkingTokens();
+        g.limitThinking(thought + 50);
+        assertEquals(1, g.pendingCount(), "a limit not reached changes nothing");
+        g.limitThinking(thought - 2);
+        assertEquals(1 + special.earlyStop().length, g.pendingCount(), "the early-stop text goes in with the last token");
+        assertFalse(g.thinking());
+        emit(g, ids("Four."));
+        GenerationResult r = g.result();
+        assertTrue(r.budgetExhausted());
+        assertTrue(r.reasoning().endsWith("I have to give the solution based on the thinking directly now."), r.reasoning());
+        assertEquals("Four.", r.answer());
+        // the thought ends with the early-stop text's </think> (the blank line after it counts as answer)
+        assertTrue(r.thinkingTokens() > thought + 1 && r.thinkingTokens() <= thought + special.earlyStop().length, r.toString());
+    }
+
+    @Test
+    void maxAnswerTokensEndsTheAnswerButNotTheThought() {
+        var g = start(GenerationRequest.builder().user("hi").maxTokens(200).maxAnswerTokens(3).build());
+        int[] thought = concat(new int[] {151667}, ids(" a b c d e f g"), new int[] {151668});
+        emit(g, concat(thought, ids(" one two three four five")));
+        GenerationResult r = g.result();
+        assertEquals(FinishReason.LENGTH, r.finishReason());
+        assertEquals(thought.length, r.thinkingTokens());
+        assertEquals(3, r.answerTokens());
+    }
+
     /**
      * Each output token is on exactly one side (the final end-of-turn token on neither), and each
      * text is the decoding of its side's tokens (think tags that delimit the block aside).

@@ -125,10 +125,12 @@ class Qwen3EngineTest {
             assertEquals(FinishReason.LENGTH, single.generate(greedy(blockerPrompt, 1500)).finishReason(),
                     "the blocker must not stop early");
             long now = System.nanoTime();
-            // the blocker has the earliest deadline, so it is admitted first however the scheduler wakes
-            var blocker = single.submit(greedy(blockerPrompt, 1500), now);
+            // the blocker has the earliest deadline, so it is admitted first however the scheduler wakes;
+            // every deadline lies far beyond the test's run: a request that can no longer make its
+            // deadline is admitted after those that still can, which is not what this test is about
+            var blocker = single.submit(greedy(blockerPrompt, 1500), now + 50_000_000_000L);
             List<CompletableFuture<GenerationResult>> futures = new ArrayList<>();
-            long[] deadlines = {now + 9_000_000_000L, now + 1_000_000_000L, now + 5_000_000_000L};
+            long[] deadlines = {now + 900_000_000_000L, now + 100_000_000_000L, now + 500_000_000_000L};
             for (int i = 0; i < deadlines.length; i++) {
                 int id = i;
                 futures.add(single.submit(greedy(new int[] {4, 5, 6 + i}, 3), deadlines[i])

@@ -218,6 +218,51 @@ class KernelsTest {
         }
     }
 
+    /**
+     * Every batch size from 1 to 17, and 33 and 40, through the packed kernels (the streaming
+     * multi-row kernels for 1, 2 and 4 rows, three rows as four, and the dequantize-and-tile path
+     * above {@link PackedMatrix#MATVEC_ROWS} or {@link PackedMatrix#STREAM_ROWS}) against a scalar reference, with row counts that leave the
+     * last panel group ragged; and a streamed row's result is bit for bit the one it gets alone.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"Q8_0", "Q6_K", "Q4_0", "BF16", "F32"})
+    void everyBatchSizeMatchesTheScalarReference(DType type) {
+        int cols = Math.max(type.blockElements(), 64) * 3, rows = 2 * PackedMatrix.GROUP + 13;
+        try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
+            MemorySegment seg = randomWeights(type, rows, cols, arena);
+            Matrix packed = PackedMatrix.pack(Matrix.of(type, seg, rows, cols), parallel, arena);
+            float[] row = new float[cols];
+            double[][] weights = new double[rows][cols];
+            for (int r = 0; r < rows; r++) {
+                packed.rowTo(r, row, 0);
+                for (int c = 0; c < cols; c++) {
+                    weights[r][c] = reference(type, seg, cols, r, c);
+                    assertEquals(weights[r][c], row[c], 1e-6 * Math.max(1, Math.abs(row[c])), type + " weight (" + r + ", " + c + ")");
+                }
+            }
+            for (int batch : java.util.stream.IntStream.concat(java.util.stream.IntStream.rangeClosed(1, 17),
+                    java.util.stream.IntStream.of(PackedMatrix.STREAM_ROWS + 1, 40)).toArray()) {
+                float[] x = random(batch * cols), out = new float[batch * rows], alone = new float[rows];
+                packed.matmul(x, batch, out, parallel);
+                for (int b = 0; b < batch; b++) {
+                    for (int r = 0; r < rows; r++) {
+                        double expected = 0, magnitude = 0;
+                        for (int c = 0; c < cols; c++) {
+                            expected += weights[r][c] * x[b * cols + c];
+                            magnitude += Math.abs(weights[r][c] * x[b * cols + c]);
+                        }
+                        assertEquals(expected, out[b * rows + r], 1e-5 * Math.max(1, magnitude), type + " batch " + batch + " (" + b + ", " + r + ")");
+                    }
+                    if (batch <= (type == DType.BF16 || type == DType.F32 ? PackedMatrix.MATVEC_ROWS : PackedMatrix.STREAM_ROWS)) {
+                        packed.matmul(java.util.Arrays.copyOfRange(x, b * cols, (b + 1) * cols), 1, alone, parallel);
+                        assertArrayEquals(alone, java.util.Arrays.copyOfRange(out, b * rows, (b + 1) * rows),
+                                type + " batch " + batch + ": row " + b + " differs from the same row alone");
+                    }
+                }
+            }
+        }
+    }
+
     /** Several matrices in one parallel loop give what each gives alone (bit for bit: the same kernels per group). */
     @Test
     void matmulAllEqualsOneMatmulPerMatrix() {

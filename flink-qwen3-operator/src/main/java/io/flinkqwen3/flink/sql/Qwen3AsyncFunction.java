@@ -100,16 +100,21 @@ abstract class Qwen3AsyncFunction extends AsyncScalarFunction {
         try {
             return Qwen3SqlOptions.parse(merged);
         } catch (IllegalArgumentException e) {
-            throw new SuppressRestartsException(new IllegalArgumentException(sqlName() + ": " + e.getMessage(), e));
+            throw unusable(e.getMessage());
         }
     }
 
+    /** Arguments no row can be answered with: the job fails at once, with the reason, instead of restarting into it. */
+    final SuppressRestartsException unusable(String reason) {
+        return new SuppressRestartsException(new IllegalArgumentException(sqlName() + ": " + reason));
+    }
+
     /** Completes {@code result} with what the outcome gives, or {@code unanswered} for a row that cannot be answered. */
-    final <T> void submit(CompletableFuture<T> result, RowPredictor predictor, String text,
+    final <T> void submit(CompletableFuture<T> result, RowPredictor predictor, String text, String jsonSchema,
                           Function<RowPredictor.Outcome, T> value, T unanswered) {
         RowPredictor.Submitted submitted;
         try {
-            submitted = predictor.submit(text);
+            submitted = predictor.submit(text, jsonSchema);
         } catch (IllegalArgumentException e) {
             result.complete(unanswered);
             return;

