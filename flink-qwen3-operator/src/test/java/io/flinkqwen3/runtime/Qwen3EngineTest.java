@@ -143,6 +143,23 @@ class Qwen3EngineTest {
     }
 
     @Test
+    void aRequestThatCanNoLongerMakeItWaitsBehindOneThatCan() {
+        var options = new EngineOptions(2, 1, 512, 0);
+        try (var single = Qwen3Engine.open(Fixtures.MOE.toString(), options)) {
+            List<String> finished = Collections.synchronizedList(new ArrayList<>());
+            long now = System.nanoTime();
+            var blocker = single.submit(greedy(new int[] {1, 2, 3}, 300), now + 100_000_000_000L);
+            var late = single.submit(greedy(new int[] {4, 5, 6}, 3), now - 1).whenComplete((r, t) -> finished.add("late"));
+            var feasible = single.submit(greedy(new int[] {4, 5, 7}, 3), now + 200_000_000_000L)
+                    .whenComplete((r, t) -> finished.add("feasible"));
+            blocker.join();
+            late.join();
+            feasible.join();
+            assertEquals(List.of("feasible", "late"), finished, "the earliest deadline, already missed, goes last");
+        }
+    }
+
+    @Test
     void metricsReportMeasuredStepCosts() {
         engine.generate(greedy(new int[] {10, 11, 12, 13}, 8));
         EngineMetrics m = engine.metrics();

@@ -69,6 +69,8 @@ class MlPredictTest {
         var structured = new LinkedHashMap<>(OPTIONS);
         structured.put("json-schema", SchemaCheck.schema("person.json"));
         structured.put("default-max-tokens", "48");
+        // a fixed budget: one from 'default-sla' depends on the engine's measured speed, so a replay could think differently
+        structured.put("thinking-budget", "0");
         String query = "SELECT id, answer, finish_reason, prompt_tokens, answer_tokens, thinking_budget, latency_ms, sla_met, "
                 + "QWEN3_COMPLETE(prompt), COMPLETE_WITH_MAP(prompt, " + map(OPTIONS) + "), "
                 + "COMPLETE_WITH_MAP(prompt, " + map(structured) + ") "
