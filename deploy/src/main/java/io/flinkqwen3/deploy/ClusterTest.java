@@ -50,6 +50,12 @@ public final class ClusterTest {
                 flags.put(args[i], args[i + 1]);
             }
             String model = flags.getOrDefault("--model", repo.resolve("../shared/fixtures/qwen3-dense-tiny").normalize().toString());
+            // a repo id (owner/name) goes to the job as it is: the task managers resolve it (offline: from their cache)
+            boolean path = model.startsWith("/") || model.startsWith(".") || model.startsWith("~") || model.endsWith(".gguf");
+            if (path && !Files.exists(Path.of(model))) {
+                throw new IllegalArgumentException("--model '" + model + "': no such file or folder (give a model folder with"
+                        + " config.json and safetensors, a .gguf file, or a Hugging Face repo id owner/name)");
+            }
             int records = positive(flags, "--records", 1000), maxTokens = positive(flags, "--max-tokens", 4);
             return new Options(repo, model, records, maxTokens, Duration.ofSeconds(positive(flags, "--timeout-s", 600)));
         }
@@ -79,7 +85,14 @@ public final class ClusterTest {
             System.exit(2);
             return;
         }
-        ObjectNode result = run(options);
+        ObjectNode result;
+        try {
+            result = run(options);
+        } catch (Exception e) {
+            System.err.println("cluster-test: failed: " + e.getMessage());
+            System.exit(1);
+            return;
+        }
         System.out.println(result);
         System.exit(result.path("lost").asLong() == 0 && result.path("duplicated").asLong() == 0 ? 0 : 1);
     }
@@ -110,10 +123,15 @@ public final class ClusterTest {
             cluster.startTaskManager("tm-2");
             cluster.await("2 task managers to register", remaining(deadline),
                     () -> cluster.rest("/taskmanagers").path("taskmanagers").size() == 2);
-            Map<String, Long> rssPeak = new ConcurrentHashMap<>(), rssBaseline = new LinkedHashMap<>();
+            Map<String, Long> rssPeak = new ConcurrentHashMap<>(), rssBaseline = new LinkedHashMap<>(), weightsRss = new ConcurrentHashMap<>();
             cluster.taskManagers().forEach((id, p) -> rssBaseline.put(id, LocalCluster.rssMiB(p)));
-            sampler.scheduleAtFixedRate(() -> cluster.taskManagers().forEach(
-                    (id, p) -> rssPeak.merge(id, LocalCluster.rssMiB(p), Math::max)), 0, 500, TimeUnit.MILLISECONDS);
+            sampler.scheduleWithFixedDelay(() -> cluster.taskManagers().forEach((id, p) -> {
+                rssPeak.merge(id, LocalCluster.rssMiB(p), Math::max);
+                long weights = LocalCluster.mappedRssMiB(p, Path.of(o.model()));
+                if (weights >= 0) {
+                    weightsRss.put(id, weights); // the last sample while it ran: after loading, not while packing
+                }
+            }), 0, 1, TimeUnit.SECONDS);
             log("JobManager and 2 task managers up; submitting the job with flink run");
 
             String jobId = cluster.submit(examples, "io.flinkqwen3.examples.KafkaInferenceJob", List.of(
@@ -175,9 +193,11 @@ public final class ClusterTest {
             engines.forEach(result.putObject("engines_per_taskmanager")::put);
             var rss = result.putArray("taskmanager_rss_mb");
             var baseline = result.putArray("taskmanager_baseline_rss_mb");
+            var mapped = result.putArray("taskmanager_weights_rss_mb");
             for (String tm : cluster.taskManagers().keySet()) {
                 rss.add(rssPeak.getOrDefault(tm, -1L));
                 baseline.add(rssBaseline.getOrDefault(tm, -1L));
+                mapped.add(weightsRss.getOrDefault(tm, -1L));
             }
             result.put("weights_mb", Math.round(weightBytes(Path.of(o.model())) / 1048576.0 * 10) / 10.0)
                     .put("records_per_s", Math.round(o.records() / seconds * 10) / 10.0)
@@ -259,7 +279,7 @@ public final class ClusterTest {
         if (!"RUNNING".equals(job.path("state").asText())) {
             if (Set.of("FAILED", "CANCELED", "FINISHED").contains(job.path("state").asText())) {
                 throw new IllegalStateException("job " + jobId + " is " + job.path("state").asText() + ": "
-                        + cluster.rest("/jobs/" + jobId + "/exceptions").path("root-exception").asText());
+                        + rootCause(cluster.rest("/jobs/" + jobId + "/exceptions")) + "; logs in " + cluster.logs());
             }
             return false;
         }
@@ -269,6 +289,15 @@ public final class ClusterTest {
             }
         }
         return true;
+    }
+
+    /** The innermost cause of the job's latest failure ("Caused by: ..." of its stack trace), from /jobs/:id/exceptions. */
+    static String rootCause(JsonNode exceptions) {
+        String trace = exceptions.path("exceptionHistory").path("entries").path(0).path("stacktrace").asText(); // newest first
+        List<String> lines = trace.lines().toList();
+        return lines.stream().filter(l -> l.startsWith("Caused by: ")).reduce((first, last) -> last)
+                .map(l -> l.substring("Caused by: ".length()))
+                .orElse(lines.isEmpty() ? "no exception recorded" : lines.get(0));
     }
 
     private static long restarts(LocalCluster cluster, String jobId) throws Exception {
