@@ -22,6 +22,10 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
 
 /**
  * The multi-process cluster test ({@code deploy/bin/cluster-test}): a Kafka broker, a Flink
@@ -31,57 +35,72 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * with read_committed: every id must come out exactly once. Ends with one JSON line on stdout.
  *
  * <pre>
- * deploy/bin/cluster-test [--model LOCATION] [--records N] [--max-tokens N] [--timeout-s S]
+ * deploy/bin/cluster-test [--model LOCATION] [--records N] [--max-tokens N] [--timeout-s S] [--help]
  * </pre>
  */
 public final class ClusterTest {
     static final String PROMPTS = "prompts", COMPLETIONS = "completions", DEAD_LETTERS = "prompts-dead-letters";
     static final int SLOTS = 2, PARALLELISM = 4;
 
+    /** The command line (picocli). */
+    @Command(name = "cluster-test", mixinStandardHelpOptions = true, sortOptions = false,
+            description = "Kafka, a Flink JobManager and two TaskManagers (2 slots each) as processes on 127.0.0.1; one"
+                    + " TaskManager killed with SIGKILL mid-stream and replaced. Ends with one JSON line; exit 0 when"
+                    + " nothing was lost or duplicated.")
+    static final class Flags {
+        @Option(names = "--model", paramLabel = "LOCATION",
+                description = "A model folder, a .gguf file or a Hugging Face repo id (default: ../shared/fixtures/qwen3-dense-tiny).")
+        String model;
+        @Option(names = "--records", paramLabel = "N", defaultValue = "1000", description = "Prompts to produce (default: ${DEFAULT-VALUE}).")
+        int records;
+        @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "4", description = "Tokens per completion (default: ${DEFAULT-VALUE}).")
+        int maxTokens;
+        @Option(names = "--timeout-s", paramLabel = "S", defaultValue = "600",
+                description = "Bound on the whole run, in seconds (default: ${DEFAULT-VALUE}).")
+        int timeoutSeconds;
+    }
+
     /** What a run is asked to do. {@code repo} is the repository root (jars are found under its modules' target/). */
     record Options(Path repo, String model, int records, int maxTokens, Duration timeout) {
-        static Options parse(Path repo, String[] args) {
-            Map<String, String> flags = new HashMap<>();
-            for (int i = 0; i < args.length; i += 2) {
-                if (!Set.of("--model", "--records", "--max-tokens", "--timeout-s").contains(args[i]) || i + 1 >= args.length) {
-                    throw new IllegalArgumentException("usage: cluster-test [--model LOCATION] [--records N] [--max-tokens N] [--timeout-s S]"
-                            + " (got '" + args[i] + "'" + (i + 1 >= args.length ? " without a value" : "") + ")");
-                }
-                flags.put(args[i], args[i + 1]);
-            }
-            String model = flags.getOrDefault("--model", repo.resolve("../shared/fixtures/qwen3-dense-tiny").normalize().toString());
+        /** @throws ParameterException for an unknown flag, a value that is not a positive integer, a model path that does not exist */
+        static Options parse(Path repo, String... args) {
+            var flags = new Flags();
+            var cli = new CommandLine(flags);
+            cli.parseArgs(args);
+            return of(repo, flags, cli);
+        }
+
+        static Options of(Path repo, Flags flags, CommandLine cli) {
+            String model = flags.model != null ? flags.model : repo.resolve("../shared/fixtures/qwen3-dense-tiny").normalize().toString();
             // a repo id (owner/name) goes to the job as it is: the task managers resolve it (offline: from their cache)
             boolean path = model.startsWith("/") || model.startsWith(".") || model.startsWith("~") || model.endsWith(".gguf");
             if (path && !Files.exists(Path.of(model))) {
-                throw new IllegalArgumentException("--model '" + model + "': no such file or folder (give a model folder with"
+                throw new ParameterException(cli, "--model '" + model + "': no such file or folder (give a model folder with"
                         + " config.json and safetensors, a .gguf file, or a Hugging Face repo id owner/name)");
             }
-            int records = positive(flags, "--records", 1000), maxTokens = positive(flags, "--max-tokens", 4);
-            return new Options(repo, model, records, maxTokens, Duration.ofSeconds(positive(flags, "--timeout-s", 600)));
-        }
-
-        private static int positive(Map<String, String> flags, String name, int fallback) {
-            String v = flags.get(name);
-            try {
-                int n = v == null ? fallback : Integer.parseInt(v);
-                if (n < 1) {
-                    throw new NumberFormatException();
+            for (var flag : Map.of("--records", flags.records, "--max-tokens", flags.maxTokens, "--timeout-s", flags.timeoutSeconds).entrySet()) {
+                if (flag.getValue() < 1) {
+                    throw new ParameterException(cli, flag.getKey() + " must be at least 1, got " + flag.getValue());
                 }
-                return n;
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException(name + " must be a positive integer, got '" + v + "'");
             }
+            return new Options(repo, model, flags.records, flags.maxTokens, Duration.ofSeconds(flags.timeoutSeconds));
         }
     }
 
     private ClusterTest() {}
 
     public static void main(String[] args) throws Exception {
+        var flags = new Flags();
+        var cli = new CommandLine(flags);
         Options options;
         try {
-            options = Options.parse(Path.of(System.getProperty("qwen3.repo", ".")).toAbsolutePath().normalize(), args);
-        } catch (IllegalArgumentException e) {
+            if (CommandLine.printHelpIfRequested(cli.parseArgs(args))) {
+                return;
+            }
+            options = Options.of(Path.of(System.getProperty("qwen3.repo", ".")).toAbsolutePath().normalize(), flags, cli);
+        } catch (ParameterException e) {
             System.err.println("cluster-test: " + e.getMessage());
+            cli.usage(System.err);
             System.exit(2);
             return;
         }
