@@ -310,13 +310,16 @@ public final class ClusterTest {
         return true;
     }
 
-    /** The innermost cause of the job's latest failure ("Caused by: ..." of its stack trace), from /jobs/:id/exceptions. */
+    /**
+     * Why the job last failed, from /jobs/:id/exceptions: the outermost cause thrown by flink-qwen3
+     * (it says what to fix, e.g. the model), else the innermost cause, else the exception itself.
+     */
     static String rootCause(JsonNode exceptions) {
         String trace = exceptions.path("exceptionHistory").path("entries").path(0).path("stacktrace").asText(); // newest first
-        List<String> lines = trace.lines().toList();
-        return lines.stream().filter(l -> l.startsWith("Caused by: ")).reduce((first, last) -> last)
-                .map(l -> l.substring("Caused by: ".length()))
-                .orElse(lines.isEmpty() ? "no exception recorded" : lines.get(0));
+        List<String> causes = trace.lines().filter(l -> l.startsWith("Caused by: ")).map(l -> l.substring("Caused by: ".length())).toList();
+        return causes.stream().filter(c -> c.startsWith("io.flinkqwen3.")).findFirst()
+                .or(() -> causes.stream().reduce((first, last) -> last))
+                .orElse(trace.isBlank() ? "no exception recorded" : trace.lines().findFirst().orElseThrow());
     }
 
     private static long restarts(LocalCluster cluster, String jobId) throws Exception {
