@@ -9,6 +9,7 @@ import io.flinkqwen3.model.QuantizedCheckpoint;
 import io.flinkqwen3.model.Tensor;
 import io.flinkqwen3.runtime.ExpertShardLoad;
 import io.flinkqwen3.runtime.ForwardObserver;
+import io.flinkqwen3.runtime.KvBlockPool;
 import io.flinkqwen3.runtime.KvCache;
 import io.flinkqwen3.runtime.Qwen3Model;
 import io.flinkqwen3.tensor.DType;
@@ -211,14 +212,14 @@ final class Benchmark implements Callable<Integer> {
     }
 
     static void prefill(Qwen3Model model, int[] prompt, int context) {
-        model.prefill(prompt, model.newCache(context), false, ForwardObserver.NONE);
+        model.prefill(prompt, model.newCache(context, KvBlockPool.Precision.BF16), false, ForwardObserver.NONE);
     }
 
     /** b sequences decoding together from an empty context: total tokens/s and the expert shards' load over the timed steps. */
     static DecodeRun decode(Qwen3Model model, int b, int steps, SplittableRandom random, int vocab) {
         KvCache[] caches = new KvCache[b];
         for (int s = 0; s < b; s++) {
-            caches[s] = model.newCache(steps + 1);
+            caches[s] = model.newCache(steps + 1, KvBlockPool.Precision.BF16); // as the engine stores them
         }
         int[] tokens = randomTokens(random, b, vocab);
         int[] rows = new int[b];

@@ -46,14 +46,14 @@ import picocli.CommandLine.Spec;
 import picocli.CommandLine.TypeConversionException;
 
 /**
- * The {@code qwen3} command: tokenize, render, logits, generate, bench, synth. Results go to
+ * The {@code qwen3} command: tokenize, render, logits, generate, classify, bench, synth. Results go to
  * stdout, progress and errors to stderr. Exit codes: 0 done (and {@code --help}), 1 the work
  * failed (a model that cannot be read, ...), 2 the command line is wrong (unknown option, a value
  * out of range), with a message naming the option and the command's usage.
  */
 @Command(name = "qwen3", mixinStandardHelpOptions = true, versionProvider = Commands.Version.class,
         description = "Qwen3 (dense and MoE) inference in pure Java.",
-        subcommands = {Qwen3Cli.Generate.class, Qwen3Cli.Tokenize.class, Qwen3Cli.Render.class, Qwen3Cli.Logits.class,
+        subcommands = {Qwen3Cli.Generate.class, Qwen3Cli.Classify.class, Qwen3Cli.Tokenize.class, Qwen3Cli.Render.class, Qwen3Cli.Logits.class,
                 Benchmark.class, SchemaBenchmark.class, Qwen3Cli.Synth.class, CommandLine.HelpCommand.class},
         footer = {"", "LOCATION: a model directory, a .gguf file or a Hugging Face repo id such as Qwen/Qwen3-0.6B[@revision]",
                 "(downloaded into the Hugging Face cache); a path that exists is always taken as a path.",
@@ -410,6 +410,96 @@ public final class Qwen3Cli implements Callable<Integer> {
                     cli.err.printf("[%d prompt + %d generated tokens, %s, %.1f tok/s, load %.2f s]%n", result.promptTokens(),
                             generated, result.finishReason().wireName(), generated / seconds, loadSeconds);
                 }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "classify", mixinStandardHelpOptions = true,
+            description = {"Picks one of the labels for a text or conversation by scoring each label as the answer "
+                    + "(summed token log-probabilities, softmax over the labels); no text is generated.",
+                    "Prints one JSON line: label, label_probabilities (in the labels' order), counts and latency."})
+    static final class Classify implements Callable<Integer> {
+        @ParentCommand
+        Qwen3Cli cli;
+        @Spec
+        CommandSpec spec;
+        @Mixin
+        ModelOption model;
+        @Option(names = "--labels", required = true, split = ",", paramLabel = "A,B,C",
+                description = "The labels, comma-separated (2 to 512, distinct).")
+        List<String> labels;
+        @ArgGroup(exclusive = true, multiplicity = "1")
+        Input input;
+        @Option(names = "--system", paramLabel = "S", description = "A system turn before the text (with --text).")
+        String system;
+        @Option(names = "--no-thinking", description = "Score the labels right after the prompt, without a think block.")
+        boolean noThinking;
+        @Option(names = "--thinking-budget", paramLabel = "N", defaultValue = "0",
+                description = "Thinking tokens before the labels are scored: 0 none (default), -1 up to --max-tokens.")
+        int thinkingBudget;
+        @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "512",
+                description = "At most this many thinking tokens (default: ${DEFAULT-VALUE}).")
+        int maxTokens;
+        @Mixin
+        ThreadsOption threads;
+        @Option(names = "--quantize", paramLabel = "q8_0|q4_0", converter = QuantizeConverter.class,
+                description = "Convert BF16/F16/F32 weights at load time.")
+        DType quantize;
+        @Option(names = "--json", description = "Accepted for symmetry with generate: the output is always one JSON line.")
+        boolean json;
+
+        static final class Input {
+            @Option(names = "--text", required = true, paramLabel = "T", description = "The text to classify (one user turn).")
+            String text;
+            @Option(names = "--messages", required = true, paramLabel = "FILE",
+                    description = "A JSON list of chat turns, as for render.")
+            Path messages;
+        }
+
+        @Override
+        public Integer call() {
+            inRange(spec, "--thinking-budget", thinkingBudget, -1, Integer.MAX_VALUE, "-1 (up to --max-tokens), 0 (none) or a token count");
+            inRange(spec, "--max-tokens", maxTokens, 1, Integer.MAX_VALUE, "a positive token count");
+            List<ChatMessage> messages = new ArrayList<>();
+            if (input.text != null) {
+                if (system != null) {
+                    messages.add(ChatMessage.system(system));
+                }
+                messages.add(ChatMessage.user(input.text));
+            } else {
+                if (system != null) {
+                    throw new ParameterException(spec.commandLine(), "--system goes with --text; put the system turn into --messages");
+                }
+                JsonNode list = readJsonList(input.messages, "--messages", "chat turns");
+                for (int i = 0; i < list.size(); i++) {
+                    messages.add(ChatMessage.fromJson(list.get(i), input.messages + ": [" + i + "]"));
+                }
+            }
+            requireTokenizer(spec, model.location);
+            boolean thinking = !noThinking && thinkingBudget != 0;
+            GenerationRequest request;
+            try {
+                request = GenerationRequest.builder().messages(messages).labels(labels).enableThinking(thinking)
+                        .thinkingBudget(thinking ? thinkingBudget : 0).maxTokens(maxTokens).build();
+            } catch (IllegalArgumentException e) {
+                throw new ParameterException(spec.commandLine(), "--labels: " + e.getMessage());
+            }
+            var options = EngineOptions.defaults().withThreads(threads.threads).withQuantize(quantize);
+            try (var engine = Qwen3Engine.open(model.location, options)) {
+                long start = System.nanoTime();
+                GenerationResult result = engine.generate(request.withSampling(
+                        SamplingParams.recommended(thinking, engine.model().checkpoint().generationConfig(), 0)));
+                ObjectNode line = JSON.createObjectNode();
+                line.put("label", result.label());
+                var probabilities = line.putObject("label_probabilities");
+                result.labelProbabilities().forEach(probabilities::put);
+                line.put("reasoning", result.reasoning());
+                line.put("prompt_tokens", result.promptTokens());
+                line.put("thinking_tokens", result.thinkingTokens());
+                line.put("thinking_budget", result.thinkingBudget());
+                line.put("latency_ms", (System.nanoTime() - start) / 1_000_000);
+                cli.out.println(line);
             }
             return 0;
         }

@@ -6,7 +6,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * What a scheduler needs to know about the engine: measured seconds per decode step by batch size
  * (exponential moving average of whole steps, sampling included; the engine's warm-up measures two
  * sizes before the first request), prefill seconds per token, queue length, tokens/s; for MoE models
- * how the last step's routed tokens fell on the expert shards.
+ * how the last step's routed tokens fell on the expert shards; the KV cache's blocks in use and
+ * prefix-cache hit rate.
  */
 public final class EngineMetrics implements StepCosts {
     private static final double ALPHA = 0.2;
@@ -23,6 +24,7 @@ public final class EngineMetrics implements StepCosts {
     private final int maxSequences;
     private volatile SlaBudgetPolicy.Plan plan;
     private volatile ExpertShardLoad expertShards = ExpertShardLoad.NONE;
+    private volatile KvBlockPool kvCache;
 
     EngineMetrics(int maxSequences) {
         this.maxSequences = maxSequences;
@@ -50,6 +52,30 @@ public final class EngineMetrics implements StepCosts {
 
     void recordExpertShards(ExpertShardLoad load) {
         expertShards = load;
+    }
+
+    void kvCache(KvBlockPool pool) {
+        this.kvCache = pool;
+    }
+
+    /** Share of prompt tokens found in the prefix cache since the engine started (0 before any request). */
+    public double prefixCacheHitRate() {
+        return kvCache == null ? 0 : kvCache.hitRate();
+    }
+
+    /** Prompt tokens found in the prefix cache since the engine started (not run again). */
+    public long prefixCacheHitTokens() {
+        return kvCache == null ? 0 : kvCache.hitTokens();
+    }
+
+    /** KV cache blocks that running sequences refer to (cached prefixes nobody uses are not counted). */
+    public int kvBlocksInUse() {
+        return kvCache == null ? 0 : kvCache.blocksInUse();
+    }
+
+    /** KV cache blocks in all (the kv-cache-memory budget in blocks of {@link KvBlockPool#BLOCK_TOKENS} positions). */
+    public int kvBlocks() {
+        return kvCache == null ? 0 : kvCache.blocks();
     }
 
     void recordQueue(int queued, int active) {

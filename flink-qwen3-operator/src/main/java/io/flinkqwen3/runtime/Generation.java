@@ -4,6 +4,7 @@ import io.flinkqwen3.tokenizer.ChatTemplate;
 import io.flinkqwen3.tokenizer.Qwen3Tokenizer;
 import io.flinkqwen3.tokenizer.StreamingDecoder;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Set;
 
 /**
@@ -29,7 +30,8 @@ final class Generation implements SlaBudgetPolicy.Sequence {
     private final SpecialTokens special;
     private final Qwen3Tokenizer tokenizer;
     private final Sampler sampler;
-    final KvCache cache;
+    /** Null until the engine admits the request and gives it a place in the KV cache. */
+    KvCache cache;
     final int[] prompt;
     final long deadlineNanos;
     final long submittedNanos;
@@ -58,23 +60,33 @@ final class Generation implements SlaBudgetPolicy.Sequence {
     private final JsonConstraint constraint;
     private int grammarState;
 
+    /** Label scoring: each label's token ids (null: free generation) and the tokens the template renders after {@code </think>}. */
+    private int[][] labels;
+    private int[] afterThinkClose;
+    /** Summed log-probability of each label's tokens so far; set once the answer would start. */
+    private double[] labelScores;
+    /** Labels of two or more tokens still to run (as forks of this sequence), from this index on. */
+    private int nextLabel;
+
     /** The ids that steer a generation: end-of-turn tokens and the think tags (-1 when the vocabulary has none). */
     record SpecialTokens(Set<Integer> stop, int thinkOpen, int thinkClose, int[] earlyStop) {}
 
+    /** A generation that runs in {@code cache} from the start. */
     Generation(GenerationRequest request, int[] prompt, KvCache cache, SpecialTokens special, Qwen3Tokenizer tokenizer,
                SamplingParams sampling, long submittedNanos, long deadlineNanos) {
-        this(request, prompt, cache, special, tokenizer, sampling, submittedNanos, deadlineNanos, null);
+        this(request, prompt, cache.maxPositions(), special, tokenizer, sampling, submittedNanos, deadlineNanos, null);
+        attach(cache);
     }
 
     /**
-     * constraint: null for free text. Throws IllegalArgumentException when the constrained answer
-     * cannot fit the tokens this request may generate.
+     * A generation whose sequence may hold maxPositions positions; its cache comes with
+     * {@link #attach}. constraint: null for free text. Throws IllegalArgumentException when the
+     * constrained answer cannot fit the tokens this request may generate.
      */
-    Generation(GenerationRequest request, int[] prompt, KvCache cache, SpecialTokens special, Qwen3Tokenizer tokenizer,
+    Generation(GenerationRequest request, int[] prompt, int maxPositions, SpecialTokens special, Qwen3Tokenizer tokenizer,
                SamplingParams sampling, long submittedNanos, long deadlineNanos, JsonConstraint constraint) {
         this.request = request;
         this.prompt = prompt;
-        this.cache = cache;
         this.special = special;
         this.tokenizer = tokenizer;
         this.sampler = new Sampler(sampling);
@@ -85,7 +97,7 @@ final class Generation implements SlaBudgetPolicy.Sequence {
         this.thinking = request.thinks() && special.thinkOpen() >= 0;
         this.thinkingLimit = request.thinkingBudget() > 0 ? request.thinkingBudget() : Integer.MAX_VALUE;
         this.answerDecoder = tokenizer == null ? null : tokenizer.streamingDecoder(true);
-        this.limit = Math.min(request.maxTokens(), cache.maxPositions() - prompt.length);
+        this.limit = Math.min(request.maxTokens(), maxPositions - prompt.length);
         this.constraint = constraint;
         this.grammarState = constraint == null ? -1 : constraint.start();
         if (constraint != null) {
@@ -101,6 +113,12 @@ final class Generation implements SlaBudgetPolicy.Sequence {
     }
     GenerationRequest request() {
         return request;
+    }
+
+    /** Gives the request its cache; prompt tokens the cache already holds (a cached prefix) are not run again. */
+    void attach(KvCache admitted) {
+        this.cache = admitted;
+        this.pendingFed = admitted.length();
     }
 
     boolean done() {
@@ -129,6 +147,82 @@ final class Generation implements SlaBudgetPolicy.Sequence {
 
     int generatedTokens() {
         return outputLength;
+    }
+
+    /**
+     * Makes this a classification: instead of sampling an answer, the logits where the answer would
+     * start score every label ({@code labelTokens}: each label's ids); thinking, if any, comes first
+     * and ends with {@code </think>} and {@code afterThinkClose} (the template's "\n\n").
+     */
+    void classify(int[][] labelTokens, int[] afterThinkClose) {
+        this.labels = labelTokens;
+        this.afterThinkClose = afterThinkClose;
+    }
+
+    /** Whether the prompt (and thinking) are done and labels are being scored. */
+    boolean scoring() {
+        return labelScores != null && finish == null;
+    }
+
+    /** The next label to run as a fork (two or more tokens), or -1 when none is left. */
+    int nextLabelToRun() {
+        while (nextLabel < labels.length && labels[nextLabel].length < 2) {
+            nextLabel++;
+        }
+        return nextLabel < labels.length ? nextLabel : -1;
+    }
+
+    int[] labelTokens(int label) {
+        return labels[label];
+    }
+
+    /** Marks label {@code label} (from {@link #nextLabelToRun}) as running in the current step. */
+    void labelTaken(int label) {
+        nextLabel = label + 1;
+    }
+
+    /**
+     * Adds the log-probabilities of label tokens 1.. of {@code label}: rows[j] of {@code logits}
+     * ([rows, vocab] from row first) are the logits after its token j.
+     */
+    void scoreLabel(int label, float[] logits, int firstRow, int vocab) {
+        int[] tokens = labels[label];
+        for (int j = 1; j < tokens.length; j++) {
+            int off = (firstRow + j - 1) * vocab;
+            labelScores[label] += logits[off + tokens[j]] - logSumExp(logits, off, vocab);
+        }
+    }
+
+    /** Once no label is left to run and every label's score is complete: the result is ready. */
+    void labelsScored() {
+        if (nextLabelToRun() < 0) {
+            finish(FinishReason.STOP);
+        }
+    }
+
+    /** The answer would start after these logits: every label's first token is scored from them. */
+    private void startScoring(float[] logits, int off, int vocab) {
+        double logZ = logSumExp(logits, off, vocab);
+        labelScores = new double[labels.length];
+        for (int i = 0; i < labels.length; i++) {
+            labelScores[i] = logits[off + labels[i][0]] - logZ;
+        }
+        pending = new int[0];
+        pendingFed = 0;
+        labelsScored();
+    }
+
+    /** log(sum(exp(x))) over x[off, off + n), in double. */
+    static double logSumExp(float[] x, int off, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            max = Math.max(max, x[off + i]);
+        }
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            sum += Math.exp(x[off + i] - max);
+        }
+        return max + Math.log(sum);
     }
 
     @Override
@@ -199,12 +293,26 @@ final class Generation implements SlaBudgetPolicy.Sequence {
 
     /** Samples from the logits after the last fed token and advances the state machine. */
     void sampleFrom(float[] logits, int off, int vocab) {
+        if (labels != null && !thinking) {
+            startScoring(logits, off, vocab);
+            return;
+        }
         if (constraint != null) {
             constrain(logits, off, vocab);
         }
         int token = sampler.sample(logits, off, vocab);
         if (constraint != null && logits[off + token] == Float.NEGATIVE_INFINITY) {
             token = Sampler.argmax(logits, off, vocab); // a draw can land on a zero-weight candidate by rounding
+        }
+        if (labels != null && outputLength == 0 && !thinkOpenInPrompt && token != special.thinkOpen()) {
+            thinking = false; // the model would answer without a think block: the labels start here
+            startScoring(logits, off, vocab);
+            return;
+        }
+        if (labels != null && (special.stop().contains(token) || token == special.thinkClose()
+                || outputLength + 2 + afterThinkClose.length >= limit)) {
+            closeThinking(special.stop().contains(token) ? -1 : token);
+            return;
         }
         append(token);
         pending = new int[] {token};
@@ -224,6 +332,25 @@ final class Generation implements SlaBudgetPolicy.Sequence {
         if (finish == null && outputLength >= limit) {
             finish(FinishReason.LENGTH);
         }
+    }
+
+    /**
+     * Ends the thinking of a classification: {@code token} (unless -1: an end of turn, dropped),
+     * then {@code </think>} if the token was not that, and the template's text after it; the labels
+     * are scored after them.
+     */
+    private void closeThinking(int token) {
+        int[] close = token == special.thinkClose() ? new int[] {token}
+                : token >= 0 ? new int[] {token, special.thinkClose()} : new int[] {special.thinkClose()};
+        pending = new int[close.length + afterThinkClose.length];
+        System.arraycopy(close, 0, pending, 0, close.length);
+        System.arraycopy(afterThinkClose, 0, pending, close.length, afterThinkClose.length);
+        pendingFed = 0;
+        for (int t : pending) {
+            append(t);
+        }
+        thinkingTokens += pending.length;
+        thinking = false;
     }
 
     /** Masks what the JSON constraint forbids now. */
@@ -343,6 +470,9 @@ final class Generation implements SlaBudgetPolicy.Sequence {
             answerText = ChatTemplate.strip(stoppedByString ? answer.toString()
                     : tokenizer.decode(Arrays.copyOfRange(tokens, split, end), true));
         }
+        if (labelScores != null) {
+            return classification(reasoning, tokens);
+        }
         FinishReason reason = finish == null ? FinishReason.LENGTH : finish;
         if (constraint != null && (grammarState < 0 || !constraint.accepting(grammarState))) {
             // only a request cut short from outside (the context, a cancel) gets here: never call it valid
@@ -350,6 +480,29 @@ final class Generation implements SlaBudgetPolicy.Sequence {
         }
         return new GenerationResult(answerText, reasoning, prompt.length, split, end - split,
                 reason, budgetExhausted, request.thinkingBudget(), tokens);
+    }
+
+    /** The result of a classification: the labels' softmax over their summed log-probabilities. */
+    private GenerationResult classification(String reasoning, int[] tokens) {
+        double max = Double.NEGATIVE_INFINITY, sum = 0;
+        int best = 0;
+        for (int i = 0; i < labelScores.length; i++) {
+            if (labelScores[i] > max) {
+                max = labelScores[i];
+                best = i;
+            }
+        }
+        for (double score : labelScores) {
+            sum += Math.exp(score - max);
+        }
+        var probabilities = new java.util.LinkedHashMap<String, Double>();
+        List<String> names = request.labels();
+        for (int i = 0; i < labelScores.length; i++) {
+            probabilities.put(names.get(i), Math.exp(labelScores[i] - max) / sum);
+        }
+        String label = names.get(best);
+        return new GenerationResult(label, reasoning, prompt.length, tokens.length, 0, FinishReason.STOP, budgetExhausted,
+                request.thinkingBudget(), tokens, label, java.util.Collections.unmodifiableMap(probabilities));
     }
 
     private static int lastIndexOf(int[] tokens, int token) {

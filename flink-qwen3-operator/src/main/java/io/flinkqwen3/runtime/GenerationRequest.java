@@ -11,6 +11,14 @@ import java.util.List;
  * <p>thinkingBudget: -1 unlimited, 0 renders the non-thinking template, N > 0 inserts Qwen's
  * early-stop text after N thinking tokens without {@code </think>}.
  *
+ * <p>labels: null for free generation; otherwise a classification over these strings (see
+ * {@link Labels} for the limits): the engine prefills the prompt once (thinking first when the
+ * request thinks, then {@code </think>\n\n} as the chat template renders it), scores each label as
+ * the continuation of the answer (the sum of its tokens' log-probabilities, all labels batched over
+ * the prompt's shared KV cache) and returns {@link GenerationResult#label()} and
+ * {@link GenerationResult#labelProbabilities()} (softmax over the sums), no generated answer text.
+ * maxTokens then bounds the thinking only; sampling applies to the thinking only.
+ *
  * <p>maxAnswerTokens: tokens after the think block before the answer is cut ({@code length}); 0 = only
  * maxTokens (thinking plus answer) limits it.
  *
@@ -40,7 +48,8 @@ public record GenerationRequest(
         String jsonSchema,
         List<JsonNode> tools,
         boolean adaptiveBudget,
-        int answerReserveTokens) {
+        int answerReserveTokens,
+        List<String> labels) {
 
     public static final int UNLIMITED = -1;
 
@@ -65,11 +74,26 @@ public record GenerationRequest(
         if (!tools.isEmpty() && messages == null) {
             throw new IllegalArgumentException("tools need chat messages (they are rendered by the chat template)");
         }
+        labels = labels == null ? null : Labels.validate(labels);
+        if (labels != null && jsonSchema != null) {
+            throw new IllegalArgumentException("labels and json_schema cannot be combined: a classification generates no answer text");
+        }
+    }
+
+    /** Whether this request classifies over {@link #labels()} instead of generating an answer. */
+    public boolean classifies() {
+        return labels != null;
     }
 
     /** True when the prompt leaves room for thinking (the think block is not pre-filled empty). */
     public boolean thinks() {
         return enableThinking && thinkingBudget != 0;
+    }
+
+    /** This request with other sampling settings (null: Qwen's recommendation for the mode). */
+    public GenerationRequest withSampling(SamplingParams s) {
+        return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, thinkingBudget, maxTokens, maxAnswerTokens,
+                stopStrings, s, jsonSchema, tools, adaptiveBudget, answerReserveTokens, labels);
     }
 
     public static Builder builder() {
@@ -78,7 +102,7 @@ public record GenerationRequest(
 
     public GenerationRequest withThinkingBudget(int budget) {
         return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, budget, maxTokens, maxAnswerTokens,
-                stopStrings, sampling, jsonSchema, tools, adaptiveBudget, answerReserveTokens);
+                stopStrings, sampling, jsonSchema, tools, adaptiveBudget, answerReserveTokens, labels);
     }
 
     /** Answer tokens the deadline planning keeps room for: the reserve, within maxAnswerTokens when that is set. */
@@ -100,6 +124,7 @@ public record GenerationRequest(
         private int answerReserveTokens = SlaBudgetPolicy.DEFAULT_ANSWER_RESERVE_TOKENS;
         private String jsonSchema;
         private List<JsonNode> tools = List.of();
+        private List<String> labels;
 
         public Builder messages(List<ChatMessage> m) {
             this.messages = m;
@@ -176,9 +201,15 @@ public record GenerationRequest(
             return this;
         }
 
+        /** Null (default): free generation; else classify over these labels (validated by {@link Labels#validate}). */
+        public Builder labels(List<String> l) {
+            this.labels = l;
+            return this;
+        }
+
         public GenerationRequest build() {
             return new GenerationRequest(messages, rawPrompt, promptTokens, enableThinking, thinkingBudget, maxTokens,
-                    maxAnswerTokens, stopStrings, sampling, jsonSchema, tools, adaptiveBudget, answerReserveTokens);
+                    maxAnswerTokens, stopStrings, sampling, jsonSchema, tools, adaptiveBudget, answerReserveTokens, labels);
         }
     }
 }

@@ -1,51 +1,101 @@
 package io.flinkqwen3.runtime;
 
+import static io.flinkqwen3.runtime.KvBlockPool.BLOCK_TOKENS;
+
 import io.flinkqwen3.tensor.Kernels;
-import io.flinkqwen3.tensor.NativeMemory;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Keys and values of one sequence, per layer and key/value head, fp32, off the Java heap. Attention
- * reaches them only through {@link #scores} and {@link #mixValues}, so the layout is this class's
- * own: per layer,
- * <ul>
- *   <li>keys: [kvHeads, capacity / KEY_TILE, headDim, KEY_TILE], transposed within tiles of
- *       {@link #KEY_TILE} positions, so that a block of queries times a tile of keys is a small
- *       matrix product that reads the keys along rows, like the values;
- *   <li>values: [kvHeads, capacity, headDim].
- * </ul>
- * Each head's keys and values are contiguous, so attention streams them from memory in order.
- * Capacity grows with the sequence (doubling, in whole tiles, up to the context length), so memory
- * follows the context actually used; the engine resets and reuses caches of finished requests.
+ * Keys and values of one sequence, per layer and key/value head, in blocks of a {@link KvBlockPool}
+ * listed by a block table: position p lives in block table[p / BLOCK_TOKENS] at slot
+ * p % BLOCK_TOKENS. Attention reaches them only through {@link #store}, {@link #scores} and
+ * {@link #mixValues}, which walk the table block by block.
+ *
+ * <p>A fork ({@link #fork}) shares its parent's positions [0, parent length) read-only (whole
+ * blocks and the partial last one, without copying) and keeps its own positions in a slot range of
+ * a scratch block: copy-on-write where the only write is the fork's own continuation. Label scoring
+ * runs every label of a request as such a fork of the prompt.
+ *
+ * <p>Closing a sequence releases its blocks (its full blocks stay in the pool's prefix cache) and
+ * its reservation. Used by the engine's scheduler thread; kernel threads only store and read.
  */
-public final class KvCache {
+public final class KvCache implements AutoCloseable {
     private static final VectorSpecies<Float> F = Kernels.F;
     private static final int L = F.length();
-    private static final long VECTOR_BYTES = (long) L * Float.BYTES;
-    /** Positions per key tile: the column width of one register tile of {@link #matmul}. */
-    static final int KEY_TILE = 4 * L;
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /** Columns of one register tile of {@link #matmul}: 4 vectors. */
+    private static final int TILE = 4 * L;
 
-    private final int kvHeads;
-    private final int headDim;
+    private final KvBlockPool pool;
+    private final MemorySegment memory;
+    private final boolean bf16;
     private final int maxPositions;
-    private final MemorySegment[] keys;
-    private final MemorySegment[] values;
-    private int capacity;
+    private int[] table;
+    private int blockCount;
+    /** Leading blocks of the table that are registered in (or were found in) the prefix cache. */
+    private int registered;
+    private int reserved;
     private int length;
+    /** The token at each written position (keys of the prefix cache); null in a fork. */
+    private int[] tokens;
+    /** Forks: positions from tailStart on live in tailBlock from slot tailSlot. Integer.MAX_VALUE otherwise. */
+    private final int tailStart;
+    private final int tailBlock;
+    private final int tailSlot;
+    private boolean closed;
 
-    public KvCache(int layers, int kvHeads, int headDim, int maxPositions) {
-        this.kvHeads = kvHeads;
-        this.headDim = headDim;
+    /** A sequence starting with the cached blocks {@code hits} and {@code reserved} more blocks reserved. */
+    KvCache(KvBlockPool pool, int maxPositions, int[] hits, int reserved, int expectedTokens) {
+        this.pool = pool;
+        this.memory = pool.memory;
+        this.bf16 = pool.precision == KvBlockPool.Precision.BF16;
         this.maxPositions = maxPositions;
-        this.keys = new MemorySegment[layers];
-        this.values = new MemorySegment[layers];
-        ensureCapacity(Math.min(1, maxPositions));
+        this.table = Arrays.copyOf(hits, Math.max(4, hits.length + 1));
+        this.blockCount = hits.length;
+        this.registered = hits.length;
+        this.reserved = reserved;
+        this.length = hits.length * BLOCK_TOKENS;
+        this.tokens = new int[Math.max(length, Math.min(maxPositions, Math.max(expectedTokens, 16)))];
+        this.tailStart = Integer.MAX_VALUE;
+        this.tailBlock = -1;
+        this.tailSlot = 0;
+    }
+
+    private KvCache(KvCache parent, int tailBlock, int tailSlot, int tailPositions) {
+        this.pool = parent.pool;
+        this.memory = parent.memory;
+        this.bf16 = parent.bf16;
+        this.length = parent.length;
+        this.maxPositions = parent.length + tailPositions;
+        this.table = parent.table; // read only: the parent does not change while its forks run
+        this.blockCount = blocksFor(parent.length);
+        this.tailStart = parent.length;
+        this.tailBlock = tailBlock;
+        this.tailSlot = tailSlot;
+    }
+
+    /**
+     * An fp32 sequence of up to {@code maxPositions} positions in a pool of its own, with every block
+     * reserved: for tests and tools that run the model without an engine.
+     */
+    public static KvCache standalone(int layers, int kvHeads, int headDim, int maxPositions, KvBlockPool.Precision precision) {
+        int blocks = KvBlockPool.blocksFor(Math.max(1, maxPositions));
+        long blockBytes = 2L * layers * kvHeads * headDim * BLOCK_TOKENS * precision.bytes;
+        var pool = new KvBlockPool(layers, kvHeads, headDim, precision, blocks * blockBytes, false);
+        return pool.open(new int[0], maxPositions, 0);
+    }
+
+    private static int blocksFor(int positions) {
+        return KvBlockPool.blocksFor(positions);
     }
 
     /** Number of positions written so far (the next token's position). */
@@ -53,113 +103,208 @@ public final class KvCache {
         return length;
     }
 
+    /** The most positions this sequence may hold (its reservation). */
     public int maxPositions() {
         return maxPositions;
     }
 
-    /** Bytes held off-heap. */
+    /** Bytes of the blocks this sequence refers to (shared ones included). */
     public long byteSize() {
-        return 2L * keys.length * capacity * kvHeads * headDim * Float.BYTES;
+        return blockCount * pool.blockBytes;
     }
 
+    /** Takes blocks from the reservation until positions [0, positions) have a place. */
     void ensureCapacity(int positions) {
         if (positions > maxPositions) {
-            throw new IllegalStateException("sequence of " + positions + " tokens exceeds the context length " + maxPositions);
+            throw new IllegalStateException("sequence of " + positions + " tokens exceeds its " + maxPositions + " positions");
         }
-        if (positions <= capacity) {
+        if (tailBlock >= 0) {
+            return; // a fork's positions were placed when it was made
+        }
+        while (blockCount * BLOCK_TOKENS < positions) {
+            if (blockCount == table.length) {
+                table = Arrays.copyOf(table, table.length * 2);
+            }
+            reserved--;
+            table[blockCount++] = pool.take();
+        }
+    }
+
+    /**
+     * A block of this sequence's own reservation for forks' positions ({@link #fork}); give it back
+     * with {@link #releaseScratchBlock}.
+     */
+    int takeScratchBlock() {
+        if (reserved <= blocksFor(maxPositions) - blockCount) {
+            throw new IllegalStateException("no scratch block reserved for this sequence");
+        }
+        reserved--;
+        return pool.take();
+    }
+
+    void releaseScratchBlock(int block) {
+        reserved++;
+        pool.releaseToReservation(block);
+    }
+
+    /**
+     * A sequence that continues this one's positions [0, length) with {@code positions} more in
+     * slots [slot, slot + positions) of {@code scratchBlock}. This sequence must not change while
+     * the fork is in use; closing the fork does nothing.
+     */
+    KvCache fork(int scratchBlock, int slot, int positions) {
+        if (slot < 0 || slot % 2 != 0 || slot + positions > BLOCK_TOKENS) { // even: positions pair up as in a block
+            throw new IllegalArgumentException("fork slots [" + slot + ", " + (slot + positions) + ") not an even start within a block");
+        }
+        return new KvCache(this, scratchBlock, slot, positions);
+    }
+
+    /** Stores one token's keys and values (k, v: [kvHeads * headDim] from kOff, vOff) at a position with a place. */
+    void store(int layer, int position, float[] k, int kOff, float[] v, int vOff) {
+        int block, slot;
+        if (position >= tailStart) {
+            block = tailBlock;
+            slot = tailSlot + position - tailStart;
+        } else {
+            block = table[position / BLOCK_TOKENS];
+            slot = position % BLOCK_TOKENS;
+        }
+        int headDim = pool.headDim;
+        for (int h = 0; h < pool.kvHeads; h++) {
+            long keys = pool.keys(block, layer, h), values = pool.values(block, layer, h);
+            int kAt = kOff + h * headDim, vAt = vOff + h * headDim;
+            for (int d = 0; d < headDim; d++) {
+                put(keys + (bf16 ? ((long) (d >> 1) * BLOCK_TOKENS + slot) * 4 + (d & 1) * 2 : ((long) d * BLOCK_TOKENS + slot) * 4),
+                        k[kAt + d]);
+                put(values + (bf16 ? ((long) (slot >> 1) * headDim + d) * 4 + (slot & 1) * 2 : ((long) slot * headDim + d) * 4),
+                        v[vAt + d]);
+            }
+        }
+    }
+
+    private void put(long at, float x) {
+        if (bf16) {
+            memory.set(ValueLayout.JAVA_SHORT_UNALIGNED, at, bf16(x));
+        } else {
+            memory.set(ValueLayout.JAVA_FLOAT_UNALIGNED, at, x);
+        }
+    }
+
+    /** fp32 to bfloat16, rounded to nearest even (finite values). */
+    static short bf16(float x) {
+        int bits = Float.floatToRawIntBits(x);
+        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
+    }
+
+    /** Per-thread fp32 copy of one block of one head's keys or values ([BLOCK_TOKENS * headDim]), grown on demand. */
+    private static final ThreadLocal<float[][]> WIDE = ThreadLocal.withInitial(() -> new float[1][0]);
+
+    private float[] wide() {
+        float[][] holder = WIDE.get();
+        int size = BLOCK_TOKENS * pool.headDim;
+        if (holder[0].length < size) {
+            holder[0] = new float[size];
+        }
+        return holder[0];
+    }
+
+    /**
+     * Copies {@code pairs} stored row pairs of {@code width} elements from byte {@code base} into
+     * fp32 rows of {@code wide} from row 2 * firstPair. bf16 keeps a row pair in one row of ints,
+     * the even row in the low halves: a shift widens those, a mask the odd row's. Widening a block
+     * into a small array the kernel then reads from cache costs far less than widening inside the
+     * kernel's register tile, which C2 no longer compiles without boxing its vectors.
+     */
+    private void widen(long base, int firstPair, int pairs, int width, float[] wide) {
+        long rowBytes = (bf16 ? 1 : 2) * width * 4L;
+        if (!bf16) {
+            MemorySegment.copy(memory, ValueLayout.JAVA_FLOAT_UNALIGNED, base + firstPair * rowBytes, wide, 2 * firstPair * width,
+                    2 * pairs * width);
             return;
         }
-        int next = Math.ceilDiv(Math.min(maxPositions, Math.max(positions, capacity * 2)), KEY_TILE) * KEY_TILE;
-        // an automatic arena: a segment outgrown here is freed once nothing refers to it
-        Arena arena = Arena.ofAuto();
-        for (int l = 0; l < keys.length; l++) {
-            keys[l] = grow(keys[l], arena, next);
-            values[l] = grow(values[l], arena, next);
-        }
-        capacity = next;
-    }
-
-    /** A segment for {@code positions} positions holding the old one's heads, each at its new place. */
-    private MemorySegment grow(MemorySegment old, Arena arena, int positions) {
-        long headBytes = (long) positions * headDim * Float.BYTES, oldHeadBytes = (long) capacity * headDim * Float.BYTES;
-        // anonymous memory: outside MaxDirectMemorySize, which Flink sets small for a task manager
-        MemorySegment fresh = NativeMemory.allocate(kvHeads * headBytes, arena);
-        for (int h = 0; old != null && h < kvHeads; h++) {
-            MemorySegment.copy(old, h * oldHeadBytes, fresh, h * headBytes, oldHeadBytes);
-        }
-        return fresh;
-    }
-
-    /** Stores one token's keys and values (k, v: [kvHeads * headDim] from kOff, vOff) at a position below the capacity. */
-    void store(int layer, int position, float[] k, int kOff, float[] v, int vOff) {
-        for (int h = 0; h < kvHeads; h++) {
-            long key = keyTile(h, position / KEY_TILE) / Float.BYTES + position % KEY_TILE; // dimension 0, as a float index
-            for (int d = 0; d < headDim; d++) {
-                keys[layer].setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, key + (long) d * KEY_TILE, k[kOff + h * headDim + d]);
+        for (int i = firstPair; i < firstPair + pairs; i++) {
+            long p = base + i * rowBytes;
+            int even = 2 * i * width, odd = even + width;
+            int j = 0;
+            for (; j + L <= width; j += L, p += L * 4L) {
+                var ints = IntVector.fromMemorySegment(I, memory, p, LE);
+                ints.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(wide, even + j);
+                ints.and(0xFFFF0000).reinterpretAsFloats().intoArray(wide, odd + j);
             }
-            MemorySegment.copy(v, vOff + h * headDim, values[layer], ValueLayout.JAVA_FLOAT_UNALIGNED,
-                    ((long) h * capacity + position) * headDim * Float.BYTES, headDim);
+            for (; j < width; j++, p += 4) { // a head dimension that is no multiple of the vector
+                int pair = memory.get(ValueLayout.JAVA_INT_UNALIGNED, p);
+                wide[even + j] = Float.intBitsToFloat(pair << 16);
+                wide[odd + j] = Float.intBitsToFloat(pair & 0xFFFF0000);
+            }
         }
-    }
-
-    /** Byte offset of key tile {@code tile} ([headDim, KEY_TILE]) of a head. */
-    private long keyTile(int head, int tile) {
-        return ((long) head * capacity + (long) tile * KEY_TILE) * headDim * Float.BYTES;
     }
 
     /** q: [rows, headDim] -> scores: [rows, keys], scores[r, t] = q[r] · key t of this head. rows: a multiple of 4. */
     void scores(int layer, int head, float[] q, int rows, int keys, float[] scores) {
-        for (int t = 0; t < keys; t += KEY_TILE) {
-            matmul(q, headDim, rows, this.keys[layer], keyTile(head, t / KEY_TILE), KEY_TILE * Float.BYTES, headDim,
-                    scores, t, keys, Math.min(KEY_TILE, keys - t));
+        int headDim = pool.headDim, shared = Math.min(keys, tailStart);
+        float[] wide = wide(); // [headDim, BLOCK_TOKENS]
+        Arrays.fill(scores, 0, rows * keys, 0f);
+        for (int start = 0; start < keys; ) {
+            boolean inTable = start < shared;
+            int end = inTable ? Math.min(start + BLOCK_TOKENS, shared) : keys, slot = inTable ? 0 : tailSlot;
+            widen(pool.keys(inTable ? table[start / BLOCK_TOKENS] : tailBlock, layer, head), 0, headDim / 2, BLOCK_TOKENS, wide);
+            matmul(q, 0, headDim, rows, wide, slot, BLOCK_TOKENS, headDim, scores, start, keys, end - start);
+            start = end;
         }
     }
 
     /**
      * weights: [rows, keys] -> out: [rows, headDim], out[r] = sum over t of weights[r, t] * value t
-     * of this head. rows: a multiple of 4.
+     * of this head, block by block. rows: a multiple of 4.
      */
-    void mixValues(int layer, int head, float[] weights, int rows, int keys, float[] out) {
-        matmul(weights, keys, rows, values[layer], (long) head * capacity * headDim * Float.BYTES,
-                (long) headDim * Float.BYTES, keys, out, 0, headDim, headDim);
+    void mixValues(int layer, int head, float[] w, int rows, int keys, float[] out) {
+        int headDim = pool.headDim, shared = Math.min(keys, tailStart);
+        float[] wide = wide(); // [BLOCK_TOKENS, headDim]
+        Arrays.fill(out, 0, rows * headDim, 0f);
+        for (int start = 0; start < keys; ) {
+            boolean inTable = start < shared;
+            int end = inTable ? Math.min(start + BLOCK_TOKENS, shared) : keys, slot = inTable ? 0 : tailSlot; // slot: even
+            widen(pool.values(inTable ? table[start / BLOCK_TOKENS] : tailBlock, layer, head), slot / 2,
+                    Math.ceilDiv(end - start, 2), headDim, wide);
+            matmul(w, start, keys, rows, wide, slot * headDim, headDim, end - start, out, 0, headDim, headDim);
+            start = end;
+        }
     }
 
     /**
-     * c[r, j] = sum over k < inner of a[r * aStride + k] * b[k, j], for r < rows (a multiple of 4)
-     * and j < cols; row k of b is cols floats at byte bOff + k * bStride, row r of c starts at
-     * cOff + r * cStride. A register tile of 4 rows by 4 vectors: every vector of b loaded serves 4
-     * rows, every value of a 4 vectors.
+     * c[r, cOff + j] += sum over k < inner of a[r * aStride + aOff + k] * b[bOff + k * bStride + j],
+     * for r < rows (a multiple of 4) and j < cols. A
+     * register tile of 4 rows by 4 vectors: every vector of b loaded serves 4 rows, every value of a
+     * 4 vectors.
      */
-    private static void matmul(float[] a, int aStride, int rows, MemorySegment b, long bOff, long bStride, int inner,
+    private static void matmul(float[] a, int aOff, int aStride, int rows, float[] b, int bOff, int bStride, int inner,
                                float[] c, int cOff, int cStride, int cols) {
-        var order = ByteOrder.LITTLE_ENDIAN;
         for (int r = 0; r < rows; r += 4) {
-            int a0 = r * aStride, a1 = a0 + aStride, a2 = a1 + aStride, a3 = a2 + aStride;
+            int a0 = r * aStride + aOff, a1 = a0 + aStride, a2 = a1 + aStride, a3 = a2 + aStride;
             int c0 = cOff + r * cStride, c1 = c0 + cStride, c2 = c1 + cStride, c3 = c2 + cStride;
             int j = 0;
-            for (; j + KEY_TILE <= cols; j += KEY_TILE) {
-                var s00 = FloatVector.zero(F);
-                var s01 = FloatVector.zero(F);
-                var s02 = FloatVector.zero(F);
-                var s03 = FloatVector.zero(F);
-                var s10 = FloatVector.zero(F);
-                var s11 = FloatVector.zero(F);
-                var s12 = FloatVector.zero(F);
-                var s13 = FloatVector.zero(F);
-                var s20 = FloatVector.zero(F);
-                var s21 = FloatVector.zero(F);
-                var s22 = FloatVector.zero(F);
-                var s23 = FloatVector.zero(F);
-                var s30 = FloatVector.zero(F);
-                var s31 = FloatVector.zero(F);
-                var s32 = FloatVector.zero(F);
-                var s33 = FloatVector.zero(F);
-                long p = bOff + (long) j * Float.BYTES;
-                for (int k = 0; k < inner; k++, p += bStride) {
-                    var b0 = FloatVector.fromMemorySegment(F, b, p, order);
-                    var b1 = FloatVector.fromMemorySegment(F, b, p + VECTOR_BYTES, order);
-                    var b2 = FloatVector.fromMemorySegment(F, b, p + 2 * VECTOR_BYTES, order);
-                    var b3 = FloatVector.fromMemorySegment(F, b, p + 3 * VECTOR_BYTES, order);
+            for (; j + TILE <= cols; j += TILE) {
+                var s00 = FloatVector.fromArray(F, c, c0 + j);
+                var s01 = FloatVector.fromArray(F, c, c0 + j + L);
+                var s02 = FloatVector.fromArray(F, c, c0 + j + 2 * L);
+                var s03 = FloatVector.fromArray(F, c, c0 + j + 3 * L);
+                var s10 = FloatVector.fromArray(F, c, c1 + j);
+                var s11 = FloatVector.fromArray(F, c, c1 + j + L);
+                var s12 = FloatVector.fromArray(F, c, c1 + j + 2 * L);
+                var s13 = FloatVector.fromArray(F, c, c1 + j + 3 * L);
+                var s20 = FloatVector.fromArray(F, c, c2 + j);
+                var s21 = FloatVector.fromArray(F, c, c2 + j + L);
+                var s22 = FloatVector.fromArray(F, c, c2 + j + 2 * L);
+                var s23 = FloatVector.fromArray(F, c, c2 + j + 3 * L);
+                var s30 = FloatVector.fromArray(F, c, c3 + j);
+                var s31 = FloatVector.fromArray(F, c, c3 + j + L);
+                var s32 = FloatVector.fromArray(F, c, c3 + j + 2 * L);
+                var s33 = FloatVector.fromArray(F, c, c3 + j + 3 * L);
+                for (int k = 0, p = bOff + j; k < inner; k++, p += bStride) {
+                    var b0 = FloatVector.fromArray(F, b, p);
+                    var b1 = FloatVector.fromArray(F, b, p + L);
+                    var b2 = FloatVector.fromArray(F, b, p + 2 * L);
+                    var b3 = FloatVector.fromArray(F, b, p + 3 * L);
                     var x = FloatVector.broadcast(F, a[a0 + k]);
                     s00 = b0.fma(x, s00);
                     s01 = b1.fma(x, s01);
@@ -188,13 +333,12 @@ public final class KvCache {
             }
             for (; j < cols; j += L) { // columns left over: one (masked) vector at a time
                 VectorMask<Float> m = F.indexInRange(j, cols);
-                var s0 = FloatVector.zero(F);
-                var s1 = FloatVector.zero(F);
-                var s2 = FloatVector.zero(F);
-                var s3 = FloatVector.zero(F);
-                long p = bOff + (long) j * Float.BYTES;
-                for (int k = 0; k < inner; k++, p += bStride) {
-                    var bv = FloatVector.fromMemorySegment(F, b, p, order, m);
+                var s0 = FloatVector.fromArray(F, c, c0 + j, m);
+                var s1 = FloatVector.fromArray(F, c, c1 + j, m);
+                var s2 = FloatVector.fromArray(F, c, c2 + j, m);
+                var s3 = FloatVector.fromArray(F, c, c3 + j, m);
+                for (int k = 0, p = bOff + j; k < inner; k++, p += bStride) {
+                    var bv = FloatVector.fromArray(F, b, p, m);
                     s0 = bv.fma(FloatVector.broadcast(F, a[a0 + k]), s0);
                     s1 = bv.fma(FloatVector.broadcast(F, a[a1 + k]), s1);
                     s2 = bv.fma(FloatVector.broadcast(F, a[a2 + k]), s2);
@@ -215,13 +359,38 @@ public final class KvCache {
         v3.intoArray(c, off + 3 * L);
     }
 
-    /** Marks positions [0, newLength) as valid, after a forward pass wrote them. */
-    void advanceTo(int newLength) {
-        length = Math.max(length, newLength);
+    /**
+     * Marks a position written by a forward pass with its token; a block whose last position this
+     * is joins the prefix cache (when its predecessors are there).
+     */
+    void written(int position, int token) {
+        length = Math.max(length, position + 1);
+        if (tailBlock >= 0) {
+            return;
+        }
+        if (position >= tokens.length) {
+            tokens = Arrays.copyOf(tokens, Math.min(maxPositions, Math.max(position + 1, tokens.length * 2)));
+        }
+        tokens[position] = token;
+        while (registered < blockCount && length >= (registered + 1) * BLOCK_TOKENS) {
+            pool.register(registered == 0 ? -1 : table[registered - 1], table[registered], tokens, registered);
+            registered++;
+        }
     }
 
-    /** Forgets everything after {@code newLength}; 0 makes the cache ready for another sequence. */
-    public void truncate(int newLength) {
-        length = Math.min(length, newLength);
+    /** Releases the blocks (full ones stay cached in the pool) and what is left of the reservation. Idempotent. */
+    @Override
+    public void close() {
+        if (closed || tailBlock >= 0) {
+            return;
+        }
+        closed = true;
+        for (int b = 0; b < blockCount; b++) {
+            pool.release(table[b]);
+        }
+        pool.unreserve(reserved);
+        blockCount = 0;
+        reserved = 0;
+        length = 0;
     }
 }

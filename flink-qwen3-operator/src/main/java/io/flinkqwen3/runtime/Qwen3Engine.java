@@ -32,6 +32,11 @@ import org.slf4j.LoggerFactory;
  * step the {@link SlaBudgetPolicy} re-decides the thinking budgets of adaptive requests. The math
  * runs on the model's fixed worker pool: requests never get a thread each.
  *
+ * <p>All sequences share one {@link KvBlockPool} of {@link EngineOptions#kvCacheMemory} bytes with a
+ * prefix cache: a request starts from the cached KV of the longest prefix of whole blocks it shares
+ * with earlier requests. A request is admitted only when the pool can reserve every block it may
+ * need (prompt plus max tokens); until then it waits, in deadline order (backpressure).
+ *
  * <p>Thread-safe: any thread may {@link #submit}; results complete on the scheduler thread.
  */
 public final class Qwen3Engine implements AutoCloseable {
@@ -53,13 +58,24 @@ public final class Qwen3Engine implements AutoCloseable {
     private final Condition workArrived = lock.newCondition();
     private final TreeSet<Running> waiting = new TreeSet<>(EARLIEST_DEADLINE);
     private final List<Running> active = new ArrayList<>();
-    /** KV caches of finished requests, reset and handed to new ones: off-heap memory is reused, not reallocated. */
-    private final java.util.concurrent.ConcurrentLinkedDeque<KvCache> freeCaches = new java.util.concurrent.ConcurrentLinkedDeque<>();
+    /** The KV cache of every sequence; used by the scheduler thread only. */
+    private final KvBlockPool pool;
     private final Thread scheduler;
     private volatile boolean closed;
     private long submitted;
 
-    private record Running(Generation generation, CompletableFuture<GenerationResult> result, long sequence) {}
+    /**
+     * A request; maxPositions: the positions its cache may hold (prompt plus what it may generate);
+     * scratchBlocks: blocks reserved for its labels' forks in one step (0 without labels).
+     */
+    private record Running(Generation generation, CompletableFuture<GenerationResult> result, long sequence, int maxPositions,
+                           int scratchBlocks) {}
+
+    /** A label running in the current step as a fork of its request: its logits from row firstRow of the step's labels. */
+    private record LabelRun(Generation generation, int label, int firstRow) {}
+
+    /** At most this many scratch blocks per classification request per step (labels beyond wait for the next step). */
+    private static final int MAX_SCRATCH_BLOCKS = 8;
 
     public Qwen3Engine(Qwen3Model model, Qwen3Tokenizer tokenizer, EngineOptions options) {
         this.model = model;
@@ -69,7 +85,13 @@ public final class Qwen3Engine implements AutoCloseable {
         this.contextLength = options.maxContext() > 0
                 ? Math.min(options.maxContext(), config.maxPositionEmbeddings()) : config.maxPositionEmbeddings();
         this.special = specialTokens(config, model.checkpoint(), tokenizer);
+        long kvBytes = options.kvCacheMemory() > 0 ? options.kvCacheMemory()
+                : options.defaultKvCacheTokens(contextLength) * KvBlockPool.bytesPerToken(config, options.kvPrecision());
+        this.pool = KvBlockPool.of(config, options.kvPrecision(), kvBytes, options.prefixCaching());
         this.metrics = new EngineMetrics(options.maxSequences());
+        metrics.kvCache(pool);
+        LOG.info("KV cache: {} blocks of {} positions, {} MB ({}){}", pool.blocks(), KvBlockPool.BLOCK_TOKENS,
+                pool.byteSize() / 1_000_000, options.kvPrecision(), options.prefixCaching() ? ", prefix cache on" : "");
         this.templateOpensThinkBlock = ChatTemplate.opensThinkBlock(Checkpoints.chatTemplate(model.checkpoint()));
         this.scheduler = Thread.ofPlatform().daemon().name("qwen3-engine-scheduler").start(this::runSteps);
     }
@@ -239,19 +261,30 @@ public final class Qwen3Engine implements AutoCloseable {
                 throw new IllegalArgumentException("prompt token " + i + " is id " + prompt[i] + ", outside the vocabulary [0, " + vocab + ")");
             }
         }
+        int[][] labels = request.classifies() ? labelTokens(request.labels()) : null;
+        int longestLabel = labels == null ? 0 : java.util.Arrays.stream(labels).mapToInt(l -> l.length).max().orElse(0);
+        if (prompt.length + longestLabel > contextLength) {
+            throw new PromptTooLongException(prompt.length + longestLabel, contextLength);
+        }
+        int scratchBlocks = labels == null ? 0 : scratchBlocks(labels);
+        int poolPositions = (pool.blocks() - scratchBlocks) * KvBlockPool.BLOCK_TOKENS;
+        if (prompt.length >= poolPositions) {
+            throw new IllegalArgumentException("prompt has " + prompt.length + " tokens, the KV cache memory holds "
+                    + poolPositions + " positions (" + pool.byteSize() + " bytes): raise the KV cache memory or shorten the prompt");
+        }
+        // room for the prompt, max tokens and a forced early-stop text, within the context and the pool
+        int maxPositions = (int) Math.min(Math.min(contextLength - longestLabel, poolPositions),
+                (long) prompt.length + request.maxTokens() + special.earlyStop().length + 1);
+        if (labels != null && !request.thinks()) {
+            maxPositions = prompt.length + 1; // the prompt only: the labels run in scratch blocks
+        }
         SamplingParams sampling = request.sampling() != null ? request.sampling()
                 : SamplingParams.recommended(request.thinks(), model.checkpoint().generationConfig(), System.nanoTime());
         JsonConstraint constraint = request.jsonSchema() == null ? null : constraint(request);
-        KvCache cache = freeCaches.poll();
-        Generation generation;
-        try {
-            generation = new Generation(request, prompt, cache != null ? cache : model.newCache(contextLength), special, tokenizer,
-                    sampling, System.nanoTime(), deadlineNanos, constraint);
-        } catch (IllegalArgumentException e) {
-            if (cache != null) {
-                recycle(cache);
-            }
-            throw e;
+        var generation = new Generation(request, prompt, maxPositions, special, tokenizer, sampling, System.nanoTime(), deadlineNanos,
+                constraint);
+        if (labels != null) {
+            generation.classify(labels, tokenizer.encode("\n\n"));
         }
         var future = new CompletableFuture<GenerationResult>();
         lock.lock();
@@ -259,13 +292,49 @@ public final class Qwen3Engine implements AutoCloseable {
             if (closed) {
                 throw new IllegalStateException(CLOSED);
             }
-            waiting.add(new Running(generation, future, submitted++));
+            waiting.add(new Running(generation, future, submitted++, maxPositions, scratchBlocks));
             metrics.recordQueue(waiting.size(), active.size());
             workArrived.signal();
         } finally {
             lock.unlock();
         }
         return future;
+    }
+
+    /** Each label's token ids; IllegalArgumentException for a label of more than {@link Labels#MAX_TOKENS} tokens. */
+    private int[][] labelTokens(List<String> labels) {
+        if (tokenizer == null) {
+            throw new IllegalArgumentException("this model has no tokenizer.json: labels need one");
+        }
+        int[][] tokens = new int[labels.size()][];
+        for (int i = 0; i < tokens.length; i++) {
+            tokens[i] = tokenizer.encode(labels.get(i), Labels.MAX_TOKENS + 1);
+            if (tokens[i] == null || tokens[i].length > Labels.MAX_TOKENS) {
+                throw new IllegalArgumentException("labels[" + i + "] '" + labels.get(i) + "' has more than " + Labels.MAX_TOKENS
+                        + " tokens");
+            }
+        }
+        return tokens;
+    }
+
+    /**
+     * Scratch blocks a classification reserves: enough for all its labels' forks at once (each fork
+     * needs its tokens after the first, from an even slot), at most {@link #MAX_SCRATCH_BLOCKS}.
+     */
+    private static int scratchBlocks(int[][] labels) {
+        int blocks = 0, slot = KvBlockPool.BLOCK_TOKENS;
+        for (int[] label : labels) {
+            int n = label.length - 1;
+            if (n == 0) {
+                continue;
+            }
+            if (slot + n > KvBlockPool.BLOCK_TOKENS) {
+                blocks++;
+                slot = 0;
+            }
+            slot += (n + 1) & ~1;
+        }
+        return Math.min(blocks, MAX_SCRATCH_BLOCKS);
     }
 
     /**
@@ -337,7 +406,6 @@ public final class Qwen3Engine implements AutoCloseable {
         } finally {
             lock.unlock();
         }
-        freeCaches.clear();
         try {
             model.parallel().close();
         } finally {
@@ -375,6 +443,11 @@ public final class Qwen3Engine implements AutoCloseable {
                 metrics.recordQueue(waiting.size(), active.size());
                 Running next = waiting.stream().filter(r -> !policy.hopeless(r.generation, now, metrics)).findFirst()
                         .orElse(waiting.first()); // requests that cannot make it any more go after those that still can
+                KvCache cache = pool.open(next.generation.prompt, next.maxPositions, next.scratchBlocks);
+                if (cache == null) {
+                    break; // the KV cache cannot hold it yet: it waits for running requests to finish
+                }
+                next.generation.attach(cache);
                 waiting.remove(next);
                 active.add(next);
             }
@@ -427,12 +500,70 @@ public final class Qwen3Engine implements AutoCloseable {
                 sampled.add(r);
             }
         }
+        // labels of classifications whose prompt (and thinking) is done: forks of their sequence, in scratch blocks
+        var labelRuns = new ArrayList<LabelRun>();
+        var scratch = new ArrayList<int[]>(); // {owner index in active, block}
+        int labelRows = 0;
+        for (int a = 0; a < active.size() && budget > 0; a++) {
+            Running r = active.get(a);
+            Generation g = r.generation;
+            if (!g.scoring()) {
+                continue;
+            }
+            int block = -1, slot = KvBlockPool.BLOCK_TOKENS, taken = 0, start = g.cache.length();
+            for (int label = g.nextLabelToRun(); label >= 0; label = g.nextLabelToRun()) {
+                int[] t = g.labelTokens(label);
+                int n = t.length - 1;
+                if (n > budget && !labelRuns.isEmpty()) {
+                    break;
+                }
+                if (slot + n > KvBlockPool.BLOCK_TOKENS) {
+                    if (taken == r.scratchBlocks) {
+                        break;
+                    }
+                    block = g.cache.takeScratchBlock();
+                    scratch.add(new int[] {a, block});
+                    taken++;
+                    slot = 0;
+                }
+                KvCache fork = g.cache.fork(block, slot, n);
+                slot += (n + 1) & ~1;
+                labelRuns.add(new LabelRun(g, label, labelRows));
+                for (int j = 0; j < n; j++) {
+                    tokens.add(t[j]);
+                    positions.add(start + j);
+                    caches.add(fork);
+                    logitRows.add(tokens.size() - 1);
+                }
+                labelRows += n;
+                budget -= n;
+                g.labelTaken(label);
+            }
+        }
         long begin = System.nanoTime();
         float[] logits = model.forward(tokens.toArray(), positions.toArray(), caches.toArray(KvCache[]::new),
                 logitRows.toArray(), stopWhenClosed);
+        int vocabSize = model.config().vocabSize();
+        for (LabelRun run : labelRuns) {
+            run.generation.scoreLabel(run.label, logits, sampled.size() + run.firstRow, vocabSize);
+        }
+        for (int[] s : scratch) {
+            active.get(s[0]).generation.cache.releaseScratchBlock(s[1]);
+        }
         metrics.recordExpertShards(model.lastExpertShardLoad());
 
         int vocab = model.config().vocabSize();
+        for (LabelRun run : labelRuns) {
+            run.generation.labelsScored();
+        }
+        for (Running r : List.copyOf(active)) {
+            if (r.generation.scoring() || !r.generation.done() || sampled.contains(r)) {
+                continue;
+            }
+            active.remove(r); // a classification whose last labels ran in this step
+            recycle(r.generation.cache);
+            r.result.complete(r.generation.result());
+        }
         for (int i = 0; i < sampled.size(); i++) {
             Running r = sampled.get(i);
             r.generation.sampleFrom(logits, i * vocab, vocab);
@@ -449,10 +580,10 @@ public final class Qwen3Engine implements AutoCloseable {
         metrics.recordStep(decoding, prefill, (System.nanoTime() - begin) / 1e9); // the whole step: sampling is part of its cost
     }
 
-    private void recycle(KvCache cache) {
-        cache.truncate(0);
-        if (freeCaches.size() < options.maxSequences()) {
-            freeCaches.push(cache);
+    /** Gives a finished or failed request's blocks back to the pool (null: it never got any). */
+    private static void recycle(KvCache cache) {
+        if (cache != null) {
+            cache.close();
         }
     }
 

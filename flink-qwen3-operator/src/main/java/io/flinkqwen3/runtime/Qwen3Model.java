@@ -121,10 +121,18 @@ public final class Qwen3Model implements AutoCloseable {
         return load;
     }
 
-    /** An empty cache for a sequence of up to maxPositions tokens (at most the model's context length). */
+    /**
+     * An empty fp32 cache of its own for a sequence of up to maxPositions tokens (at most the
+     * model's context length), for running the model without an engine.
+     */
     public KvCache newCache(int maxPositions) {
-        return new KvCache(config.numLayers(), config.numKvHeads(), config.headDim(),
-                Math.min(maxPositions, config.maxPositionEmbeddings()));
+        return newCache(maxPositions, KvBlockPool.Precision.F32);
+    }
+
+    /** {@link #newCache(int)} storing keys and values in {@code precision}. */
+    public KvCache newCache(int maxPositions, KvBlockPool.Precision precision) {
+        return KvCache.standalone(config.numLayers(), config.numKvHeads(), config.headDim(),
+                Math.min(maxPositions, config.maxPositionEmbeddings()), precision);
     }
 
     /**
@@ -150,7 +158,7 @@ public final class Qwen3Model implements AutoCloseable {
             }
         }
         for (int i = 0; i < n; i++) {
-            caches[i].advanceTo(positions[i] + 1);
+            caches[i].written(positions[i], tokens[i]);
         }
 
         float[] last = new float[logitRows.length * h]; // [rows, hidden]: only the rows whose logits are wanted

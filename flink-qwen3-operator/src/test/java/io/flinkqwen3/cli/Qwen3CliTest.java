@@ -13,6 +13,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -92,6 +93,37 @@ class Qwen3CliTest {
         Run bad = run("generate", "--model", Fixtures.DENSE.toString(), "--prompt", "x", "--json-schema", unsupported.toString());
         assertEquals(1, bad.code());
         assertTrue(bad.err().contains("json_schema /properties/a: type \"date\" is not supported"), bad.err());
+    }
+
+    @Test
+    void classifyPrintsOneJsonLineWithTheLabelAndEveryLabelsProbability() throws Exception {
+        Run r = run("classify", "--model", Fixtures.DENSE.toString(), "--labels", "positive,negative,neutral",
+                "--text", "The soup was cold.", "--system", "Classify the review.", "--no-thinking", "--threads", "2", "--json");
+        assertEquals(0, r.code(), r.err());
+        assertEquals(1, r.out().strip().lines().count(), r.out());
+        var line = JSON.readTree(r.out());
+        var p = line.get("label_probabilities");
+        assertEquals(List.of("positive", "negative", "neutral"), iterableToList(p.fieldNames()));
+        double sum = 0, best = -1;
+        String bestLabel = null;
+        for (var e : (Iterable<java.util.Map.Entry<String, com.fasterxml.jackson.databind.JsonNode>>) p::fields) {
+            sum += e.getValue().asDouble();
+            if (e.getValue().asDouble() > best) {
+                best = e.getValue().asDouble();
+                bestLabel = e.getKey();
+            }
+        }
+        assertEquals(1.0, sum, 1e-9);
+        assertEquals(bestLabel, line.get("label").asText());
+        Run duplicate = run("classify", "--model", Fixtures.DENSE.toString(), "--labels", "a,a", "--text", "x");
+        assertEquals(2, duplicate.code());
+        assertTrue(duplicate.err().contains("labels[1] 'a' is a duplicate"), duplicate.err());
+    }
+
+    private static List<String> iterableToList(java.util.Iterator<String> names) {
+        var list = new java.util.ArrayList<String>();
+        names.forEachRemaining(list::add);
+        return list;
     }
 
     @Test

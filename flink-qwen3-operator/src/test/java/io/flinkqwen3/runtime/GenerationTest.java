@@ -32,7 +32,7 @@ class GenerationTest {
 
     static Generation start(GenerationRequest request) {
         int[] prompt = tokenizer.encode("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
-        return new Generation(request, prompt, new KvCache(1, 1, 1, 4096), special, tokenizer, SamplingParams.greedy(), 0, 0);
+        return new Generation(request, prompt, KvCache.standalone(1, 1, 1, 4096, KvBlockPool.Precision.F32), special, tokenizer, SamplingParams.greedy(), 0, 0);
     }
 
     /** Feeds the tokens of text one by one as if the model chose them; returns how many were consumed. */

@@ -39,7 +39,7 @@ class JsonConstraintTest {
 
     static Generation start(GenerationRequest request, JsonConstraint c, long seed) {
         int[] prompt = tokenizer.encode("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
-        return new Generation(request, prompt, new KvCache(1, 1, 1, 4096), special, tokenizer,
+        return new Generation(request, prompt, 4096, special, tokenizer,
                 new SamplingParams(1f, 0, 1f, 0f, 0f, seed), 0, 0, c);
     }
 
