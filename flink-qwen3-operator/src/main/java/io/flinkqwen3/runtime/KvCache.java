@@ -131,6 +131,31 @@ public final class KvCache implements AutoCloseable {
     }
 
     /**
+     * Takes up whole blocks of {@code prompt} that entered the prefix cache since this sequence
+     * opened, when everything it holds so far is whole registered blocks (a request admitted
+     * together with others of the same prefix finds the blocks the first of them wrote); they
+     * replace blocks of its reservation. Returns the positions gained (0: none, or a fork).
+     */
+    int adoptCachedPrefix(int[] prompt) {
+        if (tailBlock >= 0 || closed || blockCount != registered || length != blockCount * BLOCK_TOKENS) {
+            return 0;
+        }
+        int[] more = pool.adopt(prompt, blockCount, blockCount == 0 ? -1 : table[blockCount - 1], reserved);
+        if (more.length == 0) {
+            return 0;
+        }
+        if (blockCount + more.length > table.length) {
+            table = Arrays.copyOf(table, Math.max(table.length * 2, blockCount + more.length + 1));
+        }
+        System.arraycopy(more, 0, table, blockCount, more.length);
+        blockCount += more.length;
+        registered = blockCount;
+        reserved -= more.length;
+        length = blockCount * BLOCK_TOKENS;
+        return more.length * BLOCK_TOKENS;
+    }
+
+    /**
      * A block of this sequence's own reservation for forks' positions ({@link #fork}); give it back
      * with {@link #releaseScratchBlock}.
      */
