@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.flinkqwen3.model.Checkpoints;
 import io.flinkqwen3.testing.Fixtures;
 import io.flinkqwen3.tokenizer.ChatTemplate;
 import io.flinkqwen3.tokenizer.ChatMessage;
@@ -26,15 +25,14 @@ class LabelScoringTest {
 
     @BeforeAll
     static void open() {
-        engine = Qwen3Engine.open(Fixtures.DENSE.toString(),
-                EngineOptions.defaults().withThreads(2).withKvCache(0, KvBlockPool.Precision.F32, true));
-        model = Qwen3Model.load(Checkpoints.open(Fixtures.DENSE), Fixtures.PARALLEL);
+        // 4 sequences (the warm-up runs batches of up to 8): the test runs one request at a time
+        engine = Qwen3Engine.open(Fixtures.DENSE.toString(), new EngineOptions(2, 4, 512, 0).withKvCache(0, KvBlockPool.Precision.F32, true));
+        model = engine.model(); // the reference passes run between requests, while the engine's scheduler waits
     }
 
     @AfterAll
     static void close() {
         engine.close();
-        model.close();
     }
 
     /** Summed log-probabilities of each label's tokens after the prompt, each from one full forward pass, softmaxed. */
