@@ -69,7 +69,7 @@ public final class ClassifyExample implements Callable<Integer> {
             messages.add(p);
         }
         var options = new Configuration();
-        options.set(Qwen3Options.MODEL, flags.model);
+        options.set(Qwen3Options.MODEL, LocalRun.model(spec, flags.model));
         options.set(Qwen3Options.DEFAULT_MAX_TOKENS, 32); // the shortest {"label": ...} takes about 18 tokens
         var outcomes = LocalRun.operator("classify", messages, options, out, c -> {
             var line = new LinkedHashMap<String, Object>();
