@@ -356,8 +356,11 @@ final class Generation implements SlaBudgetPolicy.Sequence {
         System.arraycopy(close, 0, pending, 0, close.length);
         System.arraycopy(afterThinkClose, 0, pending, close.length, afterThinkClose.length);
         pendingFed = 0;
-        for (int t : pending) {
-            append(t);
+        for (int i = 0; i < pending.length; i++) {
+            append(pending[i]);
+            if (i == close.length - 1) {
+                thinkingEnd = outputLength; // the reasoning is the text before this </think>
+            }
         }
         thinkingTokens += pending.length;
         thinking = false;

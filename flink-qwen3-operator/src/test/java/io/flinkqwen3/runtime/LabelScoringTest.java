@@ -1,6 +1,7 @@
 package io.flinkqwen3.runtime;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -105,6 +106,23 @@ class LabelScoringTest {
         for (int i = 0; i < LABELS.size(); i++) {
             assertEquals(expected[i], r.labelProbabilities().get(LABELS.get(i)), 1e-4, LABELS.get(i));
         }
+        assertEquals(textBefore(thought, close), r.reasoning());
+        // no budget: max tokens cuts the thought and </think> closes it; its text is still the reasoning
+        r = engine.generate(GenerationRequest.builder().rawPrompt(prompt).enableThinking(true).thinkingBudget(-1).maxTokens(12)
+                .sampling(SamplingParams.greedy()).labels(LABELS).build());
+        assertFalse(r.budgetExhausted());
+        assertEquals(r.outputTokens().length, r.thinkingTokens());
+        assertEquals(textBefore(r.outputTokens(), close), r.reasoning());
+        assertFalse(r.reasoning().isEmpty());
+    }
+
+    /** The decoded text of {@code tokens} before the first {@code close}. */
+    private static String textBefore(int[] tokens, int close) {
+        int end = 0;
+        while (tokens[end] != close) {
+            end++;
+        }
+        return ChatTemplate.strip(engine.tokenizer().decode(java.util.Arrays.copyOf(tokens, end), true));
     }
 
     @Test
