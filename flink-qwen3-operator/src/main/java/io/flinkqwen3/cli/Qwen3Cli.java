@@ -223,7 +223,9 @@ public final class Qwen3Cli implements Callable<Integer> {
             }
             tokenizer(model.location); // validates the model location like the other commands
             boolean generationPrompt = messages.isEmpty() || !messages.getLast().role().equals("assistant");
-            cli.out.print(ChatTemplate.render(messages, tools, generationPrompt, !noThinking));
+            // as the engine renders it: a Thinking-2507 template opens the think block in the generation prompt
+            boolean opensThinkBlock = ChatTemplate.opensThinkBlock(Checkpoints.chatTemplate(ModelLocator.resolve(model.location)));
+            cli.out.print(ChatTemplate.render(messages, tools, generationPrompt, !noThinking, opensThinkBlock));
             return 0;
         }
     }

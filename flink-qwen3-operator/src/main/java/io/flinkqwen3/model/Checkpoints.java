@@ -62,19 +62,37 @@ public final class Checkpoints {
         return switch (checkpoint) {
             case QuantizedCheckpoint quantized -> chatTemplate(quantized.source());
             case GgufCheckpoint gguf -> gguf.chatTemplate();
-            default -> {
-                Path config = checkpoint.location().resolve("tokenizer_config.json");
-                if (!Files.isRegularFile(config)) {
-                    yield null;
-                }
-                try {
-                    var template = ModelConfig.JSON.readTree(config.toFile()).get("chat_template");
-                    yield template != null && template.isTextual() ? template.asText() : null;
-                } catch (java.io.IOException e) {
-                    throw new ModelFormatException(config + ": not valid JSON: " + e.getMessage(), e);
-                }
-            }
+            default -> tokenizerConfigTemplate(checkpoint.location());
         };
+    }
+
+    /**
+     * As {@link #chatTemplate(Checkpoint)} for a model directory or .gguf file, without opening its
+     * weights; ModelFormatException for a path that is neither.
+     */
+    public static String chatTemplate(Path location) {
+        if (Files.isRegularFile(location) && location.getFileName().toString().endsWith(".gguf")) {
+            try (var gguf = GgufCheckpoint.open(location)) {
+                return gguf.chatTemplate();
+            }
+        }
+        if (!Files.isDirectory(location)) {
+            throw new ModelFormatException(location + ": neither a model directory nor a .gguf file");
+        }
+        return tokenizerConfigTemplate(location);
+    }
+
+    private static String tokenizerConfigTemplate(Path dir) {
+        Path config = dir.resolve("tokenizer_config.json");
+        if (!Files.isRegularFile(config)) {
+            return null;
+        }
+        try {
+            var template = ModelConfig.JSON.readTree(config.toFile()).get("chat_template");
+            return template != null && template.isTextual() ? template.asText() : null;
+        } catch (java.io.IOException e) {
+            throw new ModelFormatException(config + ": not valid JSON: " + e.getMessage(), e);
+        }
     }
 
     private static Qwen3Tokenizer tokenizerJson(Path dir) {

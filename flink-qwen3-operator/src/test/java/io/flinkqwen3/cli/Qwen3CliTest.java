@@ -59,6 +59,21 @@ class Qwen3CliTest {
     }
 
     @Test
+    void renderOpensTheThinkBlockWhenTheModelsTemplateDoes(@TempDir Path dir) throws Exception {
+        // a Thinking-2507 style template: its generation prompt opens <think>, so generate feeds the model that too
+        Path model = Files.createDirectory(dir.resolve("think"));
+        Files.createSymbolicLink(model.resolve("tokenizer.json"), Fixtures.DENSE.resolve("tokenizer.json").toAbsolutePath());
+        Files.writeString(model.resolve("tokenizer_config.json"),
+                JSON.createObjectNode().put("chat_template", "{{- '<|im_start|>assistant\\n<think>\\n' }}").toString());
+        Path messages = Files.writeString(dir.resolve("chat.json"), "[{\"role\": \"user\", \"content\": \"Hi\"}]");
+        Run r = run("render", "--model", model.toString(), "--messages", messages.toString());
+        assertEquals(0, r.code(), r.err());
+        assertEquals("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n", r.out());
+        r = run("render", "--model", Fixtures.DENSE.toString(), "--messages", messages.toString());
+        assertEquals("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", r.out(), "the fixture's own template does not");
+    }
+
+    @Test
     void renderWithToolsAndToolCallsEqualsTheRealTemplate(@TempDir Path dir) throws Exception {
         JsonNode goldens = JSON.readTree(Path.of("src/test/resources/chat-template-goldens.json").toFile());
         int rendered = 0;
