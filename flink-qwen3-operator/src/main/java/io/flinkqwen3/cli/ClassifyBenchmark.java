@@ -140,7 +140,7 @@ final class ClassifyBenchmark implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new ParameterException(spec.commandLine(), "--labels: " + e.getMessage());
         }
-        Qwen3Cli.requireTokenizer(spec, model.location);
+        Qwen3Cli.requireTokenizer(spec, model.location, "bench-classify cannot build its texts or score labels");
         Qwen3Tokenizer tokenizer = Qwen3Cli.tokenizer(model.location);
         var random = new SplittableRandom(42);
         String instruction = "You sort customer messages into exactly one of these categories: " + String.join(", ", labels)

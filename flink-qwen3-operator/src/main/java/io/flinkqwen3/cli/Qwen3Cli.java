@@ -193,6 +193,8 @@ public final class Qwen3Cli implements Callable<Integer> {
     static final class Render implements Callable<Integer> {
         @ParentCommand
         Qwen3Cli cli;
+        @Spec
+        CommandSpec spec;
         @Mixin
         ModelOption model;
         @Option(names = "--messages", required = true, paramLabel = "FILE",
@@ -206,17 +208,14 @@ public final class Qwen3Cli implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            JsonNode list = readJsonList(file, "--messages", "chat turns");
-            List<ChatMessage> messages = new ArrayList<>();
-            for (int i = 0; i < list.size(); i++) {
-                messages.add(ChatMessage.fromJson(list.get(i), file + ": [" + i + "]"));
-            }
+            List<ChatMessage> messages = readMessages(spec, file);
             List<JsonNode> tools = new ArrayList<>();
             if (toolsFile != null) {
-                JsonNode t = readJsonList(toolsFile, "--tools", "function definitions");
+                JsonNode t = readJsonList(spec, toolsFile, "--tools", "function definitions");
                 for (int i = 0; i < t.size(); i++) {
                     if (!t.get(i).isObject()) {
-                        throw new IllegalArgumentException(toolsFile + ": [" + i + "] is not an object (a function definition)");
+                        throw new ParameterException(spec.commandLine(), "--tools " + toolsFile + ": [" + i
+                                + "] is not an object (a function definition)");
                     }
                     tools.add(t.get(i));
                 }
@@ -230,20 +229,52 @@ public final class Qwen3Cli implements Callable<Integer> {
         }
     }
 
-    /** A JSON list from a file; IllegalArgumentException naming the file and the option. */
-    static JsonNode readJsonList(Path file, String option, String what) {
+    /**
+     * The text of an option's file ({@code what}: what it holds); a usage error "OPTION FILE: ..." (exit 2,
+     * before any model loads) for a missing, unreadable or directory path.
+     */
+    static String readOptionFile(CommandSpec spec, Path file, String option, String what) {
+        try {
+            if (Files.isDirectory(file)) {
+                throw new ParameterException(spec.commandLine(), option + " " + file + ": a directory, expected " + what);
+            }
+            return Files.readString(file);
+        } catch (NoSuchFileException e) {
+            throw new ParameterException(spec.commandLine(), option + " " + file + ": no such file (" + what + ")");
+        } catch (IOException e) {
+            throw new ParameterException(spec.commandLine(), option + " " + file + ": cannot be read ("
+                    + (e instanceof java.nio.file.AccessDeniedException ? "permission denied" : e.getMessage()) + ")");
+        }
+    }
+
+    /** A JSON list from an option's file; a usage error as {@link #readOptionFile} also when it is no JSON list. */
+    static JsonNode readJsonList(CommandSpec spec, Path file, String option, String what) {
+        String text = readOptionFile(spec, file, option, "a JSON list of " + what);
         JsonNode list;
         try {
-            list = JSON.readTree(Files.readString(file));
-        } catch (NoSuchFileException e) {
-            throw new IllegalArgumentException(file + ": no such file (" + option + " expects a JSON file of " + what + ")", e);
+            list = JSON.readTree(text);
         } catch (IOException e) {
-            throw new IllegalArgumentException(file + ": cannot read " + what + " (" + e.getMessage() + ")", e);
+            throw new ParameterException(spec.commandLine(), option + " " + file + ": not valid JSON ("
+                    + e.getMessage().lines().findFirst().orElse("") + ")");
         }
         if (list == null || !list.isArray()) {
-            throw new IllegalArgumentException(file + ": expected a JSON list of " + what);
+            throw new ParameterException(spec.commandLine(), option + " " + file + ": expected a JSON list of " + what);
         }
         return list;
+    }
+
+    /** The chat turns of a --messages file; a usage error naming the file and the turn. */
+    static List<ChatMessage> readMessages(CommandSpec spec, Path file) {
+        JsonNode list = readJsonList(spec, file, "--messages", "chat turns");
+        List<ChatMessage> messages = new ArrayList<>();
+        for (int i = 0; i < list.size(); i++) {
+            try {
+                messages.add(ChatMessage.fromJson(list.get(i), file + ": [" + i + "]"));
+            } catch (IllegalArgumentException e) {
+                throw new ParameterException(spec.commandLine(), "--messages " + e.getMessage());
+            }
+        }
+        return messages;
     }
 
     @Command(name = "logits", mixinStandardHelpOptions = true,
@@ -350,7 +381,7 @@ public final class Qwen3Cli implements Callable<Integer> {
                         + (int) MAX_TEMPERATURE + ", got " + temperature);
             }
             if (input.prompt != null) {
-                requireTokenizer(spec, model.location);
+                requireTokenizer(spec, model.location, "it takes --tokens IDS, not --prompt");
             }
             var request = GenerationRequest.builder();
             if (input.prompt != null) {
@@ -361,18 +392,11 @@ public final class Qwen3Cli implements Callable<Integer> {
             boolean thinking = !noThinking;
             request.enableThinking(thinking).thinkingBudget(thinkingBudget).maxTokens(maxTokens);
             if (jsonSchema != null) {
-                String schema;
-                try {
-                    schema = Files.readString(jsonSchema);
-                } catch (NoSuchFileException e) {
-                    throw new ParameterException(spec.commandLine(), "--json-schema " + jsonSchema + ": no such file");
-                } catch (IOException e) {
-                    throw new IllegalArgumentException(jsonSchema + ": cannot read the schema (" + e.getMessage() + ")", e);
-                }
+                String schema = readOptionFile(spec, jsonSchema, "--json-schema", "a JSON Schema");
                 try {
                     JsonSchemaGrammar.compile(schema); // refused before the model loads
                 } catch (IllegalArgumentException e) {
-                    throw new IllegalArgumentException(jsonSchema + ": " + e.getMessage(), e);
+                    throw new ParameterException(spec.commandLine(), "--json-schema " + jsonSchema + ": " + e.getMessage());
                 }
                 request.jsonSchema(schema);
             }
@@ -473,12 +497,9 @@ public final class Qwen3Cli implements Callable<Integer> {
                 if (system != null) {
                     throw new ParameterException(spec.commandLine(), "--system goes with --text; put the system turn into --messages");
                 }
-                JsonNode list = readJsonList(input.messages, "--messages", "chat turns");
-                for (int i = 0; i < list.size(); i++) {
-                    messages.add(ChatMessage.fromJson(list.get(i), input.messages + ": [" + i + "]"));
-                }
+                messages.addAll(readMessages(spec, input.messages));
             }
-            requireTokenizer(spec, model.location);
+            requireTokenizer(spec, model.location, "classify cannot score labels with it");
             boolean thinking = !noThinking && thinkingBudget != 0;
             GenerationRequest request;
             try {
@@ -508,13 +529,14 @@ public final class Qwen3Cli implements Callable<Integer> {
     }
 
     /**
-     * --prompt needs a tokenizer: a model directory without tokenizer.json is a usage error before
-     * anything is loaded (a .gguf file carries its tokenizer in its metadata, checked at load).
+     * Text input needs a tokenizer: a model directory without tokenizer.json is a usage error before
+     * anything is loaded (a .gguf file carries its tokenizer in its metadata, checked at load);
+     * {@code consequence} says what that means for the command.
      */
-    static void requireTokenizer(CommandSpec spec, String location) {
+    static void requireTokenizer(CommandSpec spec, String location, String consequence) {
         Path path = ModelLocator.resolve(location);
         if (Files.isDirectory(path) && !Files.exists(path.resolve("tokenizer.json"))) {
-            throw new ParameterException(spec.commandLine(), path + " has no tokenizer.json, so it takes --tokens IDS, not --prompt"
+            throw new ParameterException(spec.commandLine(), path + " has no tokenizer.json, so " + consequence
                     + " (a model written by 'qwen3 synth' gets one with --tokenizer DIR)");
         }
     }

@@ -310,8 +310,9 @@ public final class Qwen3Engine implements AutoCloseable {
         for (int i = 0; i < tokens.length; i++) {
             tokens[i] = tokenizer.encode(labels.get(i), Labels.MAX_TOKENS + 1);
             if (tokens[i] == null || tokens[i].length > Labels.MAX_TOKENS) {
-                throw new IllegalArgumentException("labels[" + i + "] '" + labels.get(i) + "' has more than " + Labels.MAX_TOKENS
-                        + " tokens");
+                String label = labels.get(i).length() > 40 ? labels.get(i).substring(0, 40) + "..." : labels.get(i);
+                throw new IllegalArgumentException("labels[" + i + "] '" + label + "' has more than " + Labels.MAX_TOKENS
+                        + " tokens, the most a label may have: shorten it (the model scores every token of every label)");
             }
         }
         return tokens;

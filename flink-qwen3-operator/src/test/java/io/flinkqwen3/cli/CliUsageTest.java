@@ -100,10 +100,37 @@ class CliUsageTest {
     }
 
     @Test
-    void renderSaysWhenTheMessagesFileDoesNotExist(@TempDir Path dir) {
-        Run r = run("render", "--model", Fixtures.DENSE.toString(), "--messages", dir.resolve("chat.json").toString());
-        assertEquals(1, r.code());
-        assertEquals("qwen3 render: " + dir.resolve("chat.json") + ": no such file (--messages expects a JSON file of chat turns)\n",
-                r.err());
+    void filesOfOptionsAreCheckedBeforeLoadingWithTheOptionAndTheProblem(@TempDir Path dir) throws Exception {
+        String model = Fixtures.DENSE.toString();
+        Path missing = dir.resolve("chat.json");
+        assertUsageError(run("render", "--model", model, "--messages", missing.toString()),
+                "qwen3 render: --messages " + missing + ": no such file (a JSON list of chat turns)");
+        assertUsageError(run("classify", "--model", model, "--labels", "a,b", "--messages", dir.toString()),
+                "qwen3 classify: --messages " + dir + ": a directory, expected a JSON list of chat turns");
+        Path notJson = Files.writeString(dir.resolve("bad.json"), "[{\"role\": ");
+        assertUsageError(run("render", "--model", model, "--messages", notJson.toString()), "--messages " + notJson + ": not valid JSON (");
+        Path object = Files.writeString(dir.resolve("object.json"), "{\"role\": \"user\"}");
+        assertUsageError(run("render", "--model", model, "--messages", object.toString()),
+                "--messages " + object + ": expected a JSON list of chat turns");
+        Path badTurn = Files.writeString(dir.resolve("turn.json"), "[\"hi\"]");
+        assertUsageError(run("classify", "--model", model, "--labels", "a,b", "--messages", badTurn.toString()),
+                "qwen3 classify: --messages " + badTurn + ": [0] is \"hi\", expected an object");
+        Path chat = Files.writeString(dir.resolve("ok.json"), "[{\"role\": \"user\", \"content\": \"x\"}]");
+        assertUsageError(run("render", "--model", model, "--messages", chat.toString(), "--tools", missing.toString()),
+                "--tools " + missing + ": no such file (a JSON list of function definitions)");
+        assertUsageError(run("render", "--model", model, "--messages", chat.toString(), "--tools", chat.toString().replace("ok", "turn")),
+                "--tools ", ": [0] is not an object");
+        assertUsageError(run("generate", "--model", model, "--prompt", "x", "--json-schema", dir.toString()),
+                "qwen3 generate: --json-schema " + dir + ": a directory, expected a JSON Schema");
+        Path unsupported = Files.writeString(dir.resolve("schema.json"), "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"date\"}}}");
+        assertUsageError(run("generate", "--model", model, "--prompt", "x", "--json-schema", unsupported.toString()),
+                "qwen3 generate: --json-schema " + unsupported + ": json_schema /properties/a: type \"date\" is not supported");
+    }
+
+    @Test
+    void classifyWithoutATokenizerSaysWhatThatMeansForClassify(@TempDir Path dir) throws Exception {
+        Files.createSymbolicLink(dir.resolve("config.json"), Fixtures.MOE.resolve("config.json").toAbsolutePath());
+        assertUsageError(run("classify", "--model", dir.toString(), "--labels", "a,b", "--text", "x"),
+                dir + " has no tokenizer.json, so classify cannot score labels with it");
     }
 }
