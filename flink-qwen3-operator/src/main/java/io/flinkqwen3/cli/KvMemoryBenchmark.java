@@ -1,6 +1,9 @@
 package io.flinkqwen3.cli;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.flinkqwen3.model.Checkpoint;
+import io.flinkqwen3.model.Checkpoints;
+import io.flinkqwen3.model.ModelLocator;
 import io.flinkqwen3.runtime.EngineMetrics;
 import io.flinkqwen3.runtime.EngineOptions;
 import io.flinkqwen3.runtime.GenerationRequest;
@@ -69,6 +72,12 @@ final class KvMemoryBenchmark implements Callable<Integer> {
         Qwen3Cli.inRange(spec, "--prompt-tokens", promptTokens, 1, context - 1, "a token count below --context");
         Commands.inRange(spec, "--kv-cache-memory", kvCacheMb, 0, 1L << 30, "0 (default) or a size in MB");
         Qwen3Cli.inRange(spec, "--seconds", seconds, 1, 3600, "1 to 3600 seconds");
+        int maxContext;
+        try (Checkpoint checkpoint = Checkpoints.open(ModelLocator.resolve(model.location))) { // the header only, no weights
+            maxContext = checkpoint.config().maxPositionEmbeddings();
+        }
+        Qwen3Cli.inRange(spec, "--context", context, 2, maxContext, "a token count from 2 to the model's max_position_embeddings "
+                + maxContext);
         var options = new EngineOptions(threads.threads, sequences, EngineOptions.defaults().maxBatchTokens(), context, quantize, 0)
                 .withKvCache(kvCacheMb * 1_000_000, KvBlockPool.Precision.BF16, true);
         double rssBefore;
@@ -91,18 +100,22 @@ final class KvMemoryBenchmark implements Callable<Integer> {
                 Thread.sleep(1000);
                 maxRunning = Math.max(maxRunning, m.active());
                 minWaiting = Math.min(minWaiting, m.queued());
-                cli.err.printf(Locale.ROOT, "bench-kv: %d running, %d waiting for KV blocks, KV in use %.1f MB of %.1f MB%n", m.active(),
-                        m.queued(), m.kvBlocksInUse() * m.kvBlockBytes() / 1e6, m.kvBlocks() * m.kvBlockBytes() / 1e6);
+                cli.err.printf(Locale.ROOT, "bench-kv: %d running, %d waiting for KV blocks, KV in use %s of %s%n", m.active(),
+                        m.queued(), KvBlockPool.formatBytes(m.kvBlocksInUse() * m.kvBlockBytes()),
+                        KvBlockPool.formatBytes(m.kvBlocks() * m.kvBlockBytes()));
             }
             generated = m.generatedTokens() - generatedBefore;
             long budget = m.kvBlocks() * m.kvBlockBytes();
             long fp32Before = 2L * bytesPerToken * sequences * context; // fp32: twice the bf16 bytes per position
+            // a request's positions: its whole context, unless the pool holds fewer (the engine caps it there)
+            int reserved = (int) Math.min(engine.contextLength(), (long) m.kvBlocks() * KvBlockPool.BLOCK_TOKENS);
             summary.put("model", model.location);
             summary.put("sequences", sequences);
             summary.put("context", context);
             summary.put("kv_bytes_per_token", bytesPerToken);
             summary.put("kv_cache_bytes", budget);
             summary.put("kv_blocks", m.kvBlocks());
+            summary.put("positions_reserved_per_request", reserved);
             summary.put("sequences_running_max", maxRunning);
             summary.put("sequences_waiting_min", minWaiting);
             summary.put("kv_peak_bytes_in_use", m.kvBlocksInUsePeak() * m.kvBlockBytes());
@@ -110,12 +123,12 @@ final class KvMemoryBenchmark implements Callable<Integer> {
             summary.put("fp32_max_sequences_x_context_bytes", fp32Before);
             summary.put("rss_after_load_mb", rssBefore);
             summary.put("peak_rss_mb", Benchmark.peakRssMb());
-            cli.out.printf(Locale.ROOT, "KV cache memory %.1f MB (%d blocks of %d positions, %d bytes per position); each request "
-                            + "reserves up to %d positions, so at most %d of %d ran at once (the others waited)%n", budget / 1e6,
-                    m.kvBlocks(), KvBlockPool.BLOCK_TOKENS, bytesPerToken, context, maxRunning, sequences);
-            cli.out.printf(Locale.ROOT, "KV in use at peak %.1f MB; %d tokens generated in %d s; peak RSS %.0f MB (%.0f MB after load); "
-                    + "an fp32 cache of %d sequences x %d positions: %.1f MB%n", m.kvBlocksInUsePeak() * m.kvBlockBytes() / 1e6,
-                    generated, seconds, Benchmark.peakRssMb(), rssBefore, sequences, context, fp32Before / 1e6);
+            cli.out.printf(Locale.ROOT, "KV cache memory %s (%d blocks of %d positions, %d bytes per position); each request "
+                            + "reserves up to %d positions, so at most %d of %d ran at once (the others waited)%n",
+                    KvBlockPool.formatBytes(budget), m.kvBlocks(), KvBlockPool.BLOCK_TOKENS, bytesPerToken, reserved, maxRunning, sequences);
+            cli.out.printf(Locale.ROOT, "KV in use at peak %s; %d tokens generated in %d s; peak RSS %.0f MB (%.0f MB after load); "
+                    + "an fp32 cache of %d sequences x %d positions: %s%n", KvBlockPool.formatBytes(m.kvBlocksInUsePeak() * m.kvBlockBytes()),
+                    generated, seconds, Benchmark.peakRssMb(), rssBefore, sequences, context, KvBlockPool.formatBytes(fp32Before));
         }
         if (json) {
             cli.out.println(summary);

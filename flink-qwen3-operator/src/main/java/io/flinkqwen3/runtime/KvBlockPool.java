@@ -132,6 +132,12 @@ public final class KvBlockPool {
         return 2L * config.numLayers() * config.numKvHeads() * config.headDim() * precision.bytes;
     }
 
+    /** A memory size for people: "512.0 KB" below 1 MB, else "3.5 MB" (decimal units, one decimal). */
+    public static String formatBytes(long bytes) {
+        return bytes < 1_000_000 ? String.format(java.util.Locale.ROOT, "%.1f KB", bytes / 1e3)
+                : String.format(java.util.Locale.ROOT, "%.1f MB", bytes / 1e6);
+    }
+
     /** Blocks that hold {@code positions} positions. */
     public static int blocksFor(int positions) {
         return Math.ceilDiv(positions, BLOCK_TOKENS);

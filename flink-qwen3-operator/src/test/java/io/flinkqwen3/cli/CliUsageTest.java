@@ -76,6 +76,8 @@ class CliUsageTest {
         assertUsageError(run("generate", "--model", model, "--prompt", "hi", "--tokens", "1"), "mutually exclusive");
         assertUsageError(run("generate", "--model", model), "Missing required argument", "--prompt=TEXT", "--tokens=IDS");
         assertUsageError(run("logits", "--model", model, "--tokens", "1,two"), "Invalid value for option '--tokens'", "'two' is not an integer");
+        assertUsageError(run("bench-kv", "--model", model, "--context", "5000"),
+                "--context expects a token count from 2 to the model's max_position_embeddings 4096, got 5000");
         assertUsageError(run("synth", "--shape", "qwen3-1b", "--out", "/nonexistent"),
                 "--shape expects one of qwen3-0.6b, qwen3-8b, qwen3-30b-a3b, got 'qwen3-1b'");
     }

@@ -107,6 +107,21 @@ class Qwen3CliTest {
     }
 
     @Test
+    void benchKvReportsThePositionsARequestReallyReserves() throws Exception {
+        // 1 MB holds 20 blocks of 64 positions (768 bytes each): fewer than the context, so each request is capped at the pool
+        Run r = run("bench-kv", "--model", Fixtures.DENSE.toString(), "--sequences", "2", "--context", "4096", "--prompt-tokens", "8",
+                "--kv-cache-memory", "1", "--seconds", "1", "--threads", "1", "--json");
+        assertEquals(0, r.code(), r.err());
+        var summary = JSON.readTree(r.out().lines().reduce((a, b) -> b).orElseThrow());
+        int positions = summary.get("kv_blocks").asInt() * 64;
+        assertTrue(positions < 4096, r.out());
+        assertEquals(positions, summary.get("positions_reserved_per_request").asInt());
+        assertTrue(r.out().contains("each request reserves up to " + positions + " positions"), r.out());
+        assertTrue(r.out().startsWith("KV cache memory " + String.format(java.util.Locale.ROOT, "%.1f KB",
+                summary.get("kv_cache_bytes").asLong() / 1e3)), r.out());
+    }
+
+    @Test
     void classifyPrintsOneJsonLineWithTheLabelAndEveryLabelsProbability() throws Exception {
         Run r = run("classify", "--model", Fixtures.DENSE.toString(), "--labels", "positive,negative,neutral",
                 "--text", "The soup was cold.", "--system", "Classify the review.", "--no-thinking", "--threads", "2", "--json");
