@@ -3,6 +3,9 @@ package io.flinkqwen3.deploy;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.flinkqwen3.cli.Commands;
+import io.flinkqwen3.model.ModelFormatException;
+import io.flinkqwen3.model.ModelLocator;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -43,7 +46,7 @@ public final class ClusterTest {
     static final int SLOTS = 2, PARALLELISM = 4;
 
     /** The command line (picocli). */
-    @Command(name = "cluster-test", mixinStandardHelpOptions = true, sortOptions = false,
+    @Command(name = "cluster-test", mixinStandardHelpOptions = true, versionProvider = Commands.Version.class, sortOptions = false,
             description = "Kafka, a Flink JobManager and two TaskManagers (2 slots each) as processes on 127.0.0.1; one"
                     + " TaskManager killed with SIGKILL mid-stream and replaced. Ends with one JSON line; exit 0 when"
                     + " nothing was lost or duplicated.")
@@ -77,6 +80,13 @@ public final class ClusterTest {
             if (path && !Files.exists(Path.of(model))) {
                 throw new ParameterException(cli, "--model '" + model + "': no such file or folder (give a model folder with"
                         + " config.json and safetensors, a .gguf file, or a Hugging Face repo id owner/name)");
+            }
+            if (Files.exists(Path.of(model))) {
+                try {
+                    ModelLocator.checkCheckpoint(model); // not found only once the whole cluster runs the job
+                } catch (ModelFormatException e) {
+                    throw new ParameterException(cli, "--model: " + e.getMessage());
+                }
             }
             for (var flag : Map.of("--records", flags.records, "--max-tokens", flags.maxTokens, "--timeout-s", flags.timeoutSeconds).entrySet()) {
                 if (flag.getValue() < 1) {
@@ -116,13 +126,40 @@ public final class ClusterTest {
         System.exit(result.path("lost").asLong() == 0 && result.path("duplicated").asLong() == 0 ? 0 : 1);
     }
 
-    /** Runs the whole test; every process it starts is gone when it returns or throws. */
+    /**
+     * Runs the whole test; every process it starts is gone when it returns or throws. A failure
+     * leaves only the logs of its work folder, and its message says where they are.
+     */
     static ObjectNode run(Options o) throws Exception {
         long deadline = System.nanoTime() + o.timeout().toNanos();
         Path plugin = jar(o.repo().resolve("flink-qwen3-plugin/target"), "flink-qwen3-plugin-", ".jar");
         Path examples = jar(o.repo().resolve("examples/target"), "flink-qwen3-examples-", "-job.jar");
         Path work = Files.createTempDirectory("qwen3-cluster-test-");
-        log("work folder " + work + " (logs in " + work.resolve("logs") + ")");
+        Path logs = work.resolve("logs");
+        log("work folder " + work + " (logs in " + logs + ")");
+        try {
+            return runIn(o, work, deadline, plugin, examples);
+        } catch (Exception e) {
+            if (!Files.isDirectory(logs) || isEmpty(logs)) {
+                LocalCluster.deleteTree(work); // nothing to read there: leave nothing behind
+                throw e;
+            }
+            try (Stream<Path> entries = Files.list(work)) { // the logs explain the failure; the rest is of no use
+                entries.filter(p -> !p.equals(logs)).forEach(LocalCluster::deleteTree);
+            }
+            String message = String.valueOf(e.getMessage());
+            throw message.contains("logs in ") ? e : new Exception(message + "; logs in " + logs, e);
+        }
+    }
+
+    private static boolean isEmpty(Path dir) throws java.io.IOException {
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.findAny().isEmpty();
+        }
+    }
+
+    /** {@link #run} in its work folder. */
+    private static ObjectNode runIn(Options o, Path work, long deadline, Path plugin, Path examples) throws Exception {
         // a fixture model is tiny: the memory sized for Qwen3-0.6B in config.yaml would only reserve address space
         Map<String, String> overrides = Map.of(
                 "taskmanager.memory.process.size", "1g", "taskmanager.memory.jvm-overhead.min", "192m",

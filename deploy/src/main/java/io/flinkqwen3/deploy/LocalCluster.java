@@ -380,13 +380,18 @@ final class LocalCluster implements AutoCloseable {
             }
         }
         for (Path bulky : List.of(work.resolve("kafka-data"), work.resolve("checkpoints"), work.resolve("tmp"), flinkHome.resolve("lib"))) {
-            try (Stream<Path> files = Files.walk(bulky)) {
-                for (Path f : files.sorted(Comparator.reverseOrder()).toList()) {
-                    Files.delete(f);
-                }
-            } catch (IOException | UncheckedIOException e) {
-                // already gone, or not ours to delete: the folder is under java.io.tmpdir either way
+            deleteTree(bulky);
+        }
+    }
+
+    /** Deletes a folder and everything in it, as far as it can. */
+    static void deleteTree(Path folder) {
+        try (Stream<Path> files = Files.walk(folder)) {
+            for (Path f : files.sorted(Comparator.reverseOrder()).toList()) {
+                Files.delete(f);
             }
+        } catch (IOException | UncheckedIOException e) {
+            // already gone, or not ours to delete: the folder is under java.io.tmpdir either way
         }
     }
 }

@@ -45,6 +45,10 @@ class ClusterTestCommandTest {
                 .getMessage().contains("'--records'"));
         assertTrue(assertThrows(ParameterException.class, () -> ClusterTest.Options.parse(REPO, "--model", "/no/such/model"))
                 .getMessage().startsWith("--model '/no/such/model': no such file or folder"));
+        Path notAModel = REPO.resolve("deploy"); // a folder without config.json
+        assertEquals("--model: model location '" + notAModel + "' is a directory without config.json (a model directory holds"
+                + " config.json and *.safetensors)", assertThrows(ParameterException.class,
+                () -> ClusterTest.Options.parse(REPO, "--model", notAModel.toString())).getMessage());
         assertTrue(assertThrows(ParameterException.class, () -> ClusterTest.Options.parse(REPO, "--nodes", "3"))
                 .getMessage().contains("--nodes"));
     }

@@ -19,7 +19,7 @@ public final class Commands {
 
     /** A picocli command line for {@code command} that behaves as described above. */
     public static CommandLine commandLine(Object command, PrintStream out, PrintStream err) {
-        return new CommandLine(command)
+        return withVersionOnSubcommands(new CommandLine(command))
                 .setCaseInsensitiveEnumValuesAllowed(true)
                 .setOut(new PrintWriter(new OutputStreamWriter(out, StandardCharsets.UTF_8), true))
                 .setErr(new PrintWriter(new OutputStreamWriter(err, StandardCharsets.UTF_8), true))
@@ -29,6 +29,19 @@ public final class Commands {
                     cli.getErr().flush();
                     return 1;
                 });
+    }
+
+    /** Gives every subcommand without a version of its own the version of its parent (-V then prints it, not an empty line). */
+    private static CommandLine withVersionOnSubcommands(CommandLine parent) {
+        for (CommandLine sub : parent.getSubcommands().values()) {
+            CommandSpec spec = sub.getCommandSpec();
+            if (spec.version().length == 0 && spec.versionProvider() == null) {
+                spec.versionProvider(parent.getCommandSpec().versionProvider());
+                spec.version(parent.getCommandSpec().version());
+            }
+            withVersionOnSubcommands(sub);
+        }
+        return parent;
     }
 
     /** Runs {@code argv} and returns the exit code, with both streams flushed. */

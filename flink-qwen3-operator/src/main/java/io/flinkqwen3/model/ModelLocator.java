@@ -37,6 +37,23 @@ public final class ModelLocator {
         }
     }
 
+    /**
+     * {@link #check} plus, for an existing path, the shape of a checkpoint: a directory with
+     * config.json or a .gguf file; ModelFormatException saying what is missing otherwise. For
+     * launchers that hand the location to processes that load it later.
+     */
+    public static void checkCheckpoint(String location) {
+        check(location);
+        Path path = Path.of(location);
+        if (Files.isDirectory(path) && !Files.isRegularFile(path.resolve("config.json"))) {
+            throw new ModelFormatException("model location '" + location + "' is a directory without config.json"
+                    + " (a model directory holds config.json and *.safetensors)");
+        }
+        if (Files.exists(path) && !Files.isDirectory(path) && !location.endsWith(".gguf")) {
+            throw new ModelFormatException("model location '" + location + "' is a file but not a .gguf file");
+        }
+    }
+
     public static Path resolve(String location, HubDownloader downloader) {
         check(location);
         Path path = Path.of(location);

@@ -48,6 +48,16 @@ class CliUsageTest {
     }
 
     @Test
+    void everySubcommandPrintsTheVersionLikeQwen3() {
+        Run top = run("-V");
+        assertEquals(0, top.code());
+        assertTrue(top.out().startsWith("flink-qwen3 "), top.out());
+        for (String command : new String[] {"classify", "generate", "bench-kv", "render"}) {
+            assertEquals(top.out(), run(command, "-V").out(), command);
+        }
+    }
+
+    @Test
     void noCommandIsAUsageError() {
         assertUsageError(run(), "qwen3: a command is required");
         assertUsageError(run("frobnicate"), "Unmatched argument at index 0: 'frobnicate'");
