@@ -89,10 +89,10 @@ final class ClassifyBenchmark implements Callable<Integer> {
     DType quantize;
     @Option(names = "--records", paramLabel = "N", defaultValue = "32", description = "Records per run (default: ${DEFAULT-VALUE}).")
     int records;
-    @Option(names = "--labels", split = ",", paramLabel = "A,B,C",
+    @Option(names = "--labels", paramLabel = "A,B,C", converter = Qwen3Cli.LabelListConverter.class,
             defaultValue = "billing,technical problem,account access,feature request,spam",
             description = "The labels, comma-separated (default: ${DEFAULT-VALUE}).")
-    List<String> labels;
+    Qwen3Cli.LabelList labels;
     @Option(names = "--instruction-tokens", paramLabel = "N", defaultValue = "400",
             description = "Tokens of the shared instruction, the system turn's text (default: ${DEFAULT-VALUE}).")
     int instructionTokens;
@@ -136,21 +136,21 @@ final class ClassifyBenchmark implements Callable<Integer> {
         Qwen3Cli.inRange(spec, "--message-tokens", messageTokens, 1, 100_000, "a token count from 1 to 100000");
         Qwen3Cli.inRange(spec, "--max-sequences", maxSequences, 1, 1024, "a count from 1 to 1024");
         try {
-            GenerationRequest.builder().user("x").labels(labels).build();
+            GenerationRequest.builder().user("x").labels(labels.values()).build();
         } catch (IllegalArgumentException e) {
             throw new ParameterException(spec.commandLine(), "--labels: " + e.getMessage());
         }
         Qwen3Cli.requireTokenizer(spec, model.location, "bench-classify cannot build its texts or score labels");
         Qwen3Tokenizer tokenizer = Qwen3Cli.tokenizer(model.location);
         var random = new SplittableRandom(42);
-        String instruction = "You sort customer messages into exactly one of these categories: " + String.join(", ", labels)
+        String instruction = "You sort customer messages into exactly one of these categories: " + String.join(", ", labels.values())
                 + ". Answer with the category only. Guidelines: ";
         instruction = text(tokenizer, instruction, instructionTokens, random);
         List<List<ChatMessage>> timed = conversations(tokenizer, instruction, records, random);
         List<List<ChatMessage>> warmUp = conversations(tokenizer, instruction, WARM_UP_RECORDS, random);
-        int longestLabel = labels.stream().mapToInt(l -> tokenizer.encode(l).length).max().orElseThrow();
+        int longestLabel = labels.values().stream().mapToInt(l -> tokenizer.encode(l).length).max().orElseThrow();
         cli.err.printf("bench-classify: %d records, instruction %d tokens, messages %d tokens, labels %s (longest %d tokens), "
-                + "%d threads, up to %d in flight%n", records, tokenizer.encode(instruction).length, messageTokens, labels, longestLabel,
+                + "%d threads, up to %d in flight%n", records, tokenizer.encode(instruction).length, messageTokens, labels.values(), longestLabel,
                 threads.threads, maxSequences);
 
         List<Result> results = new ArrayList<>();
@@ -189,7 +189,7 @@ final class ClassifyBenchmark implements Callable<Integer> {
             var request = GenerationRequest.builder().messages(messages).enableThinking(false).thinkingBudget(0)
                     .sampling(SamplingParams.greedy());
             if (run.labels) {
-                request.labels(labels);
+                request.labels(labels.values());
             } else {
                 request.maxTokens(longestLabel);
             }

@@ -145,6 +145,16 @@ public final class Qwen3Cli implements Callable<Integer> {
         }
     }
 
+    /** Comma-separated labels, one option value: "positive, negative" is [positive, negative] (Labels refuses an empty one). */
+    record LabelList(List<String> values) {}
+
+    static final class LabelListConverter implements ITypeConverter<LabelList> {
+        @Override
+        public LabelList convert(String value) {
+            return new LabelList(Arrays.stream(value.split(",", -1)).map(String::strip).toList());
+        }
+    }
+
     /** --quantize q8_0|q4_0. */
     static final class QuantizeConverter implements ITypeConverter<DType> {
         @Override
@@ -452,9 +462,9 @@ public final class Qwen3Cli implements Callable<Integer> {
         CommandSpec spec;
         @Mixin
         ModelOption model;
-        @Option(names = "--labels", required = true, split = ",", paramLabel = "A,B,C",
-                description = "The labels, comma-separated (2 to 512, distinct).")
-        List<String> labels;
+        @Option(names = "--labels", required = true, paramLabel = "A,B,C", converter = LabelListConverter.class,
+                description = "The labels, comma-separated (2 to 512, distinct; spaces around each are dropped).")
+        LabelList labels;
         @ArgGroup(exclusive = true, multiplicity = "1")
         Input input;
         @Option(names = "--system", paramLabel = "S", description = "A system turn before the text (with --text).")
@@ -503,7 +513,7 @@ public final class Qwen3Cli implements Callable<Integer> {
             boolean thinking = !noThinking && thinkingBudget != 0;
             GenerationRequest request;
             try {
-                request = GenerationRequest.builder().messages(messages).labels(labels).enableThinking(thinking)
+                request = GenerationRequest.builder().messages(messages).labels(labels.values()).enableThinking(thinking)
                         .thinkingBudget(thinking ? thinkingBudget : 0).maxTokens(maxTokens).build();
             } catch (IllegalArgumentException e) {
                 throw new ParameterException(spec.commandLine(), "--labels: " + e.getMessage());

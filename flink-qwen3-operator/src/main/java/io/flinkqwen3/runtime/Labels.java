@@ -5,7 +5,7 @@ import java.util.List;
 
 /**
  * The limits of a classification request's labels ({@link GenerationRequest#labels()}): between
- * {@link #MIN} and {@link #MAX} distinct, non-empty strings of at most {@link #MAX_CHARS} characters;
+ * {@link #MIN} and {@link #MAX} distinct, non-blank strings of at most {@link #MAX_CHARS} characters;
  * the engine also refuses a label of more than {@link #MAX_TOKENS} tokens. Every label costs a
  * batch row per token after its first, so the limits keep one request's scoring to a few steps.
  */
@@ -19,14 +19,12 @@ public final class Labels {
 
     /** The labels as an immutable list; IllegalArgumentException naming the first label that breaks a limit. */
     public static List<String> validate(List<String> labels) {
-        if (labels.size() < MIN || labels.size() > MAX) {
-            throw new IllegalArgumentException("labels: between " + MIN + " and " + MAX + " labels, got " + labels.size());
-        }
         var seen = new HashSet<String>();
         for (int i = 0; i < labels.size(); i++) {
             String label = labels.get(i);
-            if (label == null || label.isEmpty()) {
-                throw new IllegalArgumentException("labels[" + i + "] is " + (label == null ? "null" : "empty"));
+            if (label == null || label.isBlank()) {
+                throw new IllegalArgumentException("labels[" + i + "] is " + (label == null ? "null" : label.isEmpty() ? "empty"
+                        : "blank (only whitespace)"));
             }
             if (label.length() > MAX_CHARS) {
                 throw new IllegalArgumentException("labels[" + i + "] has " + label.length() + " characters, at most "
@@ -35,6 +33,9 @@ public final class Labels {
             if (!seen.add(label)) {
                 throw new IllegalArgumentException("labels[" + i + "] '" + label + "' is a duplicate");
             }
+        }
+        if (labels.size() < MIN || labels.size() > MAX) {
+            throw new IllegalArgumentException("labels: between " + MIN + " and " + MAX + " labels, got " + labels.size());
         }
         return List.copyOf(labels);
     }

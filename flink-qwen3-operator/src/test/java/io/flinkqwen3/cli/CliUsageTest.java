@@ -86,6 +86,9 @@ class CliUsageTest {
         assertUsageError(run("generate", "--model", model, "--prompt", "hi", "--tokens", "1"), "mutually exclusive");
         assertUsageError(run("generate", "--model", model), "Missing required argument", "--prompt=TEXT", "--tokens=IDS");
         assertUsageError(run("logits", "--model", model, "--tokens", "1,two"), "Invalid value for option '--tokens'", "'two' is not an integer");
+        assertUsageError(run("classify", "--model", model, "--labels", "", "--text", "x"), "qwen3 classify: --labels: labels[0] is empty");
+        assertUsageError(run("classify", "--model", model, "--labels", "a, ,b", "--text", "x"), "--labels: labels[1] is empty");
+        assertUsageError(run("classify", "--model", model, "--labels", "a, a", "--text", "x"), "--labels: labels[1] 'a' is a duplicate");
         assertUsageError(run("bench-kv", "--model", model, "--context", "5000"),
                 "--context expects a token count from 2 to the model's max_position_embeddings 4096, got 5000");
         assertUsageError(run("synth", "--shape", "qwen3-1b", "--out", "/nonexistent"),

@@ -123,7 +123,7 @@ class Qwen3CliTest {
 
     @Test
     void classifyPrintsOneJsonLineWithTheLabelAndEveryLabelsProbability() throws Exception {
-        Run r = run("classify", "--model", Fixtures.DENSE.toString(), "--labels", "positive,negative,neutral",
+        Run r = run("classify", "--model", Fixtures.DENSE.toString(), "--labels", "positive, negative ,neutral",
                 "--text", "The soup was cold.", "--system", "Classify the review.", "--no-thinking", "--threads", "2", "--json");
         assertEquals(0, r.code(), r.err());
         assertEquals(1, r.out().strip().lines().count(), r.out());

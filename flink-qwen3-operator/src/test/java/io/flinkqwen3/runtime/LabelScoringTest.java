@@ -136,6 +136,9 @@ class LabelScoringTest {
         e = assertThrows(IllegalArgumentException.class, () -> GenerationRequest.builder().messages(messages)
                 .labels(List.of("a", "")).build());
         assertEquals("labels[1] is empty", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> GenerationRequest.builder().messages(messages)
+                .labels(List.of("a", " \t")).build());
+        assertEquals("labels[1] is blank (only whitespace)", e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> engine.submit(GenerationRequest.builder().messages(messages)
                 .labels(List.of("a", "word ".repeat(40))).build(), Long.MAX_VALUE));
         assertTrue(e.getMessage().startsWith("labels[1] 'word word"), e.getMessage());
