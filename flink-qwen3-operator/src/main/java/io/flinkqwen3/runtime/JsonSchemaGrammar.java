@@ -36,12 +36,19 @@ import java.util.TreeSet;
  * byte is a token of a byte-level BPE vocabulary, so it bounds the tokens needed to finish.
  */
 public final class JsonSchemaGrammar {
-    /** Nesting levels of objects and arrays accepted. */
-    public static final int MAX_DEPTH = 16;
+    /**
+     * Nesting levels of objects and arrays accepted: 10 levels of arrays of strings fit the automaton
+     * limits; past that the size limit would refuse even the simplest schema, with a vaguer reason.
+     */
+    public static final int MAX_DEPTH = 10;
     /** Longest schema text accepted, in characters. */
     public static final int MAX_SCHEMA_CHARS = 64 * 1024;
     /** Automaton size limits: a schema beyond them is refused instead of exhausting the heap. */
     static final int MAX_NFA_STATES = 200_000, MAX_DFA_STATES = 20_000;
+    /** What a schema beyond either size limit is told: one limit for the user, whichever stage hit it. */
+    static final String TOO_LARGE = "json_schema is too large: its automaton would exceed the size limit (" + MAX_NFA_STATES
+            + " NFA / " + MAX_DFA_STATES + " DFA states); use fewer enum values or optional properties, smaller minItems/maxItems,"
+            + " or less nesting";
     /** Items written out one by one for minItems/maxItems (each a copy of the item's automaton). */
     static final int MAX_ITEM_BOUND = 64;
 
@@ -206,8 +213,7 @@ public final class JsonSchemaGrammar {
 
         int state() {
             if (edges.size() >= MAX_NFA_STATES) {
-                throw new IllegalArgumentException("json_schema is too large: its automaton would exceed " + MAX_NFA_STATES
-                        + " states (fewer enum values, smaller minItems/maxItems or less nesting)");
+                throw new IllegalArgumentException(TOO_LARGE);
             }
             edges.add(new int[6]);
             epsilons.add(new int[2]);
@@ -660,8 +666,7 @@ public final class JsonSchemaGrammar {
                     Integer id = ids.get(key);
                     if (id == null) {
                         if (sets.size() >= MAX_DFA_STATES) {
-                            throw new IllegalArgumentException("json_schema is too large: its automaton would exceed "
-                                    + MAX_DFA_STATES + " states (fewer enum values or optional properties, less nesting)");
+                            throw new IllegalArgumentException(TOO_LARGE);
                         }
                         id = sets.size();
                         ids.put(key, id);

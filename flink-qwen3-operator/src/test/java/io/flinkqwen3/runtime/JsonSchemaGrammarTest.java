@@ -115,7 +115,19 @@ class JsonSchemaGrammarTest {
         for (int i = 0; i < 20; i++) {
             deep = "{\"type\":\"array\",\"items\":" + deep + "}";
         }
-        assertTrue(message(deep).endsWith("nested deeper than 16 levels"), message(deep));
+        assertTrue(message(deep).endsWith("nested deeper than 10 levels"), message(deep));
+        // the README's claim: 10 levels compile; a schema too large for the automaton gets the one size-limit message
+        String ten = "{\"type\":\"string\"}", optional = ten;
+        for (int i = 0; i < JsonSchemaGrammar.MAX_DEPTH; i++) {
+            ten = "{\"type\":\"array\",\"items\":" + ten + "}";
+        }
+        JsonSchemaGrammar.compile(ten);
+        for (int i = 0; i < 8; i++) {
+            optional = "{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\"},\"n\":{\"type\":\"integer\"},"
+                    + "\"e\":{\"enum\":[\"x\",\"y\",\"z\"]},\"c\":" + optional + "}}";
+        }
+        assertEquals(JsonSchemaGrammar.TOO_LARGE, message(optional));
+        assertTrue(JsonSchemaGrammar.TOO_LARGE.contains("size limit (200000 NFA / 20000 DFA states)"));
     }
 
     private static String message(String schema) {
