@@ -20,7 +20,7 @@ public class CompletionRecord {
     public Map<String, String> attributes = new HashMap<>();
     /** Records with labels: the most probable label (also the answer); null for free generation. */
     public String label;
-    /** Records with labels: each label's probability (they sum to 1), in the record's order; null for free generation. */
+    /** Records with labels: each label's probability (they sum to 1); null for free generation. */
     public Map<String, Double> labelProbabilities;
 
     public CompletionRecord() {}

@@ -9,7 +9,6 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -312,7 +311,7 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
         c.model = options.get(Qwen3Options.MODEL);
         c.attributes = e.record.attributes == null ? new HashMap<>() : new HashMap<>(e.record.attributes);
         c.label = r.label();
-        c.labelProbabilities = r.labelProbabilities() == null ? null : new LinkedHashMap<>(r.labelProbabilities());
+        c.labelProbabilities = r.labelProbabilities() == null ? null : new HashMap<>(r.labelProbabilities());
         completions.inc();
         thinkingTokens.inc(r.thinkingTokens());
         latency.update(c.latencyMs);

@@ -18,7 +18,6 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
@@ -304,12 +303,6 @@ public final class RecordCodec {
             super(writer, reader);
         }
 
-        /** Maps keep their entries' order (label_probabilities is in the labels' order). */
-        @Override
-        protected Object newMap(Object old, int size) {
-            return new LinkedHashMap<>();
-        }
-
         @Override
         protected void readField(Object record, Schema.Field field, Object oldDatum, ResolvingDecoder in, Object state)
                 throws IOException {
@@ -424,7 +417,7 @@ public final class RecordCodec {
         c.attributes = stringMap(g.get("attributes"));
         c.label = str(g.get("label"));
         if (g.get("label_probabilities") instanceof Map<?, ?> m) {
-            c.labelProbabilities = new LinkedHashMap<>(); // the reader's map keeps the written (the labels') order
+            c.labelProbabilities = new HashMap<>();
             m.forEach((k, v) -> c.labelProbabilities.put(k.toString(), (Double) v));
         }
         return c;
