@@ -237,7 +237,7 @@ public final class Qwen3Options {
             .doubleType().defaultValue(0.0)
             .withDescription("Classifications (records with labels, SQL 'labels'): a record whose most probable label has a "
                     + "lower probability goes to the LOW_CONFIDENCE side output instead of the completions; in SQL its label is "
-                    + "NULL. 0 to 1.");
+                    + "NULL (QWEN3_CLASSIFY: ''). 0 to 1.");
 
     public static final ConfigOption<String> SYSTEM_PROMPT = ConfigOptions.key("system-prompt")
             .stringType().noDefaultValue()

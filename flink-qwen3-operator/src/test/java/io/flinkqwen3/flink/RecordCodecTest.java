@@ -356,6 +356,10 @@ class RecordCodecTest {
         }
         Qwen3Inference.builder().model("m").maxInFlight(1).ordered(true).defaultSla(Duration.ZERO).minConfidence(1)
                 .kvCacheMemory(MemorySize.parse("64 mb")).build();
+        var kv = new Configuration();
+        assertEquals(0, Qwen3Options.engineOptions(kv).kvCacheMemory(), "unset: the engine's default from the model");
+        kv.set(Qwen3Options.KV_CACHE_MEMORY, MemorySize.parse("64 mb"));
+        assertEquals(64L << 20, Qwen3Options.engineOptions(kv).kvCacheMemory());
     }
 
     @Test
