@@ -22,6 +22,10 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
 
 /**
  * The multi-process cluster test ({@code deploy/bin/cluster-test}): a Kafka broker, a Flink
@@ -31,55 +35,83 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * with read_committed: every id must come out exactly once. Ends with one JSON line on stdout.
  *
  * <pre>
- * deploy/bin/cluster-test [--model LOCATION] [--records N] [--max-tokens N] [--timeout-s S]
+ * deploy/bin/cluster-test [--model LOCATION] [--records N] [--max-tokens N] [--timeout-s S] [--help]
  * </pre>
  */
 public final class ClusterTest {
     static final String PROMPTS = "prompts", COMPLETIONS = "completions", DEAD_LETTERS = "prompts-dead-letters";
     static final int SLOTS = 2, PARALLELISM = 4;
 
+    /** The command line (picocli). */
+    @Command(name = "cluster-test", mixinStandardHelpOptions = true, sortOptions = false,
+            description = "Kafka, a Flink JobManager and two TaskManagers (2 slots each) as processes on 127.0.0.1; one"
+                    + " TaskManager killed with SIGKILL mid-stream and replaced. Ends with one JSON line; exit 0 when"
+                    + " nothing was lost or duplicated.")
+    static final class Flags {
+        @Option(names = "--model", paramLabel = "LOCATION",
+                description = "A model folder, a .gguf file or a Hugging Face repo id (default: ../shared/fixtures/qwen3-dense-tiny).")
+        String model;
+        @Option(names = "--records", paramLabel = "N", defaultValue = "1000", description = "Prompts to produce (default: ${DEFAULT-VALUE}).")
+        int records;
+        @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "4", description = "Tokens per completion (default: ${DEFAULT-VALUE}).")
+        int maxTokens;
+        @Option(names = "--timeout-s", paramLabel = "S", defaultValue = "600",
+                description = "Bound on the whole run, in seconds (default: ${DEFAULT-VALUE}).")
+        int timeoutSeconds;
+    }
+
     /** What a run is asked to do. {@code repo} is the repository root (jars are found under its modules' target/). */
     record Options(Path repo, String model, int records, int maxTokens, Duration timeout) {
-        static Options parse(Path repo, String[] args) {
-            Map<String, String> flags = new HashMap<>();
-            for (int i = 0; i < args.length; i += 2) {
-                if (!Set.of("--model", "--records", "--max-tokens", "--timeout-s").contains(args[i]) || i + 1 >= args.length) {
-                    throw new IllegalArgumentException("usage: cluster-test [--model LOCATION] [--records N] [--max-tokens N] [--timeout-s S]"
-                            + " (got '" + args[i] + "'" + (i + 1 >= args.length ? " without a value" : "") + ")");
-                }
-                flags.put(args[i], args[i + 1]);
-            }
-            String model = flags.getOrDefault("--model", repo.resolve("../shared/fixtures/qwen3-dense-tiny").normalize().toString());
-            int records = positive(flags, "--records", 1000), maxTokens = positive(flags, "--max-tokens", 4);
-            return new Options(repo, model, records, maxTokens, Duration.ofSeconds(positive(flags, "--timeout-s", 600)));
+        /** @throws ParameterException for an unknown flag, a value that is not a positive integer, a model path that does not exist */
+        static Options parse(Path repo, String... args) {
+            var flags = new Flags();
+            var cli = new CommandLine(flags);
+            cli.parseArgs(args);
+            return of(repo, flags, cli);
         }
 
-        private static int positive(Map<String, String> flags, String name, int fallback) {
-            String v = flags.get(name);
-            try {
-                int n = v == null ? fallback : Integer.parseInt(v);
-                if (n < 1) {
-                    throw new NumberFormatException();
-                }
-                return n;
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException(name + " must be a positive integer, got '" + v + "'");
+        static Options of(Path repo, Flags flags, CommandLine cli) {
+            String model = flags.model != null ? flags.model : repo.resolve("../shared/fixtures/qwen3-dense-tiny").normalize().toString();
+            // a repo id (owner/name) goes to the job as it is: the task managers resolve it (offline: from their cache)
+            boolean path = model.startsWith("/") || model.startsWith(".") || model.startsWith("~") || model.endsWith(".gguf");
+            if (path && !Files.exists(Path.of(model))) {
+                throw new ParameterException(cli, "--model '" + model + "': no such file or folder (give a model folder with"
+                        + " config.json and safetensors, a .gguf file, or a Hugging Face repo id owner/name)");
             }
+            for (var flag : Map.of("--records", flags.records, "--max-tokens", flags.maxTokens, "--timeout-s", flags.timeoutSeconds).entrySet()) {
+                if (flag.getValue() < 1) {
+                    throw new ParameterException(cli, flag.getKey() + " must be at least 1, got " + flag.getValue());
+                }
+            }
+            return new Options(repo, model, flags.records, flags.maxTokens, Duration.ofSeconds(flags.timeoutSeconds));
         }
     }
 
     private ClusterTest() {}
 
     public static void main(String[] args) throws Exception {
+        var flags = new Flags();
+        var cli = new CommandLine(flags);
         Options options;
         try {
-            options = Options.parse(Path.of(System.getProperty("qwen3.repo", ".")).toAbsolutePath().normalize(), args);
-        } catch (IllegalArgumentException e) {
+            if (CommandLine.printHelpIfRequested(cli.parseArgs(args))) {
+                return;
+            }
+            options = Options.of(Path.of(System.getProperty("qwen3.repo", ".")).toAbsolutePath().normalize(), flags, cli);
+        } catch (ParameterException e) {
             System.err.println("cluster-test: " + e.getMessage());
+            cli.usage(System.err);
             System.exit(2);
             return;
         }
-        ObjectNode result = run(options);
+        ObjectNode result;
+        try {
+            result = run(options);
+        } catch (Exception e) {
+            System.err.println("cluster-test: failed: " + e.getMessage());
+            System.exit(1);
+            return;
+        }
         System.out.println(result);
         System.exit(result.path("lost").asLong() == 0 && result.path("duplicated").asLong() == 0 ? 0 : 1);
     }
@@ -87,16 +119,17 @@ public final class ClusterTest {
     /** Runs the whole test; every process it starts is gone when it returns or throws. */
     static ObjectNode run(Options o) throws Exception {
         long deadline = System.nanoTime() + o.timeout().toNanos();
-        Path plugin = jar(o.repo().resolve("flink-qwen3-plugin/target"), "flink-qwen3-plugin-");
-        Path examples = jar(o.repo().resolve("examples/target"), "flink-qwen3-examples-");
+        Path plugin = jar(o.repo().resolve("flink-qwen3-plugin/target"), "flink-qwen3-plugin-", ".jar");
+        Path examples = jar(o.repo().resolve("examples/target"), "flink-qwen3-examples-", "-job.jar");
         Path work = Files.createTempDirectory("qwen3-cluster-test-");
         log("work folder " + work + " (logs in " + work.resolve("logs") + ")");
         // a fixture model is tiny: the memory sized for Qwen3-0.6B in config.yaml would only reserve address space
         Map<String, String> overrides = Map.of(
                 "taskmanager.memory.process.size", "1g", "taskmanager.memory.jvm-overhead.min", "192m",
                 "taskmanager.memory.jvm-overhead.max", "192m", "jobmanager.memory.process.size", "1g",
-                // a killed task manager is noticed by its missed heartbeats: 4 s instead of 50
-                "heartbeat.interval", "1000", "heartbeat.timeout", "4000",
+                // a killed task manager is noticed by its missed heartbeats: 15 s instead of 50 (not much less:
+                // on a busy 2-core machine a live task manager can miss a few seconds of heartbeats)
+                "heartbeat.interval", "2000", "heartbeat.timeout", "15000",
                 "restart-strategy.exponential-delay.initial-backoff", "500 ms", "metrics.fetcher.update-interval", "1000");
         var executor = Executors.newFixedThreadPool(2, Thread.ofPlatform().daemon().factory());
         var sampler = Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().daemon().factory());
@@ -109,10 +142,15 @@ public final class ClusterTest {
             cluster.startTaskManager("tm-2");
             cluster.await("2 task managers to register", remaining(deadline),
                     () -> cluster.rest("/taskmanagers").path("taskmanagers").size() == 2);
-            Map<String, Long> rssPeak = new ConcurrentHashMap<>(), rssBaseline = new LinkedHashMap<>();
+            Map<String, Long> rssPeak = new ConcurrentHashMap<>(), rssBaseline = new LinkedHashMap<>(), weightsRss = new ConcurrentHashMap<>();
             cluster.taskManagers().forEach((id, p) -> rssBaseline.put(id, LocalCluster.rssMiB(p)));
-            sampler.scheduleAtFixedRate(() -> cluster.taskManagers().forEach(
-                    (id, p) -> rssPeak.merge(id, LocalCluster.rssMiB(p), Math::max)), 0, 500, TimeUnit.MILLISECONDS);
+            sampler.scheduleWithFixedDelay(() -> cluster.taskManagers().forEach((id, p) -> {
+                rssPeak.merge(id, LocalCluster.rssMiB(p), Math::max);
+                long weights = LocalCluster.mappedRssMiB(p, Path.of(o.model()));
+                if (weights >= 0) {
+                    weightsRss.put(id, weights); // the last sample while it ran: after loading, not while packing
+                }
+            }), 0, 1, TimeUnit.SECONDS);
             log("JobManager and 2 task managers up; submitting the job with flink run");
 
             String jobId = cluster.submit(examples, "io.flinkqwen3.examples.KafkaInferenceJob", List.of(
@@ -174,9 +212,11 @@ public final class ClusterTest {
             engines.forEach(result.putObject("engines_per_taskmanager")::put);
             var rss = result.putArray("taskmanager_rss_mb");
             var baseline = result.putArray("taskmanager_baseline_rss_mb");
+            var mapped = result.putArray("taskmanager_weights_rss_mb");
             for (String tm : cluster.taskManagers().keySet()) {
                 rss.add(rssPeak.getOrDefault(tm, -1L));
                 baseline.add(rssBaseline.getOrDefault(tm, -1L));
+                mapped.add(weightsRss.getOrDefault(tm, -1L));
             }
             result.put("weights_mb", Math.round(weightBytes(Path.of(o.model())) / 1048576.0 * 10) / 10.0)
                     .put("records_per_s", Math.round(o.records() / seconds * 10) / 10.0)
@@ -249,6 +289,7 @@ public final class ClusterTest {
         props.put("group.id", "cluster-test-" + UUID.randomUUID());
         props.put("auto.offset.reset", "earliest");
         props.put("isolation.level", "read_committed");
+        props.put("enable.auto.commit", "false");
         return new KafkaConsumer<>(props, new ByteArrayDeserializer(), new ByteArrayDeserializer());
     }
 
@@ -257,7 +298,7 @@ public final class ClusterTest {
         if (!"RUNNING".equals(job.path("state").asText())) {
             if (Set.of("FAILED", "CANCELED", "FINISHED").contains(job.path("state").asText())) {
                 throw new IllegalStateException("job " + jobId + " is " + job.path("state").asText() + ": "
-                        + cluster.rest("/jobs/" + jobId + "/exceptions").path("root-exception").asText());
+                        + rootCause(cluster.rest("/jobs/" + jobId + "/exceptions")) + "; logs in " + cluster.logs());
             }
             return false;
         }
@@ -267,6 +308,18 @@ public final class ClusterTest {
             }
         }
         return true;
+    }
+
+    /**
+     * Why the job last failed, from /jobs/:id/exceptions: the outermost cause thrown by flink-qwen3
+     * (it says what to fix, e.g. the model), else the innermost cause, else the exception itself.
+     */
+    static String rootCause(JsonNode exceptions) {
+        String trace = exceptions.path("exceptionHistory").path("entries").path(0).path("stacktrace").asText(); // newest first
+        List<String> causes = trace.lines().filter(l -> l.startsWith("Caused by: ")).map(l -> l.substring("Caused by: ".length())).toList();
+        return causes.stream().filter(c -> c.startsWith("io.flinkqwen3.")).findFirst()
+                .or(() -> causes.stream().reduce((first, last) -> last))
+                .orElse(trace.isBlank() ? "no exception recorded" : trace.lines().findFirst().orElseThrow());
     }
 
     private static long restarts(LocalCluster cluster, String jobId) throws Exception {
@@ -331,11 +384,11 @@ public final class ClusterTest {
         }
     }
 
-    private static Path jar(Path target, String prefix) throws Exception {
+    private static Path jar(Path target, String prefix, String suffix) throws Exception {
         try (Stream<Path> files = Files.list(target)) {
-            return files.filter(f -> f.getFileName().toString().startsWith(prefix) && f.toString().endsWith(".jar")
-                            && !f.toString().endsWith("-sources.jar") && !f.toString().endsWith("-tests.jar"))
-                    .findFirst().orElseThrow(() -> new IllegalStateException("no " + prefix + "*.jar in " + target
+            return files.filter(f -> f.getFileName().toString().startsWith(prefix) && f.toString().endsWith(suffix)
+                            && !f.getFileName().toString().startsWith("original-"))
+                    .findFirst().orElseThrow(() -> new IllegalStateException("no " + prefix + "*" + suffix + " in " + target
                             + ": run 'mvn -DskipTests package' in the repository root first"));
         } catch (java.nio.file.NoSuchFileException e) {
             throw new IllegalStateException(target + " does not exist: run 'mvn -DskipTests package' in the repository root first");

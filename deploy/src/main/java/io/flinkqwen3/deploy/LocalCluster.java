@@ -16,11 +16,16 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -50,7 +55,8 @@ final class LocalCluster implements AutoCloseable {
     private final String driverClassPath = System.getProperty("java.class.path");
     private final Map<String, String> config;
     private final List<Process> processes = new CopyOnWriteArrayList<>();
-    private final Map<String, Process> taskManagers = new LinkedHashMap<>();
+    /** By id (tm-1, tm-2, ...), read by the memory sampler while the test starts new ones. */
+    private final Map<String, Process> taskManagers = new ConcurrentSkipListMap<>();
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
     private final ObjectMapper json = new ObjectMapper();
     private final int restPort;
@@ -136,19 +142,24 @@ final class LocalCluster implements AutoCloseable {
         Process broker = start("kafka", concat(jvm, "kafka.Kafka", server.toString()), Map.of());
         try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrapServers, "default.api.timeout.ms", "5000",
                 "request.timeout.ms", "5000"))) {
-            await("the Kafka broker to answer", timeout, () -> {
+            // a broker that has just started can still drop requests: retried until the topics exist
+            await("the Kafka broker to create the topics", timeout, () -> {
                 if (!broker.isAlive()) {
                     throw new IllegalStateException("the Kafka broker exited (" + broker.exitValue() + "), see " + logs.resolve("kafka.out"));
                 }
                 try {
-                    return !admin.describeCluster().nodes().get(5, TimeUnit.SECONDS).isEmpty();
-                } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
-                    return false;
+                    var missing = new HashMap<>(topicPartitions);
+                    missing.keySet().removeAll(admin.listTopics().names().get(5, TimeUnit.SECONDS));
+                    if (missing.isEmpty()) {
+                        return true;
+                    }
+                    admin.createTopics(missing.entrySet().stream().map(t -> new NewTopic(t.getKey(), t.getValue(), (short) 1)).toList())
+                            .all().get(10, TimeUnit.SECONDS);
+                } catch (ExecutionException | TimeoutException e) {
+                    // not ready yet
                 }
+                return false; // listed on the next round
             });
-            admin.createTopics(topicPartitions.entrySet().stream()
-                    .map(t -> new NewTopic(t.getKey(), t.getValue(), (short) 1)).toList())
-                    .all().get(60, TimeUnit.SECONDS);
         }
     }
 
@@ -260,6 +271,30 @@ final class LocalCluster implements AutoCloseable {
         return -1;
     }
 
+    /**
+     * Resident MiB of the process's mappings of the model's weights files (.safetensors, .gguf) at
+     * or under {@code model} (Linux /proc/PID/smaps), or -1 once the process has gone.
+     */
+    static long mappedRssMiB(Process p, Path model) {
+        String prefix = model.toAbsolutePath().normalize().toString();
+        long kib = 0;
+        boolean weights = false;
+        try (Stream<String> lines = Files.lines(Path.of("/proc", String.valueOf(p.pid()), "smaps"))) {
+            for (String line : (Iterable<String>) lines::iterator) {
+                String[] fields = line.split("\\s+", 6);
+                if (fields.length >= 5 && fields[0].contains("-") && !fields[0].endsWith(":")) { // a mapping's header line
+                    String file = fields.length == 6 ? fields[5] : "";
+                    weights = file.startsWith(prefix) && (file.endsWith(".safetensors") || file.endsWith(".gguf"));
+                } else if (weights && line.startsWith("Rss:")) {
+                    kib += Long.parseLong(fields[1]);
+                }
+            }
+        } catch (IOException | UncheckedIOException e) {
+            return -1;
+        }
+        return kib / 1024;
+    }
+
     private List<String> flinkJvm(String name, String resourceCommand, String mainClass) throws IOException {
         // what bin/jobmanager.sh and bin/taskmanager.sh do: memory options from BashJavaUtils, then the entrypoint
         Path utilsOut = logs.resolve(name + "-resources.out");
@@ -325,7 +360,10 @@ final class LocalCluster implements AutoCloseable {
         }
     }
 
-    /** Stops every process this cluster started, newest first (SIGTERM, then SIGKILL after 10 s), and waits for each. */
+    /**
+     * Stops every process this cluster started, newest first (SIGTERM, then SIGKILL after 10 s), and
+     * waits for each; then deletes the broker's data, the checkpoints and lib/ (the logs stay).
+     */
     @Override
     public void close() {
         processes.reversed().forEach(Process::destroy);
@@ -339,6 +377,15 @@ final class LocalCluster implements AutoCloseable {
                 processes.forEach(Process::destroyForcibly);
                 Thread.currentThread().interrupt();
                 return;
+            }
+        }
+        for (Path bulky : List.of(work.resolve("kafka-data"), work.resolve("checkpoints"), work.resolve("tmp"), flinkHome.resolve("lib"))) {
+            try (Stream<Path> files = Files.walk(bulky)) {
+                for (Path f : files.sorted(Comparator.reverseOrder()).toList()) {
+                    Files.delete(f);
+                }
+            } catch (IOException | UncheckedIOException e) {
+                // already gone, or not ours to delete: the folder is under java.io.tmpdir either way
             }
         }
     }

@@ -11,7 +11,7 @@ import java.util.jar.JarFile;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
-/** What flink-qwen3-plugin carries: our classes and relocated dependencies (and picocli), nothing that could clash in Flink's lib/. */
+/** What flink-qwen3-plugin carries: our classes, relocated dependencies and picocli, nothing that could clash in Flink's lib/. */
 class PluginJarTest {
     @Test
     void everyClassIsOursOrRelocatedUnderOurPackage() throws Exception {
@@ -21,7 +21,8 @@ class PluginJarTest {
         }
         try (var zip = new JarFile(jar.toFile())) {
             List<String> classes = zip.stream().map(e -> e.getName()).filter(n -> n.endsWith(".class")).toList();
-            // picocli stays at its own name: the example jobs (thin user jars) parse their flags with it from lib/
+            // picocli keeps its name: the example jobs' option annotations (in the job jar) are read by
+            // io.flinkqwen3.cli.Commands (here), so both must see one picocli, this one
             List<String> foreign = classes.stream().filter(n -> !n.startsWith("io/flinkqwen3/") && !n.startsWith("picocli/")).toList();
             assertEquals(List.of(), foreign, "classes outside io/flinkqwen3/");
             for (String shaded : List.of("com/fasterxml/jackson/databind/ObjectMapper", "org/apache/avro/Schema",

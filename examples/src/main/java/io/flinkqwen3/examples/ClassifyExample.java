@@ -76,7 +76,7 @@ public final class ClassifyExample implements Callable<Integer> {
             messages.add(p);
         }
         var options = new Configuration();
-        options.set(Qwen3Options.MODEL, flags.model);
+        options.set(Qwen3Options.MODEL, LocalRun.model(spec, flags.model));
         options.set(Qwen3Options.MIN_CONFIDENCE, minConfidence);
         var outcomes = LocalRun.operator("classify", messages, options, out, c -> {
             var line = new LinkedHashMap<String, Object>();

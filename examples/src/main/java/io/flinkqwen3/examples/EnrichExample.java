@@ -75,7 +75,7 @@ public final class EnrichExample implements Callable<Integer> {
             events.add(p);
         }
         var options = new Configuration();
-        options.set(Qwen3Options.MODEL, flags.model);
+        options.set(Qwen3Options.MODEL, LocalRun.model(spec, flags.model));
         options.set(Qwen3Options.DEFAULT_MAX_TOKENS, 96);
         var outcomes = LocalRun.operator("enrich", events, options, out, c -> {
             var line = new LinkedHashMap<String, Object>();

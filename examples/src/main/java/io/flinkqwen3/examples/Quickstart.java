@@ -73,7 +73,7 @@ public final class Quickstart implements Callable<Integer> {
             prompts.add(PromptRecord.of("prompt-" + i, QUESTIONS[i % QUESTIONS.length]).withSlaMs(SLAS_MS[i % SLAS_MS.length]));
         }
         var options = new Configuration();
-        options.set(Qwen3Options.MODEL, model);
+        options.set(Qwen3Options.MODEL, LocalRun.model(spec, model));
         options.set(Qwen3Options.DEFAULT_MAX_TOKENS, maxTokens);
         var outcomes = LocalRun.operator("quickstart", prompts, options, out, c -> {
             var line = new LinkedHashMap<String, Object>();

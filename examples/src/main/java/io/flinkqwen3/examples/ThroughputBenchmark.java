@@ -14,7 +14,9 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
+import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.TaskManagerOptions;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
@@ -70,7 +72,7 @@ public final class ThroughputBenchmark implements Callable<Integer> {
         Commands.inRange(spec, "--max-tokens", maxTokens, 1, Integer.MAX_VALUE, "a positive token count");
         Commands.inRange(spec, "--slots", slots, 1, 1024, "1 to 1024 slots");
         var options = new Configuration();
-        options.set(Qwen3Options.MODEL, KafkaInferenceJob.localPathAbsolute(model));
+        options.set(Qwen3Options.MODEL, LocalRun.model(spec, model));
         options.set(Qwen3Options.MAX_IN_FLIGHT, maxInFlight);
         options.set(Qwen3Options.MAX_BATCH_SEQUENCES, maxBatch);
         if (quantize != null) {
@@ -79,10 +81,17 @@ public final class ThroughputBenchmark implements Callable<Integer> {
         if (threads != null) {
             options.set(Qwen3Options.THREADS, threads);
         }
+        // the options named by the flags that set them
+        Map<ConfigOption<?>, String> flags = Map.of(Qwen3Options.MAX_IN_FLIGHT, "--max-in-flight",
+                Qwen3Options.MAX_BATCH_SEQUENCES, "--max-batch", Qwen3Options.THREADS, "--threads", Qwen3Options.QUANTIZE, "--quantize");
         try {
-            Qwen3Options.validate(options);
+            Qwen3Options.validate(options, o -> flags.getOrDefault(o, o.key()));
         } catch (IllegalArgumentException e) {
             throw new ParameterException(spec.commandLine(), e.getMessage());
+        }
+        if (promptsFile != null && !Files.isRegularFile(promptsFile)) {
+            throw new ParameterException(spec.commandLine(), "--prompts-file " + promptsFile + ": "
+                    + (Files.isDirectory(promptsFile) ? "a directory, expected a text file" : "no such file") + " (one prompt per line)");
         }
         List<String> texts = promptsFile != null
                 ? Files.readAllLines(promptsFile).stream().filter(l -> !l.isBlank()).toList()
@@ -108,7 +117,7 @@ public final class ThroughputBenchmark implements Callable<Integer> {
             cluster.set(TaskManagerOptions.NUM_TASK_SLOTS, slots);
             var env = StreamExecutionEnvironment.createLocalEnvironment(slots, cluster);
             env.enableCheckpointing(1000);
-            KafkaInferenceJob.addPipeline(env, topics, options, Qwen3Kafka.Format.AVRO, true);
+            KafkaInferenceJob.addPipeline(env, topics, options, Qwen3Kafka.Format.AVRO, false);
             long submitted = System.nanoTime();
             var job = env.executeAsync("flink-qwen3 throughput");
             while (TaskManagerEngines.openEngines() == 0 && !job.getJobStatus().get().isTerminalState()) {
@@ -123,7 +132,11 @@ public final class ThroughputBenchmark implements Callable<Integer> {
                 tokens[0] += c.thinkingTokens + c.answerTokens;
                 last[0] = System.nanoTime();
             });
-            job.getJobExecutionResult().get();
+            if (LocalRun.failed(job)) {
+                System.err.println("throughput: the job failed: " + LocalRun.failure(job));
+                return 1;
+            }
+            job.cancel().get(); // every completion is committed and read (see LocalRun.finished)
             double seconds = (last[0] - ready) / 1e9, total = (last[0] - submitted) / 1e9;
             System.out.printf("records: %d, generated tokens: %d%n", read.size(), tokens[0]);
             System.out.printf("steady state (engine ready -> last committed completion): %.1f s, %.2f records/s, %.1f tokens/s%n",

@@ -65,6 +65,11 @@ class LaunchersCommandLineTest {
         assertTrue(typo.err().contains("Usage: quickstart"), typo.err());
         assertEquals("", typo.out(), "nothing started");
 
+        Run noModel = quickstart("--model", "/no/such/model");
+        assertEquals(2, noModel.code(), "refused before Kafka and Flink start");
+        assertTrue(noModel.err().startsWith("quickstart: --model: model location '/no/such/model' is neither an existing "
+                + "directory or .gguf file nor a Hugging Face repo id like Qwen/Qwen3-0.6B"), noModel.err());
+
         Run zero = quickstart("--prompts", "0");
         assertEquals(2, zero.code());
         assertTrue(zero.err().startsWith("quickstart: --prompts expects a number of prompts from 1 to 100000, got 0"), zero.err());
@@ -77,9 +82,16 @@ class LaunchersCommandLineTest {
         assertEquals(2, format.code());
         assertTrue(format.err().contains("Invalid value for option '--format': expected one of [AVRO, JSON] (case-insensitive) but was 'xml'"),
                 format.err());
-        Run threads = run(ThroughputBenchmark::new, "--model", "m", "--threads", "0");
+        Run threads = run(ThroughputBenchmark::new, "--model", "Qwen/Qwen3-0.6B", "--threads", "0");
         assertEquals(2, threads.code());
-        assertTrue(threads.err().startsWith("throughput: option 'threads' must be between 1 and"), threads.err());
+        assertTrue(threads.err().startsWith("throughput: option '--threads' must be between 1 and"), threads.err());
+        Run inFlight = run(ThroughputBenchmark::new, "--model", "Qwen/Qwen3-0.6B", "--max-in-flight", "0");
+        assertEquals(2, inFlight.code());
+        assertTrue(inFlight.err().startsWith("throughput: option '--max-in-flight' must be >= 1, got 0"), inFlight.err());
+        Run prompts = run(ThroughputBenchmark::new, "--model", "Qwen/Qwen3-0.6B", "--prompts-file", "no-such-prompts.txt");
+        assertEquals(2, prompts.code());
+        assertTrue(prompts.err().startsWith("throughput: --prompts-file no-such-prompts.txt: no such file (one prompt per line)"),
+                prompts.err());
     }
 
     @Test

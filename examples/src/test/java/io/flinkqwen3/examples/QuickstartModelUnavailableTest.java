@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -14,7 +15,8 @@ import org.junit.jupiter.api.io.TempDir;
 class QuickstartModelUnavailableTest {
     @Test
     void aModelThatCannotBeLoadedEndsTheQuickstartWithTheLoadersMessage(@TempDir Path dir) throws Exception {
-        String model = dir.resolve("no-such-model").toString();
+        // a file that exists (a missing one is refused before the job starts) but is no model
+        String model = Files.writeString(dir.resolve("model.bin"), "not a model").toString();
         var err = new ByteArrayOutputStream();
         PrintStream saved = System.err;
         int code;
@@ -27,8 +29,8 @@ class QuickstartModelUnavailableTest {
         }
         String log = err.toString(StandardCharsets.UTF_8);
         assertEquals(1, code, log);
-        assertTrue(log.contains("quickstart: the job failed: Qwen3 model '" + model + "' cannot be used: model location '" + model
-                + "' is neither an existing directory or .gguf file nor a Hugging Face repo id"), log);
+        assertTrue(log.contains("quickstart: the job failed: Qwen3 model '" + model + "' cannot be used: " + model
+                + ": neither a model directory (config.json + *.safetensors) nor a .gguf file"), log);
         System.out.printf("quickstart ended in %.1f s%n", (System.nanoTime() - start) / 1e9);
     }
 }

@@ -1,6 +1,7 @@
 package io.flinkqwen3.examples;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -52,5 +53,7 @@ class QuickstartTest {
         assertEquals(new TreeSet<>(java.util.List.of("prompt-0", "prompt-1")), ids);
         assertTrue(run.err().contains("quickstart: 0/2 prompts answered in "), run.err());
         assertTrue(run.err().contains("; 2 dead letters (see their reasons above)"), run.err());
+        // it ends quietly: no stack trace (such as the CheckpointException of a checkpoint declined by closing tasks)
+        assertFalse(run.err().contains("\tat "), run.err());
     }
 }

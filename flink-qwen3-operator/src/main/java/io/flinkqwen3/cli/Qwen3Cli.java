@@ -46,7 +46,7 @@ import picocli.CommandLine.Spec;
 import picocli.CommandLine.TypeConversionException;
 
 /**
- * The {@code qwen3} command: tokenize, render, logits, generate, classify, bench, synth. Results go to
+ * The {@code qwen3} command: tokenize, render, logits, generate, classify, bench, bench-schema, bench-classify, bench-kv, synth. Results go to
  * stdout, progress and errors to stderr. Exit codes: 0 done (and {@code --help}), 1 the work
  * failed (a model that cannot be read, ...), 2 the command line is wrong (unknown option, a value
  * out of range), with a message naming the option and the command's usage.
@@ -54,7 +54,7 @@ import picocli.CommandLine.TypeConversionException;
 @Command(name = "qwen3", mixinStandardHelpOptions = true, versionProvider = Commands.Version.class,
         description = "Qwen3 (dense and MoE) inference in pure Java.",
         subcommands = {Qwen3Cli.Generate.class, Qwen3Cli.Classify.class, Qwen3Cli.Tokenize.class, Qwen3Cli.Render.class, Qwen3Cli.Logits.class,
-                Benchmark.class, SchemaBenchmark.class, Qwen3Cli.Synth.class, CommandLine.HelpCommand.class},
+                Benchmark.class, SchemaBenchmark.class, ClassifyBenchmark.class, KvMemoryBenchmark.class, Qwen3Cli.Synth.class, CommandLine.HelpCommand.class},
         footer = {"", "LOCATION: a model directory, a .gguf file or a Hugging Face repo id such as Qwen/Qwen3-0.6B[@revision]",
                 "(downloaded into the Hugging Face cache); a path that exists is always taken as a path.",
                 "Run 'qwen3 COMMAND --help' for the options of a command."})

@@ -1,6 +1,7 @@
 package io.flinkqwen3.flink;
 
 import java.time.Duration;
+import java.util.TreeSet;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.Configuration;
@@ -140,10 +141,26 @@ public final class Qwen3Inference {
             return this;
         }
 
-        /** Checks the model is set and every option is in its range (IllegalArgumentException saying which is not). */
+        /**
+         * Checks the model is set, every {@code qwen3.*} key is an option of the operator and every
+         * option is in its range (IllegalArgumentException saying which is not).
+         */
         public Qwen3Inference build() {
             if (options.getOptional(Qwen3Options.MODEL).isEmpty()) {
                 throw new IllegalArgumentException("Qwen3Inference needs a model: a directory, .gguf file or Hugging Face repo id");
+            }
+            var known = new TreeSet<String>();
+            Qwen3Options.all().stream().filter(o -> !Qwen3Options.SQL_ONLY.contains(o)).forEach(o -> known.add(o.key()));
+            for (ConfigOption<?> sqlOnly : Qwen3Options.SQL_ONLY) {
+                if (options.contains(sqlOnly)) {
+                    throw new IllegalArgumentException("option '" + sqlOnly.key() + "' applies to SQL only: DataStream records carry "
+                            + "their own system_prompt, json_schema and thinking_budget");
+                }
+            }
+            for (String key : options.keySet()) {
+                if (key.startsWith("qwen3.") && !known.contains(key)) {
+                    throw new IllegalArgumentException("unknown option '" + key + "' (known: " + known + ")");
+                }
             }
             Qwen3Options.validate(options);
             return new Qwen3Inference(options.clone(), uid);

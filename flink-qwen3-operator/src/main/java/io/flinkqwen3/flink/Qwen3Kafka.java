@@ -9,6 +9,7 @@ import org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema;
 import org.apache.flink.connector.kafka.sink.KafkaSink;
 import org.apache.flink.connector.kafka.source.KafkaSource;
 import org.apache.flink.connector.kafka.source.KafkaSourceBuilder;
+import org.apache.flink.connector.kafka.source.KafkaSourceOptions;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
 import org.apache.flink.connector.kafka.source.reader.deserializer.KafkaRecordDeserializationSchema;
 import org.apache.flink.util.Collector;
@@ -31,6 +32,14 @@ public final class Qwen3Kafka {
     /**
      * A source builder for prompts: committed offsets of the group, else the earliest. Call
      * {@code setBounded(...)}, {@code setProperty(...)} etc. on it before {@code build()}.
+     *
+     * <p>The Kafka client's own metrics are not copied into Flink's metric group
+     * ({@code register.consumer.metrics=false}; {@code setProperty} it back to {@code true} to have
+     * them): the connector registers them by bare name, and Kafka uses the same names in several of
+     * its groups (per broker node, per coordinator), so about 90 per subtask were dropped with a
+     * "Name collision" warning each and the rest were ambiguous. Flink's source metrics
+     * ({@code numRecordsIn}, {@code pendingRecords}, {@code KafkaSourceReader.*} offsets and commits)
+     * are kept.
      */
     public static KafkaSourceBuilder<PromptRecord> promptSource(String bootstrapServers, String topic, String groupId) {
         return KafkaSource.<PromptRecord>builder()
@@ -38,6 +47,7 @@ public final class Qwen3Kafka {
                 .setTopics(topic)
                 .setGroupId(groupId)
                 .setStartingOffsets(OffsetsInitializer.committedOffsets(OffsetResetStrategy.EARLIEST))
+                .setProperty(KafkaSourceOptions.REGISTER_KAFKA_CONSUMER_METRICS.key(), "false")
                 .setDeserializer(new PromptDeserializer());
     }
 

@@ -19,13 +19,27 @@ public final class ModelLocator {
         return resolve(location, new HubDownloader(HubDownloader.Settings.fromEnvironment(System.getenv()), new DownloadLog()));
     }
 
-    public static Path resolve(String location, HubDownloader downloader) {
+    /**
+     * Checks, without any download, that {@code location} is an existing path or reads as a repo
+     * id[@revision]; ModelFormatException saying neither otherwise (what {@link #resolve} throws first).
+     */
+    public static void check(String location) {
         Path path;
         try {
             path = Path.of(location);
         } catch (java.nio.file.InvalidPathException e) {
             throw new ModelFormatException("model location '" + location + "' is not a valid path or repo id (" + e.getReason() + ")");
         }
+        int at = location.indexOf('@');
+        if (!Files.exists(path) && !HubDownloader.looksLikeRepoId(at > 0 ? location.substring(0, at) : location)) {
+            throw new ModelFormatException("model location '" + location + "' is neither an existing directory or .gguf file"
+                    + " nor a Hugging Face repo id like Qwen/Qwen3-0.6B");
+        }
+    }
+
+    public static Path resolve(String location, HubDownloader downloader) {
+        check(location);
+        Path path = Path.of(location);
         if (Files.exists(path)) {
             return path;
         }
@@ -34,10 +48,6 @@ public final class ModelLocator {
         if (at > 0) {
             repo = location.substring(0, at);
             revision = location.substring(at + 1);
-        }
-        if (!HubDownloader.looksLikeRepoId(repo)) {
-            throw new ModelFormatException("model location '" + location + "' is neither an existing directory or .gguf file"
-                    + " nor a Hugging Face repo id like Qwen/Qwen3-0.6B");
         }
         try {
             return downloader.download(repo, revision);

@@ -73,6 +73,21 @@ public final class EngineMetrics implements StepCosts {
         return kvCache == null ? 0 : kvCache.blocksInUse();
     }
 
+    /** The most KV cache blocks in use at once since the engine started. */
+    public int kvBlocksInUsePeak() {
+        return kvCache == null ? 0 : kvCache.peakBlocksInUse();
+    }
+
+    /** Bytes of one KV cache block ({@link KvBlockPool#BLOCK_TOKENS} positions, all layers' keys and values). */
+    public long kvBlockBytes() {
+        return kvCache == null ? 0 : kvCache.blockBytes();
+    }
+
+    /** Prompt tokens looked up in the prefix cache since the engine started (the hit rate's denominator). */
+    public long prefixCacheLookedUpTokens() {
+        return kvCache == null ? 0 : kvCache.lookedUpTokens();
+    }
+
     /** KV cache blocks in all (the kv-cache-memory budget in blocks of {@link KvBlockPool#BLOCK_TOKENS} positions). */
     public int kvBlocks() {
         return kvCache == null ? 0 : kvCache.blocks();

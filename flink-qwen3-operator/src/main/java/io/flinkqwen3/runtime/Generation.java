@@ -121,6 +121,16 @@ final class Generation implements SlaBudgetPolicy.Sequence {
         this.pendingFed = admitted.length();
     }
 
+    /**
+     * Before the prompt's next chunk: prompt blocks that entered the prefix cache since the request
+     * was admitted replace running them ({@link KvCache#adoptCachedPrefix}).
+     */
+    void adoptCachedPrefix() {
+        if (outputLength == 0 && pending == prompt && pendingFed == cache.length() && cache.adoptCachedPrefix(prompt) > 0) {
+            pendingFed = cache.length();
+        }
+    }
+
     boolean done() {
         return finish != null;
     }

@@ -77,6 +77,7 @@ public final class KvBlockPool {
     private long reserved;
 
     private volatile int inUse;
+    private volatile int peakInUse;
     private volatile long lookedUpTokens;
     private volatile long hitTokens;
 
@@ -149,6 +150,16 @@ public final class KvBlockPool {
         return inUse;
     }
 
+    /** The most blocks in use at once since the pool was made. */
+    public int peakBlocksInUse() {
+        return peakInUse;
+    }
+
+    /** Bytes of one block: {@link #BLOCK_TOKENS} positions of every layer's keys and values. */
+    public long blockBytes() {
+        return blockBytes;
+    }
+
     /** Blocks a new reservation may still claim: free ones and cached ones, less those already reserved. */
     public long available() {
         return free.cardinality() + cached.size() - reserved;
@@ -202,19 +213,41 @@ public final class KvBlockPool {
 
     /** The registered blocks holding the longest prefix of whole blocks of tokens, short of the last token. */
     private int[] lookup(int[] tokens) {
+        return lookup(tokens, 0, -1);
+    }
+
+    /** As {@link #lookup(int[])}, continuing after the first {@code found} whole blocks, the last of them {@code parent}. */
+    private int[] lookup(int[] tokens, int found, int parent) {
         if (!prefixCaching) {
             return new int[0];
         }
-        int max = (tokens.length - 1) / BLOCK_TOKENS, found = 0, parent = -1;
-        int[] hits = new int[max];
-        while (found < max) {
-            Integer b = index.get(key(parent, tokens, found));
+        int max = (tokens.length - 1) / BLOCK_TOKENS, count = 0;
+        int[] hits = new int[Math.max(0, max - found)];
+        while (found + count < max) {
+            Integer b = index.get(key(parent, tokens, found + count));
             if (b == null) {
                 break;
             }
-            hits[found++] = parent = b;
+            hits[count++] = parent = b;
         }
-        return Arrays.copyOf(hits, found);
+        return Arrays.copyOf(hits, count);
+    }
+
+    /**
+     * The registered blocks that continue a sequence's first {@code found} whole blocks of
+     * {@code prompt} (the last of them {@code parent}, -1: none), at most {@code limit}, retained in
+     * place of as many of the sequence's reserved blocks (which the pool takes back). They count as
+     * prefix-cache hits.
+     */
+    int[] adopt(int[] prompt, int found, int parent, int limit) {
+        int[] hits = lookup(prompt, found, parent);
+        hits = Arrays.copyOf(hits, Math.min(hits.length, limit));
+        for (int b : hits) {
+            retain(b);
+        }
+        reserved -= hits.length;
+        hitTokens += (long) hits.length * BLOCK_TOKENS;
+        return hits;
     }
 
     private BlockKey key(int parent, int[] tokens, int block) {
@@ -251,21 +284,26 @@ public final class KvBlockPool {
         reserved--;
         epochs[b]++;
         refs[b] = 1;
-        inUse++;
+        countInUse(1);
         return b;
     }
 
     private void retain(int block) {
         if (refs[block]++ == 0) {
             cached.remove(block);
-            inUse++;
+            countInUse(1);
         }
+    }
+
+    private void countInUse(int change) {
+        inUse += change; // written by the scheduler thread only
+        peakInUse = Math.max(peakInUse, inUse);
     }
 
     /** Drops one reference; a block nobody refers to is cached when registered, else freed. */
     void release(int block) {
         if (--refs[block] == 0) {
-            inUse--;
+            countInUse(-1);
             if (keys[block] != null) {
                 cached.add(block);
             } else {

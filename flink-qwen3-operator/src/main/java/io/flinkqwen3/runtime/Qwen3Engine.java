@@ -479,6 +479,9 @@ public final class Qwen3Engine implements AutoCloseable {
         int budget = options.maxBatchTokens(), decoding = 0, prefill = 0;
         for (Running r : active) {
             Generation g = r.generation;
+            if (g.prefilling()) {
+                g.adoptCachedPrefix(); // requests admitted together: the first one's prompt blocks are cached by now
+            }
             int take = Math.min(g.pendingCount(), budget);
             if (take == 0) {
                 continue;

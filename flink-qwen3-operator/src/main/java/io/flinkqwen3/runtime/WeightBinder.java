@@ -12,7 +12,7 @@ import java.util.concurrent.atomic.LongAdder;
 /**
  * Looks tensors up by their transformers names, checks their shapes against what the config
  * implies, and packs the matrices for the kernels into {@code packed}; counts the weights bound
- * in {@code bound} (for the load's progress).
+ * in {@code bound} (for the load's progress). A packed matrix's mapped pages leave the resident set.
  */
 record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed, LongAdder bound) {
     /** A [rows, cols] weight, repacked into the kernels' layout. */
@@ -22,7 +22,13 @@ record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed, Long
             throw new ModelFormatException(t.file() + ": tensor '" + name + "' has shape " + t.shapeString()
                     + ", the config implies [" + rows + ", " + cols + "]");
         }
-        Matrix matrix = PackedMatrix.pack(Matrix.of(t.type(), t.data(), rows, cols), parallel, packed);
+        Matrix source = Matrix.of(t.type(), t.data(), rows, cols);
+        Matrix matrix = PackedMatrix.pack(source, parallel, packed);
+        if (matrix != source && t.data().isMapped()) {
+            // the kernels read the packed copy: drop the file's pages from this process's resident set
+            // (madvise DONTNEED; they stay in the page cache), so a process holds the weights once, not twice
+            t.data().unload();
+        }
         bound.add((long) rows * cols);
         return matrix;
     }

@@ -99,7 +99,7 @@ class OperatorLifecycleTest {
     void threadCountsThatMakeNoSenseAreRefusedWhenTheJobIsBuilt() {
         var e = assertThrows(IllegalArgumentException.class,
                 () -> Qwen3Inference.builder().model(Fixtures.DENSE.toString()).threads(5000).build());
-        assertTrue(e.getMessage().startsWith("option 'threads' must be between 1 and "
+        assertTrue(e.getMessage().startsWith("option 'qwen3.engine.threads' must be between 1 and "
                 + Math.max(256, Runtime.getRuntime().availableProcessors()) + " (and at most 4 per processor of the task manager),"
                 + " got 5000"), e.getMessage());
     }

@@ -344,12 +344,11 @@ class RecordCodecTest {
                 Qwen3Inference.builder().model("m").option(Qwen3Options.QUANTIZE, "q3"),
                 Qwen3Inference.builder().model("m").minConfidence(1.5),
                 Qwen3Inference.builder().model("m").minConfidence(Double.NaN),
-                Qwen3Inference.builder().model("m").kvCacheMemory(MemorySize.ZERO),
-                Qwen3Inference.builder().model("m").option(Qwen3Options.LABELS, "[\"only one\"]"),
-                Qwen3Inference.builder().model("m").option(Qwen3Options.LABELS, "positive,negative"));
-        List<String> keys = List.of("max-in-flight", "default-max-tokens", "threads", "max-context", "default-sla", "temperature",
-                "top-p", "top-k", "presence-penalty", "thinking-budget", "q3", "min-confidence", "min-confidence", "kv-cache-memory",
-                "option 'labels': labels: between 2 and 512 labels, got 1", "option 'labels' is not JSON");
+                Qwen3Inference.builder().model("m").kvCacheMemory(MemorySize.ZERO));
+        List<String> keys = List.of("qwen3.operator.max-in-flight", "qwen3.generation.max-tokens", "qwen3.engine.threads",
+                "qwen3.engine.max-context", "qwen3.sla.default", "qwen3.generation.temperature", "qwen3.generation.top-p",
+                "qwen3.generation.top-k", "qwen3.generation.presence-penalty", "qwen3.thinking.budget", "q3",
+                "qwen3.generation.min-confidence", "qwen3.generation.min-confidence", "qwen3.engine.kv-cache-memory");
         for (int i = 0; i < bad.size(); i++) {
             var e = assertThrows(IllegalArgumentException.class, bad.get(i)::build, keys.get(i));
             assertTrue(e.getMessage().contains(keys.get(i)), e.getMessage());
@@ -360,6 +359,27 @@ class RecordCodecTest {
         assertEquals(0, Qwen3Options.engineOptions(kv).kvCacheMemory(), "unset: the engine's default from the model");
         kv.set(Qwen3Options.KV_CACHE_MEMORY, MemorySize.parse("64 mb"));
         assertEquals(64L << 20, Qwen3Options.engineOptions(kv).kvCacheMemory());
+    }
+
+    @Test
+    void aConfigurationTakesGroupedKeysAndTheOldShortOnesAndRefusesUnknownOrSqlOnlyKeys() {
+        var grouped = Configuration.fromMap(Map.of("qwen3.model.location", "m", "qwen3.operator.max-in-flight", "0"));
+        var e = assertThrows(IllegalArgumentException.class, () -> Qwen3Inference.builder().options(grouped).build());
+        assertEquals("option 'qwen3.operator.max-in-flight' must be >= 1, got 0", e.getMessage());
+        // the keys before the groups still work, as deprecated keys
+        var old = Configuration.fromMap(Map.of("model", "m", "max-in-flight", "3", "default-sla", "2s"));
+        assertEquals(3, old.get(Qwen3Options.MAX_IN_FLIGHT));
+        assertEquals(Duration.ofSeconds(2), old.get(Qwen3Options.DEFAULT_SLA));
+        Qwen3Inference.builder().options(old).build();
+
+        var typo = Configuration.fromMap(Map.of("qwen3.model.location", "m", "qwen3.engine.thread", "2"));
+        e = assertThrows(IllegalArgumentException.class, () -> Qwen3Inference.builder().options(typo).build());
+        assertTrue(e.getMessage().startsWith("unknown option 'qwen3.engine.thread' (known: [qwen3.engine.expert-shards, "), e.getMessage());
+        assertTrue(e.getMessage().contains("qwen3.engine.threads"), e.getMessage());
+
+        e = assertThrows(IllegalArgumentException.class,
+                () -> Qwen3Inference.builder().model("m").option(Qwen3Options.SYSTEM_PROMPT, "Be brief.").build());
+        assertTrue(e.getMessage().startsWith("option 'qwen3.generation.system-prompt' applies to SQL only"), e.getMessage());
     }
 
     @Test

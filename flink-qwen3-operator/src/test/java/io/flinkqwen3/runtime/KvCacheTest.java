@@ -122,6 +122,32 @@ class KvCacheTest {
         assertEquals(0, again.length(), "the cached blocks were reused for the other prompt");
     }
 
+    @Test
+    void aSequenceOpenedBeforeItsPrefixWasWrittenTakesItUpLater() {
+        int b = KvBlockPool.BLOCK_TOKENS;
+        var pool = new KvBlockPool(1, 1, 4, KvBlockPool.Precision.F32, 6 * 2L * 4 * b * 4, true);
+        int[] prompt = new int[2 * b + 10];
+        for (int i = 0; i < prompt.length; i++) {
+            prompt[i] = i;
+        }
+        KvCache first = pool.open(prompt, prompt.length + 1, 0);
+        KvCache second = pool.open(prompt, prompt.length + 1, 0); // admitted in the same round: nothing cached yet
+        assertEquals(0, second.length());
+        assertEquals(0, pool.available());
+        assertEquals(0, second.adoptCachedPrefix(prompt));
+        fill(first, prompt);
+        assertEquals(2 * b, second.adoptCachedPrefix(prompt), "the first one's two whole blocks");
+        assertEquals(2 * b, second.length());
+        assertEquals(2, pool.available(), "two reserved blocks given back");
+        assertEquals(0, second.adoptCachedPrefix(prompt), "nothing more to take up");
+        fill(second, prompt);
+        assertEquals(4, pool.blocksInUse(), "two shared, one last block each");
+        first.close();
+        second.close();
+        assertEquals(6, pool.available());
+        assertEquals(2.0 * b / (2 * prompt.length), pool.hitRate(), 1e-9);
+    }
+
     private static void fill(KvCache cache, int[] tokens) {
         float[] zeros = new float[4];
         for (int p = cache.length(); p < tokens.length; p++) {
