@@ -36,8 +36,13 @@ import picocli.CommandLine.Spec;
                 + "topic (exactly once), records that cannot be answered to a dead-letter topic.",
                 "Runs in a local Flink cluster in this JVM, or on a cluster when submitted with 'flink run'."})
 public final class KafkaInferenceJob implements Callable<Integer> {
-    /** Where the job reads and writes. */
-    public record Topics(String bootstrapServers, String input, String output, String deadLetters, String groupId) {}
+    /** Where the job reads and writes; lowConfidence: the topic of classifications below min-confidence, or null (none). */
+    public record Topics(String bootstrapServers, String input, String output, String deadLetters, String groupId,
+                         String lowConfidence) {
+        public Topics(String bootstrapServers, String input, String output, String deadLetters, String groupId) {
+            this(bootstrapServers, input, output, deadLetters, groupId, null);
+        }
+    }
 
     @Spec
     CommandSpec spec;
@@ -69,6 +74,13 @@ public final class KafkaInferenceJob implements Callable<Integer> {
     @Option(names = "--default-sla-ms", paramLabel = "MS", defaultValue = "30000",
             description = "SLA of records without sla_ms or deadline_ms (default: ${DEFAULT-VALUE}).")
     long defaultSlaMs;
+    @Option(names = "--min-confidence", paramLabel = "P", defaultValue = "0",
+            description = "Records with labels whose best label is less probable than this (0 to 1) go to the low-confidence "
+                    + "topic instead of the output (default: ${DEFAULT-VALUE}, none).")
+    double minConfidence;
+    @Option(names = "--low-confidence", paramLabel = "TOPIC", description = "Topic of the classifications below "
+            + "--min-confidence (default: OUTPUT-low-confidence).")
+    String lowConfidence;
     @Option(names = "--bounded", description = "Stop at the input's offsets at start instead of running forever.")
     boolean bounded;
     @Option(names = "--broker-timeout-s", paramLabel = "S", defaultValue = "30",
@@ -86,8 +98,11 @@ public final class KafkaInferenceJob implements Callable<Integer> {
         Commands.inRange(spec, "--max-tokens", maxTokens, 1, Integer.MAX_VALUE, "a positive token count");
         Commands.inRange(spec, "--default-sla-ms", defaultSlaMs, 0, Long.MAX_VALUE, "0 or more milliseconds");
         Commands.inRange(spec, "--broker-timeout-s", brokerTimeoutSeconds, 1, 3600, "1 to 3600 seconds");
-        var topics = new Topics(bootstrapServers, input, output, deadLetters != null ? deadLetters : input + "-dead-letters", groupId);
+        Commands.inRange(spec, "--min-confidence", minConfidence, 0, 1, "a probability from 0 to 1");
+        var topics = new Topics(bootstrapServers, input, output, deadLetters != null ? deadLetters : input + "-dead-letters", groupId,
+                minConfidence > 0 ? (lowConfidence != null ? lowConfidence : output + "-low-confidence") : null);
         var options = new Configuration();
+        options.set(Qwen3Options.MIN_CONFIDENCE, minConfidence);
         options.set(Qwen3Options.MODEL, localPathAbsolute(model));
         options.set(Qwen3Options.DEFAULT_MAX_TOKENS, maxTokens);
         options.set(Qwen3Options.DEFAULT_SLA, Duration.ofMillis(defaultSlaMs));
@@ -134,7 +149,7 @@ public final class KafkaInferenceJob implements Callable<Integer> {
         }
     }
 
-    /** Adds source, inference and both sinks to the environment. */
+    /** Adds source, inference and the sinks (completions, dead letters, low-confidence classifications if it has a topic). */
     public static void addPipeline(StreamExecutionEnvironment env, Topics topics, Configuration options,
                                    Qwen3Kafka.Format format, boolean bounded) {
         var source = Qwen3Kafka.promptSource(topics.bootstrapServers(), topics.input(), topics.groupId());
@@ -149,5 +164,11 @@ public final class KafkaInferenceJob implements Callable<Integer> {
         completions.getSideOutput(Qwen3Inference.DEAD_LETTERS)
                 .sinkTo(Qwen3Kafka.deadLetterSink(topics.bootstrapServers(), topics.deadLetters(), "qwen3-" + topics.deadLetters(), format))
                 .uid("qwen3-dead-letter-sink").name("dead letters to " + topics.deadLetters());
+        if (topics.lowConfidence() != null) {
+            completions.getSideOutput(Qwen3Inference.LOW_CONFIDENCE)
+                    .sinkTo(Qwen3Kafka.completionSink(topics.bootstrapServers(), topics.lowConfidence(),
+                            "qwen3-" + topics.lowConfidence(), format))
+                    .uid("qwen3-low-confidence-sink").name("low-confidence classifications to " + topics.lowConfidence());
+        }
     }
 }

@@ -68,15 +68,17 @@ final class LocalRun {
 
     /**
      * Sends the prompts (Avro) through the Qwen3 operator with these options (the model from
-     * {@link #model}), prints {@code line(completion)} or {@code {id, dead_letter}} as
-     * one JSON line per outcome, and returns when every prompt has one; null when the job failed or
-     * the run gave up (said on stderr).
+     * {@link #model}), prints {@code line(completion)} (with {@code "low_confidence": true} for a
+     * classification below min-confidence, which is among the answered) or {@code {id, dead_letter}}
+     * as one JSON line per outcome, and returns when every prompt has one; null when the job failed
+     * or the run gave up (said on stderr).
      */
     static Outcomes operator(String name, List<PromptRecord> prompts, Configuration options, PrintStream out,
                              Function<CompletionRecord, Map<String, Object>> line) throws Exception {
         try (var kafka = EmbeddedKafka.start()) {
-            var topics = new KafkaInferenceJob.Topics(kafka.bootstrapServers(), "prompts", "completions", "dead-letters", name);
-            kafka.createTopics(2, topics.input(), topics.output(), topics.deadLetters());
+            var topics = new KafkaInferenceJob.Topics(kafka.bootstrapServers(), "prompts", "completions", "dead-letters", name,
+                    "low-confidence");
+            kafka.createTopics(2, topics.input(), topics.output(), topics.deadLetters(), topics.lowConfidence());
             List<byte[][]> records = new ArrayList<>();
             for (PromptRecord p : prompts) {
                 records.add(new byte[][] {p.id.getBytes(StandardCharsets.UTF_8), RecordCodec.encodePromptAvro(p)});
@@ -93,11 +95,16 @@ final class LocalRun {
 
             Map<String, CompletionRecord> answered = new LinkedHashMap<>();
             Map<String, String> deadLetters = new LinkedHashMap<>();
-            boolean complete = kafka.readCommitted(List.of(topics.output(), topics.deadLetters()), GIVE_UP, r -> {
-                if (r.topic().equals(topics.output())) {
+            var read = List.of(topics.output(), topics.deadLetters(), topics.lowConfidence());
+            boolean complete = kafka.readCommitted(read, GIVE_UP, r -> {
+                if (!r.topic().equals(topics.deadLetters())) {
                     CompletionRecord c = RecordCodec.decodeCompletionAvro(r.value());
                     answered.put(c.id, c);
-                    print(out, line.apply(c));
+                    var printed = new LinkedHashMap<>(line.apply(c));
+                    if (r.topic().equals(topics.lowConfidence())) {
+                        printed.put("low_confidence", true);
+                    }
+                    print(out, printed);
                 } else {
                     DeadLetter d = RecordCodec.decodeDeadLetterAvro(r.value());
                     deadLetters.put(d.id, d.reason);

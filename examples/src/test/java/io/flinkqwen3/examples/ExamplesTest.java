@@ -49,9 +49,24 @@ class ExamplesTest {
     }
 
     @Test
-    void classifyGivesEveryMessageOneOfItsLabels() throws Exception {
+    void classifyGivesEveryMessageOneOfItsLabelsAndTheirProbabilities() throws Exception {
         for (JsonNode line : run(ClassifyExample::run, "message-")) {
-            assertTrue(ClassifyExample.LABELS.contains(line.get("label").asText()), line.toString());
+            String label = line.get("label").asText();
+            assertTrue(ClassifyExample.LABELS.contains(label), line.toString());
+            JsonNode p = line.get("label_probabilities");
+            var names = new TreeSet<String>();
+            p.fieldNames().forEachRemaining(names::add);
+            assertEquals(new TreeSet<>(ClassifyExample.LABELS), names, line.toString());
+            double sum = 0;
+            double best = 0;
+            for (String l : ClassifyExample.LABELS) {
+                sum += p.get(l).asDouble();
+                best = Math.max(best, p.get(l).asDouble());
+            }
+            assertEquals(1.0, sum, 1e-6, line.toString());
+            assertEquals(best, p.get(label).asDouble(), line.toString());
+            // the default --min-confidence is 0.5: below it, the message came from the low-confidence topic
+            assertEquals(best < 0.5, line.path("low_confidence").asBoolean(false), line.toString());
         }
     }
 

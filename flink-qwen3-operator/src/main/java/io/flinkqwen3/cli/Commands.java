@@ -62,6 +62,14 @@ public final class Commands {
         return value;
     }
 
+    /** As {@link #inRange(CommandSpec, String, long, long, long, String)} for a fraction (NaN is out of every range). */
+    public static double inRange(CommandSpec spec, String option, double value, double min, double max, String what) {
+        if (!(value >= min && value <= max)) {
+            throw new ParameterException(spec.commandLine(), option + " expects " + what + ", got " + value);
+        }
+        return value;
+    }
+
     /** The version from the jar's manifest ("development build" when run from compiled classes). */
     public static final class Version implements CommandLine.IVersionProvider {
         @Override

@@ -18,12 +18,17 @@ public class CompletionRecord {
     public boolean slaMet;
     public String model;
     public Map<String, String> attributes = new HashMap<>();
+    /** Records with labels: the most probable label (also the answer); null for free generation. */
+    public String label;
+    /** Records with labels: each label's probability (they sum to 1); null for free generation. */
+    public Map<String, Double> labelProbabilities;
 
     public CompletionRecord() {}
 
     @Override
     public String toString() {
         return "CompletionRecord{id=" + id + ", finishReason=" + finishReason + ", thinkingBudget=" + thinkingBudget
-                + ", latencyMs=" + latencyMs + ", slaMet=" + slaMet + ", answer=" + answer + "}";
+                + ", latencyMs=" + latencyMs + ", slaMet=" + slaMet + ", answer=" + answer
+                + (label == null ? "" : ", label=" + label + ", labelProbabilities=" + labelProbabilities) + "}";
     }
 }

@@ -30,6 +30,12 @@ public class PromptRecord {
     /** A JSON Schema the answer must satisfy, as JSON text (JSON records may give the object). */
     @JsonDeserialize(using = JsonText.class)
     public String jsonSchema;
+    /**
+     * Classify instead of generating: 2 to 512 distinct non-empty labels (see
+     * {@link io.flinkqwen3.runtime.Labels}); the completion gets the most probable one and every
+     * label's probability. Null: free generation.
+     */
+    public List<String> labels;
     /** Set by the source when the bytes could not be decoded; then {@link #raw} holds them. */
     @JsonIgnore
     public String decodeError;
@@ -65,7 +71,7 @@ public class PromptRecord {
                 && Objects.equals(slaMs, p.slaMs) && Objects.equals(deadlineMs, p.deadlineMs)
                 && Objects.equals(maxTokens, p.maxTokens) && Objects.equals(options, p.options)
                 && Objects.equals(attributes, p.attributes) && Objects.equals(tools, p.tools)
-                && Objects.equals(jsonSchema, p.jsonSchema);
+                && Objects.equals(jsonSchema, p.jsonSchema) && Objects.equals(labels, p.labels);
     }
 
     @Override

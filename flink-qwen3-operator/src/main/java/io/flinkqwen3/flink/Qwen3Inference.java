@@ -5,6 +5,7 @@ import java.util.TreeSet;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.MemorySize;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.util.OutputTag;
@@ -19,11 +20,19 @@ import org.apache.flink.util.OutputTag;
  *         .build()
  *         .apply(prompts);
  * DataStream<DeadLetter> rejected = completions.getSideOutput(Qwen3Inference.DEAD_LETTERS);
+ * DataStream<CompletionRecord> unsure = completions.getSideOutput(Qwen3Inference.LOW_CONFIDENCE); // with minConfidence
  * }</pre>
  */
 public final class Qwen3Inference {
     /** Records that could not be answered, with the reason. */
     public static final OutputTag<DeadLetter> DEAD_LETTERS = new OutputTag<>("qwen3-dead-letters", TypeInformation.of(DeadLetter.class));
+    /**
+     * Classifications whose most probable label has a probability below 'min-confidence'
+     * ({@link Builder#minConfidence}): the whole completion (id, label, label_probabilities,
+     * attributes, ...), instead of on the main output.
+     */
+    public static final OutputTag<CompletionRecord> LOW_CONFIDENCE = new OutputTag<>("qwen3-low-confidence",
+            TypeInformation.of(CompletionRecord.class));
 
     private final Configuration options;
     private final String uid;
@@ -39,7 +48,7 @@ public final class Qwen3Inference {
 
     /**
      * Adds the inference operator after {@code prompts}; rejected records are the {@link #DEAD_LETTERS}
-     * side output. Its uid (what a savepoint's state is matched by) is the builder's
+     * side output, classifications below 'min-confidence' the {@link #LOW_CONFIDENCE} one. Its uid (what a savepoint's state is matched by) is the builder's
      * {@link Builder#uid}, or else {@link #defaultUid} of the model and the input.
      */
     public SingleOutputStreamOperator<CompletionRecord> apply(DataStream<PromptRecord> prompts) {
@@ -95,6 +104,19 @@ public final class Qwen3Inference {
         /** Prompt plus output tokens per request (see {@link Qwen3Options#MAX_CONTEXT}). */
         public Builder maxContext(int tokens) {
             return option(Qwen3Options.MAX_CONTEXT, tokens);
+        }
+
+        /**
+         * Classifications below this probability of their label, 0 to 1, go to {@link #LOW_CONFIDENCE}
+         * (see {@link Qwen3Options#MIN_CONFIDENCE}).
+         */
+        public Builder minConfidence(double probability) {
+            return option(Qwen3Options.MIN_CONFIDENCE, probability);
+        }
+
+        /** Memory of the task manager's KV cache, > 0 (see {@link Qwen3Options#KV_CACHE_MEMORY}). */
+        public Builder kvCacheMemory(MemorySize memory) {
+            return option(Qwen3Options.KV_CACHE_MEMORY, memory);
         }
 
         public <T> Builder option(ConfigOption<T> option, T value) {

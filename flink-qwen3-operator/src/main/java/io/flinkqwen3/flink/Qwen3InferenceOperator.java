@@ -52,6 +52,8 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
  *       arrival, then re-decided by the engine every step (unless the record fixes it).</li>
  *   <li>Records that cannot be answered go to {@link Qwen3Inference#DEAD_LETTERS} with a reason and
  *       the record's timestamp; no record can fail the job.</li>
+ *   <li>Records with labels are classified; one whose best label is less probable than
+ *       'min-confidence' goes to {@link Qwen3Inference#LOW_CONFIDENCE} instead of the main output.</li>
  * </ul>
  */
 public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRecord>
@@ -81,6 +83,7 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
     private transient Counter completions;
     private transient Counter slaMet;
     private transient Counter rejected;
+    private transient Counter lowConfidence;
     private transient Counter thinkingTokens;
     private transient Histogram latency;
 
@@ -171,6 +174,7 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
         completions = group.counter("completions");
         slaMet = group.counter("slaMet");
         rejected = group.counter("rejectedRecords");
+        lowConfidence = group.counter("lowConfidence");
         thinkingTokens = group.counter("thinkingTokens");
         latency = group.histogram("latencyMs", new DescriptiveStatisticsHistogram(1000));
         group.gauge("inFlight", () -> queue.records());
@@ -306,13 +310,21 @@ public class Qwen3InferenceOperator extends AbstractStreamOperator<CompletionRec
         c.slaMet = !e.lateOnArrival && now <= e.deadlineMillis;
         c.model = options.get(Qwen3Options.MODEL);
         c.attributes = e.record.attributes == null ? new HashMap<>() : new HashMap<>(e.record.attributes);
+        c.label = r.label();
+        c.labelProbabilities = r.labelProbabilities() == null ? null : new HashMap<>(r.labelProbabilities());
         completions.inc();
         thinkingTokens.inc(r.thinkingTokens());
         latency.update(c.latencyMs);
         if (c.slaMet) {
             slaMet.inc();
         }
-        output.collect(e.hasTimestamp ? new StreamRecord<>(c, e.timestamp) : new StreamRecord<>(c));
+        var element = e.hasTimestamp ? new StreamRecord<>(c, e.timestamp) : new StreamRecord<>(c);
+        if (Qwen3Options.lowConfidence(r, options)) {
+            lowConfidence.inc();
+            output.collect(Qwen3Inference.LOW_CONFIDENCE, element);
+        } else {
+            output.collect(element);
+        }
     }
 
     static long saturatedAdd(long a, long b) {

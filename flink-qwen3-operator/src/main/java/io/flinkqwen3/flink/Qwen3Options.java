@@ -1,8 +1,13 @@
 package io.flinkqwen3.flink;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
 import io.flinkqwen3.model.QuantizedCheckpoint;
 import io.flinkqwen3.runtime.EngineOptions;
+import io.flinkqwen3.runtime.GenerationResult;
 import io.flinkqwen3.runtime.JsonSchemaGrammar;
+import io.flinkqwen3.runtime.KvBlockPool;
+import io.flinkqwen3.runtime.Labels;
 import io.flinkqwen3.tensor.Parallel;
 import java.lang.reflect.Field;
 import java.lang.reflect.Modifier;
@@ -15,6 +20,7 @@ import java.util.function.Function;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.configuration.FallbackKey;
+import org.apache.flink.configuration.MemorySize;
 import org.apache.flink.configuration.ReadableConfig;
 
 /**
@@ -51,7 +57,52 @@ public final class Qwen3Options {
     /** The engine settings these options ask for (those that matter when the task manager's engine is opened). */
     public static EngineOptions engineOptions(ReadableConfig options) {
         return new EngineOptions(options.get(THREADS), options.get(MAX_BATCH_SEQUENCES), 512, options.get(MAX_CONTEXT),
-                options.getOptional(QUANTIZE).map(QuantizedCheckpoint::parseFormat).orElse(null), options.get(EXPERT_SHARDS));
+                options.getOptional(QUANTIZE).map(QuantizedCheckpoint::parseFormat).orElse(null), options.get(EXPERT_SHARDS))
+                .withKvCache(options.getOptional(KV_CACHE_MEMORY).map(MemorySize::getBytes).orElse(0L), KvBlockPool.Precision.BF16,
+                        true);
+    }
+
+    /** The 'labels' option as a list (null when unset); IllegalArgumentException saying what is wrong with it. */
+    public static List<String> labels(ReadableConfig options) {
+        return labels(options, "option '" + sqlKey(LABELS) + "'");
+    }
+
+    private static List<String> labels(ReadableConfig options, String name) {
+        String json = options.getOptional(LABELS).orElse(null);
+        if (json == null) {
+            return null;
+        }
+        JsonNode array;
+        try {
+            array = RecordCodec.JSON.readTree(json);
+        } catch (JsonProcessingException e) {
+            throw new IllegalArgumentException(name + " is not JSON: " + e.getOriginalMessage()
+                    + " (expected a JSON array of strings, e.g. [\"positive\", \"negative\"])");
+        }
+        if (array == null || !array.isArray()) {
+            throw new IllegalArgumentException(name + " must be a JSON array of strings, e.g. [\"positive\", \"negative\"], got "
+                    + RequestBuilder.quote(json));
+        }
+        List<String> labels = new ArrayList<>();
+        for (int i = 0; i < array.size(); i++) {
+            if (!array.get(i).isTextual()) {
+                throw new IllegalArgumentException(name + ": labels[" + i + "] is " + array.get(i) + ", expected a string");
+            }
+            labels.add(array.get(i).asText());
+        }
+        try {
+            return Labels.validate(labels);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(name + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Whether a result is a classification whose most probable label has a probability below
+     * 'min-confidence' (the operator sends it to {@link Qwen3Inference#LOW_CONFIDENCE}, SQL gives a NULL label).
+     */
+    public static boolean lowConfidence(GenerationResult result, ReadableConfig options) {
+        return result.label() != null && result.labelProbabilities().get(result.label()) < options.get(MIN_CONFIDENCE);
     }
 
     /** The key SQL knows this option by ({@code CREATE MODEL ... WITH}, the QWEN3_* functions' MAP). */
@@ -89,6 +140,14 @@ public final class Qwen3Options {
             throw new IllegalArgumentException(name.apply(THINKING_BUDGET) + " must be >= -1 (-1: unlimited), got " + b);
         });
         atLeast(options, ANSWER_RESERVE_TOKENS, 0, name);
+        options.getOptional(KV_CACHE_MEMORY).filter(m -> m.getBytes() <= 0).ifPresent(m -> {
+            throw new IllegalArgumentException(name.apply(KV_CACHE_MEMORY) + " must be more than 0 bytes (leave it unset for "
+                    + "the default), got " + m);
+        });
+        double minConfidence = options.get(MIN_CONFIDENCE);
+        if (!(minConfidence >= 0 && minConfidence <= 1)) {
+            throw new IllegalArgumentException(name.apply(MIN_CONFIDENCE) + " must be between 0 and 1, got " + minConfidence);
+        }
         Duration sla = options.get(DEFAULT_SLA);
         if (sla.isNegative() || sla.compareTo(Duration.ofMillis(Long.MAX_VALUE)) > 0) {
             throw new IllegalArgumentException(name.apply(DEFAULT_SLA) + " must be between 0 and "
@@ -106,6 +165,10 @@ public final class Qwen3Options {
                 throw new IllegalArgumentException(name.apply(JSON_SCHEMA) + " cannot be used: " + e.getMessage(), e);
             }
         });
+        if (labels(options, name.apply(LABELS)) != null && options.getOptional(JSON_SCHEMA).isPresent()) {
+            throw new IllegalArgumentException("give either " + name.apply(LABELS) + " (classify) or " + name.apply(JSON_SCHEMA)
+                    + " (structured answer), not both");
+        }
     }
 
     private static void atLeast(ReadableConfig options, ConfigOption<Integer> option, int min, Function<ConfigOption<?>, String> name) {
@@ -142,6 +205,14 @@ public final class Qwen3Options {
             .intType().defaultValue(4096).withDeprecatedKeys("max-context")
             .withDescription("Maximum prompt plus output tokens per request (0: the model's maximum); longer prompts go "
                     + "to the dead-letter output.");
+
+    public static final ConfigOption<MemorySize> KV_CACHE_MEMORY = ConfigOptions.key("qwen3.engine.kv-cache-memory")
+            .memoryType().noDefaultValue().withDeprecatedKeys("kv-cache-memory")
+            .withDescription("Memory of the task manager's KV cache, shared by all its requests (keys and values in bfloat16, "
+                    + "blocks of 64 positions, with the prefix cache); requests that do not fit wait (backpressure). Default: "
+                    + "room for 1024 positions of each of max-batch-sequences and at least one whole max-context, from the "
+                    + "model's size per position (Qwen3-0.6B: 112 KiB; 32 sequences: 3.5 GiB). Set by the first job to open "
+                    + "the engine.");
 
     public static final ConfigOption<Integer> MAX_IN_FLIGHT = ConfigOptions.key("qwen3.operator.max-in-flight")
             .intType().defaultValue(16).withDeprecatedKeys("max-in-flight")
@@ -187,6 +258,12 @@ public final class Qwen3Options {
             .booleanType().defaultValue(false).withDeprecatedKeys("ordered")
             .withDescription("Emit completions in input order (true) or as soon as each is done (false, default).");
 
+    public static final ConfigOption<Double> MIN_CONFIDENCE = ConfigOptions.key("qwen3.generation.min-confidence")
+            .doubleType().defaultValue(0.0).withDeprecatedKeys("min-confidence")
+            .withDescription("Classifications (records with labels, SQL 'labels'): a record whose most probable label has a "
+                    + "lower probability goes to the LOW_CONFIDENCE side output instead of the completions; in SQL its label is "
+                    + "NULL (QWEN3_CLASSIFY: ''). 0 to 1.");
+
     public static final ConfigOption<String> SYSTEM_PROMPT = ConfigOptions.key("qwen3.generation.system-prompt")
             .stringType().noDefaultValue().withDeprecatedKeys("system-prompt")
             .withDescription("SQL: the system turn before every row's text.");
@@ -196,6 +273,12 @@ public final class Qwen3Options {
             .withDescription("SQL: a JSON Schema (JSON text) every answer satisfies: decoding is constrained token by token, "
                     + "so the answer column holds JSON that parses and validates.");
 
+    public static final ConfigOption<String> LABELS = ConfigOptions.key("qwen3.generation.labels")
+            .stringType().noDefaultValue().withDeprecatedKeys("labels")
+            .withDescription("SQL: classify every row instead of generating: a JSON array of 2 to 512 distinct non-empty labels, "
+                    + "e.g. '[\"positive\", \"negative\"]'. The label column gets the most probable one, label_probabilities "
+                    + "each label's probability (the labels are scored, no text is generated).");
+
     /**
      * Options of the DataStream operator that SQL has no use for: Flink's async operators run the
      * rows with their own capacity and output order.
@@ -203,5 +286,5 @@ public final class Qwen3Options {
     public static final Set<ConfigOption<?>> DATASTREAM_ONLY = Set.of(MAX_IN_FLIGHT, ORDERED);
 
     /** Options only SQL reads: DataStream records carry these themselves, and get their budget from their SLA. */
-    public static final Set<ConfigOption<?>> SQL_ONLY = Set.of(THINKING_BUDGET, SYSTEM_PROMPT, JSON_SCHEMA);
+    public static final Set<ConfigOption<?>> SQL_ONLY = Set.of(THINKING_BUDGET, SYSTEM_PROMPT, JSON_SCHEMA, LABELS);
 }

@@ -189,6 +189,7 @@ public final class RecordCodec {
         r.attributes = stringMap(g.get("attributes"));
         r.tools = strings(g.get("tools"));
         r.jsonSchema = str(g.get("json_schema"));
+        r.labels = strings(g.get("labels"));
         return r;
     }
 
@@ -203,11 +204,23 @@ public final class RecordCodec {
         return out;
     }
 
-    /** Reads one whole record of the schema; IllegalArgumentException naming the field that does not decode. */
+    /**
+     * Reads one whole record of the schema, or of an earlier version of it (see {@link #earlierVersion});
+     * IllegalArgumentException naming the field that does not decode.
+     */
     private static GenericRecord readAvro(Schema schema, byte[] bytes, String what) {
         var decoder = new BoundedBinaryDecoder(bytes);
         try {
-            GenericRecord g = new FieldPathReader(schema).read(null, decoder);
+            GenericRecord g;
+            try {
+                g = new FieldPathReader(schema, schema).read(null, decoder);
+            } catch (IOException e) {
+                g = endsEarly(e) ? earlierVersion(schema, bytes) : null;
+                if (g == null) {
+                    throw e;
+                }
+                return g;
+            }
             if (decoder.remaining() != 0) {
                 throw new IllegalArgumentException("invalid Avro " + what + ": " + bytes.length + " bytes, but the record ends after "
                         + (bytes.length - decoder.remaining()));
@@ -220,6 +233,42 @@ public final class RecordCodec {
             throw new IllegalArgumentException("invalid Avro " + what + " (schema " + schema.getFullName() + "): "
                     + (e instanceof FieldError ? e.getMessage() : describe(e)));
         }
+    }
+
+    private static boolean endsEarly(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof EOFException) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * The record read as written by an earlier version of the schema: fields are only ever added at
+     * the end, with defaults (labels, label_probabilities, ...), so an earlier version is a prefix of
+     * the fields. Tries the longest prefix first; the fields it lacks get their defaults (Avro's
+     * schema resolution). Null when no prefix reads the bytes exactly.
+     */
+    private static GenericRecord earlierVersion(Schema schema, byte[] bytes) {
+        List<Schema.Field> fields = schema.getFields();
+        for (int n = fields.size() - 1; n > 0 && fields.get(n).hasDefaultValue(); n--) {
+            List<Schema.Field> prefix = new ArrayList<>();
+            for (Schema.Field f : fields.subList(0, n)) {
+                prefix.add(new Schema.Field(f, f.schema()));
+            }
+            Schema writer = Schema.createRecord(schema.getName(), schema.getDoc(), schema.getNamespace(), false, prefix);
+            var decoder = new BoundedBinaryDecoder(bytes);
+            try {
+                GenericRecord g = new FieldPathReader(writer, schema).read(null, decoder);
+                if (decoder.remaining() == 0) {
+                    return g;
+                }
+            } catch (IOException | RuntimeException e) {
+                // not this version: try an earlier one
+            }
+        }
+        return null;
     }
 
     private static String describe(Throwable e) {
@@ -250,8 +299,8 @@ public final class RecordCodec {
 
     /** Avro's generic reader, remembering which field was being read when decoding failed. */
     private static final class FieldPathReader extends GenericDatumReader<GenericRecord> {
-        FieldPathReader(Schema schema) {
-            super(schema);
+        FieldPathReader(Schema writer, Schema reader) {
+            super(writer, reader);
         }
 
         @Override
@@ -326,6 +375,7 @@ public final class RecordCodec {
         g.put("attributes", r.attributes == null ? Map.of() : r.attributes);
         g.put("tools", r.tools);
         g.put("json_schema", r.jsonSchema);
+        g.put("labels", r.labels);
         return write(PROMPT_SCHEMA, g);
     }
 
@@ -344,6 +394,8 @@ public final class RecordCodec {
         g.put("sla_met", c.slaMet);
         g.put("model", c.model);
         g.put("attributes", c.attributes == null ? Map.of() : c.attributes);
+        g.put("label", c.label);
+        g.put("label_probabilities", c.labelProbabilities);
         return write(COMPLETION_SCHEMA, g);
     }
 
@@ -363,6 +415,11 @@ public final class RecordCodec {
         c.slaMet = (Boolean) g.get("sla_met");
         c.model = str(g.get("model"));
         c.attributes = stringMap(g.get("attributes"));
+        c.label = str(g.get("label"));
+        if (g.get("label_probabilities") instanceof Map<?, ?> m) {
+            c.labelProbabilities = new HashMap<>();
+            m.forEach((k, v) -> c.labelProbabilities.put(k.toString(), (Double) v));
+        }
         return c;
     }
 

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.flinkqwen3.model.GenerationConfig;
 import io.flinkqwen3.runtime.GenerationRequest;
 import io.flinkqwen3.runtime.JsonSchemaGrammar;
+import io.flinkqwen3.runtime.Labels;
 import io.flinkqwen3.runtime.SamplingParams;
 import io.flinkqwen3.tokenizer.ChatMessage;
 import java.math.BigDecimal;
@@ -66,12 +67,18 @@ public final class RequestBuilder {
         if (hasPrompt && hasMessages) {
             return "give either 'prompt' or 'messages', not both";
         }
+        if (r.labels != null && r.jsonSchema != null) {
+            return "give either 'labels' (classify) or 'json_schema' (structured answer), not both";
+        }
         // roles the chat template does not know are skipped by it, as by Hugging Face's template
         try {
             messages(r);
             tools(r);
             if (r.jsonSchema != null) {
                 JsonSchemaGrammar.compile(r.jsonSchema);
+            }
+            if (r.labels != null) {
+                Labels.validate(r.labels);
             }
         } catch (IllegalArgumentException e) {
             return e.getMessage();
@@ -140,6 +147,7 @@ public final class RequestBuilder {
                 .stopStrings(o.stop())
                 .sampling(new SamplingParams(temperature, topK, topP, minP, presence, seed))
                 .jsonSchema(r.jsonSchema)
+                .labels(r.labels)
                 .tools(r.messages != null && !r.messages.isEmpty() ? tools(r) : List.of())
                 .adaptiveBudget(adaptive)
                 .answerReserveTokens(options.get(Qwen3Options.ANSWER_RESERVE_TOKENS))

@@ -21,7 +21,8 @@ import org.junit.jupiter.api.Test;
 class OptionsDocTest {
     static final Path DOC = Path.of("..", "docs", "options.md").toAbsolutePath().normalize();
     /** Defaults that depend on the machine the class is loaded on. */
-    static final Map<String, String> DEFAULTS = Map.of(Qwen3Options.THREADS.key(), "the task manager's processors");
+    static final Map<String, String> DEFAULTS = Map.of(Qwen3Options.THREADS.key(), "the task manager's processors",
+            Qwen3Options.KV_CACHE_MEMORY.key(), "from the model and max-batch-sequences");
 
     /** The groups of keys ({@code qwen3.GROUP.name}), in the order docs/options.md lists them, with what they are. */
     static final Map<String, String> GROUPS = new LinkedHashMap<>();

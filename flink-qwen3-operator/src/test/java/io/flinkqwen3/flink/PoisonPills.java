@@ -55,7 +55,7 @@ final class PoisonPills {
         p.add(new Pill("avro-union-branch", new byte[] {0x0E, 0, 0}, "field 'id': union branch 7 does not exist", false));
         byte[] good = RecordCodec.encodePromptAvro(PromptRecord.of("avro-truncated", "a prompt cut in half"));
         p.add(new Pill("avro-truncated", Arrays.copyOf(good, good.length - 14),
-                "field 'prompt': string of 20 bytes, but only 17 bytes are left", false));
+                "field 'prompt': string of 20 bytes, but only 18 bytes are left", false));
         p.add(new Pill("avro-trailing", concat(RecordCodec.encodePromptAvro(PromptRecord.of("avro-trailing", "hi")), new byte[] {0, 0}),
                 "bytes, but the record ends after", false));
         p.add(new Pill("avro-garbage", new byte[] {(byte) 0xFF, 0x00, 0x13}, "invalid Avro prompt", false));
@@ -117,12 +117,22 @@ final class PoisonPills {
         p.add(option("presence-penalty-huge", "presence_penalty", "1e38", "option 'presence_penalty' must be between -2 and 2"));
         p.add(option("stop-empty", "stop", "", "option 'stop' contains an empty stop string"));
         p.add(option("stop-empty-among", "stop", "\\u001fEND", "option 'stop' contains an empty stop string"));
-        // only the engine can tell: the prompt does not fit the context; the answer the schema needs does not fit max_tokens
+        p.add(json("labels-one", "\"prompt\":\"x\",\"labels\":[\"spam\"]", "labels: between 2 and 512 labels, got 1"));
+        p.add(json("labels-duplicate", "\"prompt\":\"x\",\"labels\":[\"spam\",\"ham\",\"spam\"]", "labels[2] 'spam' is a duplicate"));
+        p.add(json("labels-empty-label", "\"prompt\":\"x\",\"labels\":[\"spam\",\"\"]", "labels[1] is empty"));
+        p.add(json("labels-null-label", "\"prompt\":\"x\",\"labels\":[\"spam\",null]", "labels[1] is null, but the schema requires a string"));
+        p.add(json("labels-not-a-list", "\"prompt\":\"x\",\"labels\":\"spam,ham\"", "at 'labels': Cannot construct instance of `java.util.ArrayList`"));
+        p.add(json("labels-and-schema", "\"prompt\":\"x\",\"labels\":[\"a\",\"b\"],\"json_schema\":{\"type\":\"object\"}",
+                "give either 'labels' (classify) or 'json_schema'"));
+        // only the engine can tell: the prompt does not fit the context; the answer the schema needs does not fit max_tokens;
+        // a label of more tokens than a label may have
         p.add(new Pill("schema-max-tokens", bytes("{\"id\":\"schema-max-tokens\",\"prompt\":\"x\",\"thinking_budget\":0,"
                 + "\"max_tokens\":3,\"json_schema\":{\"type\":\"object\",\"properties\":{\"ok\":{\"type\":\"boolean\"}},"
                 + "\"required\":[\"ok\"]}}"), "max_tokens 3 is too small for the JSON schema", true));
         p.add(new Pill("prompt-too-long", bytes("{\"id\":\"prompt-too-long\",\"prompt\":\"" + "word ".repeat(400) + "\"}"),
                 "context length is", true));
+        p.add(new Pill("label-too-many-tokens", bytes("{\"id\":\"label-too-many-tokens\",\"prompt\":\"x\",\"labels\":[\"a\",\""
+                + "b ".repeat(40) + "\"]}"), "has more than 32 tokens", true));
         return p;
     }
 
@@ -152,6 +162,7 @@ final class PoisonPills {
                 + "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"content\":\"42\"}]"));
         g.add(goodJson("good-json-schema", "\"prompt\":\"ok?\",\"thinking_budget\":0,\"max_tokens\":24,\"json_schema\":"
                 + "{\"type\":\"object\",\"properties\":{\"ok\":{\"type\":\"boolean\"}},\"required\":[\"ok\"]}"));
+        g.add(goodJson("good-labels", "\"prompt\":\"Buy cheap watches now!\",\"thinking_budget\":0,\"labels\":[\"spam\",\"ham\"]"));
         var avro = PromptRecord.of("good-avro-extremes", null);
         avro.messages = List.of(new ChatTurn("system", ""), new ChatTurn("user", "hi"));
         avro.slaMs = Long.MAX_VALUE;

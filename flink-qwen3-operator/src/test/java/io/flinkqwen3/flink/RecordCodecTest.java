@@ -16,7 +16,13 @@ import java.util.List;
 import java.util.Map;
 import org.apache.flink.api.common.serialization.SerializerConfigImpl;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.avro.SchemaCompatibility;
+import org.apache.avro.SchemaCompatibility.SchemaCompatibilityType;
+import org.apache.avro.generic.GenericData;
+import org.apache.avro.generic.GenericDatumWriter;
+import org.apache.avro.io.EncoderFactory;
 import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.MemorySize;
 import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.streaming.runtime.streamrecord.StreamElementSerializer;
@@ -116,6 +122,93 @@ class RecordCodecTest {
         DeadLetter dBack = RecordCodec.decodeDeadLetterAvro(RecordCodec.encodeDeadLetterAvro(d));
         assertEquals("why", dBack.reason);
         assertEquals(3, dBack.payload.length);
+    }
+
+    @Test
+    void labelsComeInBothFormatsAndReachTheRequest() {
+        var r = PromptRecord.of("c-1", "Buy cheap watches!");
+        r.labels = List.of("spam", "ham", "not sure, maybe");
+        assertEquals(r, RecordCodec.decodePrompt(RecordCodec.encodePromptAvro(r)));
+        PromptRecord json = RecordCodec.decodePrompt(bytes("{\"id\":\"c-1\",\"prompt\":\"Buy cheap watches!\","
+                + "\"labels\":[\"spam\",\"ham\",\"not sure, maybe\"]}"));
+        assertEquals(r, json);
+        assertEquals(null, RequestBuilder.validate(json));
+        assertEquals(r.labels, new RequestBuilder(new Configuration(), GenerationConfig.EMPTY).build(json, 0).labels());
+    }
+
+    @Test
+    void labelAndProbabilitiesRoundTrip() throws Exception {
+        var c = new CompletionRecord();
+        c.id = "c-1";
+        c.answer = "ham";
+        c.reasoning = "";
+        c.finishReason = "stop";
+        c.model = "m";
+        c.label = "ham";
+        c.labelProbabilities = Map.of("spam", 0.1, "ham", 0.6, "eggs", 0.3);
+        CompletionRecord back = RecordCodec.decodeCompletionAvro(RecordCodec.encodeCompletionAvro(c));
+        assertEquals("ham", back.label);
+        assertEquals(c.labelProbabilities, back.labelProbabilities);
+        var tree = RecordCodec.JSON.readTree(RecordCodec.toJson(c));
+        assertEquals("ham", tree.get("label").asText());
+        assertEquals(c.labelProbabilities, RecordCodec.JSON.convertValue(tree.get("label_probabilities"), Map.class));
+    }
+
+    /** The schemas without the fields added for labels: what producers and consumers of earlier versions have. */
+    static org.apache.avro.Schema withoutLabels(org.apache.avro.Schema schema) {
+        var fields = schema.getFields().stream().filter(f -> !f.name().startsWith("label"))
+                .map(f -> new org.apache.avro.Schema.Field(f, f.schema())).toList();
+        return org.apache.avro.Schema.createRecord(schema.getName(), schema.getDoc(), schema.getNamespace(), false, fields);
+    }
+
+    @Test
+    void recordsOfTheSchemasBeforeLabelsStillReadAndTheirReadersReadOurs() throws Exception {
+        for (var schema : List.of(RecordCodec.PROMPT_SCHEMA, RecordCodec.COMPLETION_SCHEMA)) {
+            var old = withoutLabels(schema);
+            assertEquals(schema.getFields().size() - (schema == RecordCodec.PROMPT_SCHEMA ? 1 : 2), old.getFields().size());
+            assertEquals(SchemaCompatibilityType.COMPATIBLE,
+                    SchemaCompatibility.checkReaderWriterCompatibility(schema, old).getType(), "new reader, old writer");
+            assertEquals(SchemaCompatibilityType.COMPATIBLE,
+                    SchemaCompatibility.checkReaderWriterCompatibility(old, schema).getType(), "old reader, new writer");
+        }
+        // bytes an earlier producer wrote (no labels field at all) decode, the new fields at their defaults
+        var oldPrompt = new GenericData.Record(withoutLabels(RecordCodec.PROMPT_SCHEMA));
+        oldPrompt.put("id", "old-1");
+        oldPrompt.put("prompt", "written before labels");
+        oldPrompt.put("options", Map.of());
+        oldPrompt.put("attributes", Map.of("k", "v"));
+        PromptRecord r = RecordCodec.decodePrompt(write(oldPrompt));
+        assertEquals("written before labels", r.prompt);
+        assertEquals(Map.of("k", "v"), r.attributes);
+        assertEquals(null, r.labels);
+        assertEquals(null, RequestBuilder.validate(r));
+        var oldCompletion = new GenericData.Record(withoutLabels(RecordCodec.COMPLETION_SCHEMA));
+        for (var f : oldCompletion.getSchema().getFields()) {
+            oldCompletion.put(f.name(), switch (f.schema().getType()) {
+                case STRING -> "s";
+                case INT -> 1;
+                case LONG -> 2L;
+                case BOOLEAN -> true;
+                case MAP -> Map.of();
+                default -> null;
+            });
+        }
+        CompletionRecord c = RecordCodec.decodeCompletionAvro(write(oldCompletion));
+        assertEquals("s", c.answer);
+        assertEquals(null, c.label);
+        assertEquals(null, c.labelProbabilities);
+    }
+
+    private static byte[] write(GenericData.Record record) throws Exception {
+        var out = new java.io.ByteArrayOutputStream();
+        var encoder = EncoderFactory.get().binaryEncoder(out, null);
+        new GenericDatumWriter<GenericData.Record>(record.getSchema()).write(record, encoder);
+        encoder.flush();
+        return out.toByteArray();
+    }
+
+    private static byte[] bytes(String s) {
+        return s.getBytes(StandardCharsets.UTF_8);
     }
 
     @Test
@@ -248,15 +341,24 @@ class RecordCodecTest {
                 Qwen3Inference.builder().model("m").option(Qwen3Options.TOP_K, -1),
                 Qwen3Inference.builder().model("m").option(Qwen3Options.PRESENCE_PENALTY, Double.POSITIVE_INFINITY),
                 Qwen3Inference.builder().model("m").option(Qwen3Options.THINKING_BUDGET, -2),
-                Qwen3Inference.builder().model("m").option(Qwen3Options.QUANTIZE, "q3"));
+                Qwen3Inference.builder().model("m").option(Qwen3Options.QUANTIZE, "q3"),
+                Qwen3Inference.builder().model("m").minConfidence(1.5),
+                Qwen3Inference.builder().model("m").minConfidence(Double.NaN),
+                Qwen3Inference.builder().model("m").kvCacheMemory(MemorySize.ZERO));
         List<String> keys = List.of("qwen3.operator.max-in-flight", "qwen3.generation.max-tokens", "qwen3.engine.threads",
                 "qwen3.engine.max-context", "qwen3.sla.default", "qwen3.generation.temperature", "qwen3.generation.top-p",
-                "qwen3.generation.top-k", "qwen3.generation.presence-penalty", "qwen3.thinking.budget", "q3");
+                "qwen3.generation.top-k", "qwen3.generation.presence-penalty", "qwen3.thinking.budget", "q3",
+                "qwen3.generation.min-confidence", "qwen3.generation.min-confidence", "qwen3.engine.kv-cache-memory");
         for (int i = 0; i < bad.size(); i++) {
             var e = assertThrows(IllegalArgumentException.class, bad.get(i)::build, keys.get(i));
             assertTrue(e.getMessage().contains(keys.get(i)), e.getMessage());
         }
-        Qwen3Inference.builder().model("m").maxInFlight(1).ordered(true).defaultSla(Duration.ZERO).build();
+        Qwen3Inference.builder().model("m").maxInFlight(1).ordered(true).defaultSla(Duration.ZERO).minConfidence(1)
+                .kvCacheMemory(MemorySize.parse("64 mb")).build();
+        var kv = new Configuration();
+        assertEquals(0, Qwen3Options.engineOptions(kv).kvCacheMemory(), "unset: the engine's default from the model");
+        kv.set(Qwen3Options.KV_CACHE_MEMORY, MemorySize.parse("64 mb"));
+        assertEquals(64L << 20, Qwen3Options.engineOptions(kv).kvCacheMemory());
     }
 
     @Test

@@ -3,11 +3,13 @@ package io.flinkqwen3.flink.sql;
 import io.flinkqwen3.runtime.GenerationResult;
 import java.io.Serializable;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.function.Function;
 import java.util.function.ToIntFunction;
 import org.apache.flink.table.api.DataTypes;
+import org.apache.flink.table.data.GenericMapData;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
@@ -28,7 +30,9 @@ final class PredictOutput implements Serializable {
         ANSWER_TOKENS(DataTypes.INT(), o -> count(o, GenerationResult::answerTokens)),
         THINKING_BUDGET(DataTypes.INT(), RowPredictor.Outcome::thinkingBudget),
         LATENCY_MS(DataTypes.BIGINT(), RowPredictor.Outcome::latencyMs),
-        SLA_MET(DataTypes.BOOLEAN(), RowPredictor.Outcome::slaMet);
+        SLA_MET(DataTypes.BOOLEAN(), RowPredictor.Outcome::slaMet),
+        LABEL(DataTypes.STRING(), o -> o.label() == null ? null : StringData.fromString(o.label())),
+        LABEL_PROBABILITIES(DataTypes.MAP(DataTypes.STRING(), DataTypes.DOUBLE()), Field::probabilities);
 
         private final DataType type;
         private final Function<RowPredictor.Outcome, Object> value;
@@ -61,6 +65,21 @@ final class PredictOutput implements Serializable {
             return o.result() == null ? null : StringData.fromString(field.apply(o.result()));
         }
 
+        /** label_probabilities in the labels' order; null without labels (or without a result). */
+        private static Object probabilities(RowPredictor.Outcome o) {
+            if (o.result() == null || o.result().labelProbabilities() == null) {
+                return null;
+            }
+            var map = new LinkedHashMap<StringData, Double>();
+            o.result().labelProbabilities().forEach((label, p) -> map.put(StringData.fromString(label), p));
+            return new GenericMapData(map);
+        }
+
+        /** Whether the column needs the 'labels' option. */
+        boolean classifies() {
+            return this == LABEL || this == LABEL_PROBABILITIES;
+        }
+
         private static Object count(RowPredictor.Outcome o, ToIntFunction<GenerationResult> field) {
             return o.result() == null ? 0 : field.applyAsInt(o.result());
         }
@@ -74,7 +93,7 @@ final class PredictOutput implements Serializable {
 
     /** A row for input that cannot be answered: null texts, zero counts, finish_reason "error: ...". */
     RowData errorRow(String reason) {
-        return row(new RowPredictor.Outcome(null, "error: " + reason, 0, null, 0));
+        return row(new RowPredictor.Outcome(null, "error: " + reason, 0, null, 0, null));
     }
 
     RowData row(RowPredictor.Outcome outcome) {

@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.SequencedMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Function;
+import java.util.function.Supplier;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.runtime.execution.SuppressRestartsException;
 import org.apache.flink.table.api.DataTypes;
@@ -109,12 +110,15 @@ abstract class Qwen3AsyncFunction extends AsyncScalarFunction {
         return new SuppressRestartsException(new IllegalArgumentException(sqlName() + ": " + reason));
     }
 
-    /** Completes {@code result} with what the outcome gives, or {@code unanswered} for a row that cannot be answered. */
-    final <T> void submit(CompletableFuture<T> result, RowPredictor predictor, String text, String jsonSchema,
+    /**
+     * Completes {@code result} with what the outcome of {@code call} gives, or {@code unanswered}
+     * for a row that cannot be answered (the call throws IllegalArgumentException).
+     */
+    final <T> void submit(CompletableFuture<T> result, Supplier<RowPredictor.Submitted> call,
                           Function<RowPredictor.Outcome, T> value, T unanswered) {
         RowPredictor.Submitted submitted;
         try {
-            submitted = predictor.submit(text, jsonSchema);
+            submitted = call.get();
         } catch (IllegalArgumentException e) {
             result.complete(unanswered);
             return;

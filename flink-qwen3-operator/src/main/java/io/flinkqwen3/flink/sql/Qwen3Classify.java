@@ -1,9 +1,7 @@
 package io.flinkqwen3.flink.sql;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.IOException;
+import io.flinkqwen3.runtime.Labels;
 import java.util.Arrays;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -14,10 +12,13 @@ import org.apache.flink.table.types.DataType;
 
 /**
  * {@code QWEN3_CLASSIFY(text, labels [, options])}: the label, one of {@code labels} (an
- * {@code ARRAY<STRING>}), that Qwen3 gives the text. The answer is decoded under the JSON Schema
- * {@code {"label": {"enum": labels}}}, so it is always one of them; '' for a text it cannot answer
- * (blank, longer than the context), NULL for NULL. options: as for {@link Qwen3Complete} (a
- * 'system-prompt' that says what the labels mean helps); 'json-schema' is replaced by the labels'.
+ * {@code ARRAY<STRING>} of 2 to 512 distinct non-empty strings), that Qwen3 finds most probable
+ * for the text. Label scoring: the prompt is prefilled once and every label is scored as the
+ * answer's continuation (no text is generated), so the result is always one of them. '' when the
+ * most probable label's probability is below the options' 'min-confidence', and for a text it
+ * cannot answer (blank, longer than the context); NULL for NULL. options: as for
+ * {@link Qwen3Complete} (a 'system-prompt' that says what the labels mean helps); the labels
+ * argument replaces 'labels' and 'json-schema'.
  *
  * <pre>
  * CREATE FUNCTION QWEN3_CLASSIFY AS 'io.flinkqwen3.flink.sql.Qwen3Classify' USING JAR '/path/flink-qwen3-operator.jar';
@@ -26,7 +27,6 @@ import org.apache.flink.table.types.DataType;
  */
 public class Qwen3Classify extends Qwen3AsyncFunction {
     private static final long serialVersionUID = 1L;
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     /** For CREATE FUNCTION: every call's options MAP names the model. */
     public Qwen3Classify() {
@@ -56,35 +56,21 @@ public class Qwen3Classify extends Qwen3AsyncFunction {
     }
 
     public void eval(CompletableFuture<String> label, String text, String[] labels, Map<String, String> options) {
-        submit(label, predictor(options), text, schema(labels), o -> labelOf(o.result().answer()), "");
+        RowPredictor predictor = predictor(options);
+        List<String> checked = labels(labels);
+        // a label below 'min-confidence' is null, which Flink 2.2 hands on as '' anyway (see Qwen3AsyncFunction)
+        submit(label, () -> predictor.classify(text, checked), o -> o.label() == null ? "" : o.label(), "");
     }
 
-    /** The labels' schema; the labels must be two or more distinct non-empty strings. */
-    String schema(String[] labels) {
-        if (labels == null || labels.length < 2 || Arrays.stream(labels).anyMatch(l -> l == null || l.isEmpty())
-                || new HashSet<>(Arrays.asList(labels)).size() != labels.length) {
-            throw unusable("labels must be two or more distinct non-empty strings, got "
-                    + (labels == null ? "NULL" : Arrays.toString(labels)));
+    /** The labels, checked: labels that cannot work fail the job without restarts (every row would fail). */
+    List<String> labels(String[] labels) {
+        if (labels == null) {
+            throw unusable("labels must be an ARRAY of 2 or more distinct non-empty strings, got NULL");
         }
-        return labelSchema(Arrays.asList(labels));
-    }
-
-    /** The JSON Schema {@code {"label": one of the labels}}: the only answers decoding under it allows. */
-    public static String labelSchema(List<String> labels) {
-        var label = JSON.createObjectNode();
-        labels.forEach(label.putArray("enum")::add);
-        var schema = JSON.createObjectNode().put("type", "object");
-        schema.putObject("properties").set("label", label);
-        schema.putArray("required").add("label");
-        return schema.put("additionalProperties", false).toString();
-    }
-
-    /** The label of an answer decoded under {@link #labelSchema}. */
-    public static String labelOf(String answer) {
         try {
-            return JSON.readTree(answer).get("label").asText();
-        } catch (IOException | RuntimeException e) {
-            throw new IllegalStateException("a constrained answer that is not {\"label\": ...}: " + answer, e);
+            return Labels.validate(Arrays.asList(labels));
+        } catch (IllegalArgumentException e) {
+            throw unusable(e.getMessage() + " (labels " + Arrays.toString(labels) + ")");
         }
     }
 }

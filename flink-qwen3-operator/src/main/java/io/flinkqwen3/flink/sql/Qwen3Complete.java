@@ -49,6 +49,6 @@ public class Qwen3Complete extends Qwen3AsyncFunction {
 
     public void eval(CompletableFuture<String> answer, String prompt, Map<String, String> options) {
         RowPredictor predictor = predictor(options);
-        submit(answer, predictor, prompt, predictor.jsonSchema(), o -> o.result().answer(), "");
+        submit(answer, () -> predictor.submit(prompt), o -> o.result().answer(), "");
     }
 }

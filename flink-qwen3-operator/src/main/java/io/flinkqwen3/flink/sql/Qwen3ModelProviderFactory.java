@@ -24,7 +24,8 @@ import org.apache.flink.table.types.logical.LogicalTypeFamily;
  * SELECT id, answer FROM ML_PREDICT(TABLE reviews, MODEL classifier, DESCRIPTOR(text));
  * </pre>
  *
- * The input is one string column (the user message). Options: every {@link Qwen3Options} option but {@link Qwen3Options#DATASTREAM_ONLY} (docs/options.md). Output
+ * The input is one string column (the user message). With 'labels' (a JSON array) each row is
+ * classified: the columns {@code label} and {@code label_probabilities} (MAP&lt;STRING, DOUBLE&gt;). Options: every {@link Qwen3Options} option but {@link Qwen3Options#DATASTREAM_ONLY} (docs/options.md). Output
  * columns are chosen by name ({@link PredictOutput.Field}).
  */
 public final class Qwen3ModelProviderFactory implements ModelProviderFactory {
@@ -72,6 +73,10 @@ public final class Qwen3ModelProviderFactory implements ModelProviderFactory {
             if (!field.accepts(c.getDataType().getLogicalType())) {
                 throw new ValidationException("model " + model + ": OUTPUT column '" + c.getName() + "' must be "
                         + field.type() + ", got " + c.getDataType());
+            }
+            if (field.classifies() && options.getOptional(Qwen3Options.LABELS).isEmpty()) {
+                throw new ValidationException("model " + model + ": OUTPUT column '" + c.getName() + "' needs the option 'labels' "
+                        + "(a JSON array of the labels to classify into)");
             }
         }
         return new Qwen3ModelProvider(options, outputs,

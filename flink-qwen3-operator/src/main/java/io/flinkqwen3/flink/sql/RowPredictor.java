@@ -8,6 +8,7 @@ import io.flinkqwen3.runtime.GenerationResult;
 import io.flinkqwen3.runtime.Qwen3Engine;
 import io.flinkqwen3.runtime.SlaBudgetPolicy;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.apache.flink.configuration.ReadableConfig;
@@ -18,7 +19,8 @@ import org.apache.flink.configuration.ReadableConfig;
  *
  * <ul>
  *   <li>The row's text is the user turn, after 'system-prompt' if set; with 'json-schema' the
- *       answer is JSON under that schema.</li>
+ *       answer is JSON under that schema; with 'labels' the row is classified (its label is NULL
+ *       when less probable than 'min-confidence').</li>
  *   <li>Deadline: with 'default-sla', arrival + SLA, so rows are batched by earliest deadline with
  *       the DataStream records of the same engine; without, rows have none and go behind them.</li>
  *   <li>Thinking budget: 0 with 'thinking' = false; else 'thinking-budget' if set; else, with
@@ -35,9 +37,14 @@ final class RowPredictor {
     private final SlaBudgetPolicy policy;
     /** The SLA of every row in milliseconds, or null: rows have none. */
     private final Long slaMillis;
+    /** The options' 'labels', or null. */
+    private final List<String> labels;
 
-    /** What a row got: the result (null when it has none, see finishReason), latency from submission, SLA met (null: no SLA). */
-    record Outcome(GenerationResult result, String finishReason, long latencyMs, Boolean slaMet, int thinkingBudget) {}
+    /**
+     * What a row got: the result (null when it has none, see finishReason), latency from submission, SLA met (null: no SLA),
+     * the label of a classification (null: none, or less probable than 'min-confidence').
+     */
+    record Outcome(GenerationResult result, String finishReason, long latencyMs, Boolean slaMet, int thinkingBudget, String label) {}
 
     /** A submitted row: the engine's future (cancel it to free its batch slot) and the row's outcome. */
     record Submitted(CompletableFuture<GenerationResult> generation, CompletableFuture<Outcome> outcome, long startNanos) {
@@ -45,7 +52,7 @@ final class RowPredictor {
         Outcome abandon(String finishReason, Long slaMillis) {
             generation.cancel(false);
             long latency = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - startNanos);
-            return new Outcome(null, finishReason, latency, slaMillis == null ? null : false, 0);
+            return new Outcome(null, finishReason, latency, slaMillis == null ? null : false, 0, null);
         }
     }
 
@@ -56,31 +63,33 @@ final class RowPredictor {
         this.policy = new SlaBudgetPolicy();
         this.slaMillis = options.getOptional(Qwen3Options.DEFAULT_SLA)
                 .map(d -> d.compareTo(Duration.ofMillis(Long.MAX_VALUE)) >= 0 ? Long.MAX_VALUE : d.toMillis()).orElse(null);
+        this.labels = Qwen3Options.labels(options);
     }
 
     Long slaMillis() {
         return slaMillis;
     }
 
-    /** The options' 'json-schema', or null. */
-    String jsonSchema() {
-        return options.getOptional(Qwen3Options.JSON_SCHEMA).orElse(null);
-    }
-
     /**
-     * Queues the row's text. IllegalArgumentException with the reason (which field, what was
-     * expected) for a row that cannot be answered: no text, a prompt longer than the context.
+     * Queues the row's text, with the options' 'json-schema' or 'labels'. IllegalArgumentException
+     * with the reason (which field, what was expected) for a row that cannot be answered: no text,
+     * a prompt longer than the context.
      */
     Submitted submit(String text) {
-        return submit(text, jsonSchema());
+        return submit(text, options.getOptional(Qwen3Options.JSON_SCHEMA).orElse(null), labels);
     }
 
-    /** As {@link #submit(String)}, with this JSON Schema (null: none) instead of the options'. */
-    Submitted submit(String text, String jsonSchema) {
+    /** As {@link #submit(String)}, classifying over these labels (checked by the caller) instead of the options'. */
+    Submitted classify(String text, List<String> labels) {
+        return submit(text, null, labels);
+    }
+
+    private Submitted submit(String text, String jsonSchema, List<String> labels) {
         long start = System.nanoTime();
         var record = PromptRecord.of(null, text);
         record.systemPrompt = options.getOptional(Qwen3Options.SYSTEM_PROMPT).orElse(null);
         record.jsonSchema = jsonSchema;
+        record.labels = labels;
         String invalid = RequestBuilder.validate(record);
         if (invalid != null) {
             throw new IllegalArgumentException(invalid);
@@ -92,7 +101,8 @@ final class RowPredictor {
         CompletableFuture<GenerationResult> generation = engine.submit(request, deadline);
         CompletableFuture<Outcome> outcome = generation.thenApply(r -> {
             long latency = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
-            return new Outcome(r, r.finishReason().wireName(), latency, slaMillis == null ? null : latency <= slaMillis, budget);
+            String label = Qwen3Options.lowConfidence(r, options) ? null : r.label();
+            return new Outcome(r, r.finishReason().wireName(), latency, slaMillis == null ? null : latency <= slaMillis, budget, label);
         });
         return new Submitted(generation, outcome, start);
     }

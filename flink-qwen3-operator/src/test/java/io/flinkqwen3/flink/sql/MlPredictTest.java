@@ -15,6 +15,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.stream.Collectors;
 import org.apache.flink.table.api.EnvironmentSettings;
 import org.apache.flink.table.api.TableEnvironment;
@@ -108,6 +109,44 @@ class MlPredictTest {
     }
 
     @Test
+    void labelsClassifyEveryRowAndMinConfidenceLeavesTheLabelNull() throws Exception {
+        var env = tableEnv();
+        var options = new LinkedHashMap<>(OPTIONS);
+        options.put("labels", "[\"positive\", \"negative\", \"a prime, maybe\"]");
+        options.put("min-confidence", "0.9");
+        env.executeSql("CREATE MODEL sorter INPUT (prompt STRING) OUTPUT (label STRING, label_probabilities MAP<STRING, DOUBLE>, "
+                + "answer STRING, finish_reason STRING, answer_tokens INT) WITH ('provider' = 'qwen3', " + with(options) + ")");
+        env.createTemporarySystemFunction("QWEN3_CLASSIFY", new Qwen3Classify(OPTIONS));
+        Map<Integer, Row> rows = collect(env, "SELECT id, label, label_probabilities, answer, finish_reason, answer_tokens "
+                + "FROM ML_PREDICT(TABLE prompts, MODEL sorter, DESCRIPTOR(prompt))");
+        // in a query of its own: Flink 2.2 turns the NULLs of the whole row into '' when an async scalar function is in it
+        Map<Integer, Row> classified = collect(env, "SELECT id, QWEN3_CLASSIFY(prompt, ARRAY['positive', 'negative', "
+                + "'a prime, maybe'], MAP['min-confidence', '0.9']) FROM prompts");
+        assertEquals(4, rows.size(), rows.toString());
+        for (int id : new int[] {1, 2, 4}) {
+            Row r = rows.get(id);
+            @SuppressWarnings("unchecked")
+            Map<String, Double> p = (Map<String, Double>) r.getField(2);
+            assertEquals(Set.of("positive", "negative", "a prime, maybe"), p.keySet(), r.toString());
+            assertEquals(1.0, p.values().stream().mapToDouble(Double::doubleValue).sum(), 1e-6, r.toString());
+            var best = p.entrySet().stream().max(Map.Entry.comparingByValue()).orElseThrow();
+            assertEquals(best.getKey(), r.getField(3), "the answer is the best label: " + r);
+            assertEquals(0, r.getField(5), "nothing is generated: " + r);
+            assertEquals(best.getValue() < 0.9 ? null : best.getKey(), r.getField(1), "NULL below min-confidence: " + r);
+            assertEquals(best.getValue() < 0.9 ? "" : best.getKey(), classified.get(id).getField(1),
+                    "QWEN3_CLASSIFY: '' below min-confidence, else what ML_PREDICT gives: " + r);
+        }
+        @SuppressWarnings("unchecked")
+        Map<String, Double> first = (Map<String, Double>) rows.get(1).getField(2);
+        @SuppressWarnings("unchecked")
+        Map<String, Double> same = (Map<String, Double>) rows.get(4).getField(2);
+        // batched with other rows or not, the bf16 sums may differ in their last bits
+        first.forEach((label, p) -> assertEquals(p, same.get(label), 1e-4, "the same text, the same probabilities"));
+        assertTrue(((String) rows.get(3).getField(4)).startsWith("error: missing prompt"), rows.get(3).toString());
+        assertNull(rows.get(3).getField(1));
+    }
+
+    @Test
     void aRowPastItsTimeoutGetsFinishReasonTimeoutAndTheQueryGoesOn() throws Exception {
         var env = tableEnv();
         // up to the whole 4096-token context: far longer than the 2 s timeout
@@ -139,14 +178,27 @@ class MlPredictTest {
         env.executeSql("CREATE MODEL unknown_option INPUT (prompt STRING) OUTPUT (answer STRING) WITH (" + model + ", 'colour' = 'red')");
         env.executeSql("CREATE MODEL nan INPUT (prompt STRING) OUTPUT (answer STRING) WITH (" + model + ", 'temperature' = 'NaN')");
         env.executeSql("CREATE MODEL bad_schema INPUT (prompt STRING) OUTPUT (answer STRING) WITH (" + model + ", 'json-schema' = '{')");
-        Map<String, String> expected = Map.of(
+        env.executeSql("CREATE MODEL label_no_labels INPUT (prompt STRING) OUTPUT (label STRING) WITH (" + model + ")");
+        env.executeSql("CREATE MODEL labels_csv INPUT (prompt STRING) OUTPUT (label STRING) WITH (" + model + ", 'labels' = 'a,b')");
+        env.executeSql("CREATE MODEL labels_one INPUT (prompt STRING) OUTPUT (label STRING) WITH (" + model + ", 'labels' = '[\"a\"]')");
+        env.executeSql("CREATE MODEL labels_type INPUT (prompt STRING) OUTPUT (label_probabilities MAP<STRING, FLOAT>) WITH ("
+                + model + ", 'labels' = '[\"a\", \"b\"]')");
+        env.executeSql("CREATE MODEL confidence INPUT (prompt STRING) OUTPUT (label STRING) WITH (" + model
+                + ", 'labels' = '[\"a\", \"b\"]', 'min-confidence' = '2')");
+        Map<String, String> expected = new HashMap<>(Map.of(
                 "bad_column", "OUTPUT column 'sentiment' is not one of [answer, reasoning",
                 "bad_type", "OUTPUT column 'latency_ms' must be BIGINT, got INT",
                 "datastream", "option 'max-in-flight' applies to the DataStream operator only; in SQL, rows in flight are "
                         + "ML_PREDICT's 'max-concurrent-operations'",
                 "bad_schema", "option 'json-schema' cannot be used: json_schema is not JSON",
                 "unknown_option", "unknown option 'colour' (known: [answer-reserve-tokens,",
-                "nan", "option 'temperature' must be between 0 (greedy) and 100, got NaN");
+                "nan", "option 'temperature' must be between 0 (greedy) and 100, got NaN"));
+        expected.putAll(Map.of(
+                "label_no_labels", "OUTPUT column 'label' needs the option 'labels'",
+                "labels_csv", "option 'labels' is not JSON",
+                "labels_one", "option 'labels': labels: between 2 and 512 labels, got 1",
+                "labels_type", "OUTPUT column 'label_probabilities' must be MAP<STRING, DOUBLE>",
+                "confidence", "option 'min-confidence' must be between 0 and 1, got 2.0"));
         expected.forEach((name, message) -> {
             var e = assertThrows(Exception.class, () -> env.explainSql(
                     "SELECT * FROM ML_PREDICT(TABLE prompts, MODEL " + name + ", DESCRIPTOR(prompt))"));
