@@ -52,11 +52,11 @@ final class LocalRun {
 
     /**
      * The model location of {@code --model}, checked before anything starts (usage error otherwise):
-     * an existing model directory or .gguf file, made absolute for the task manager, or a Hugging Face repo id.
+     * an existing path, made absolute for the task manager, or a Hugging Face repo id.
      */
     static String model(CommandSpec spec, String location) {
         try {
-            ModelLocator.checkCheckpoint(location);
+            ModelLocator.check(location);
         } catch (ModelFormatException e) {
             throw new ParameterException(spec.commandLine(), "--model: " + e.getMessage());
         }

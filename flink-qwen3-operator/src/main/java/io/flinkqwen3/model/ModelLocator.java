@@ -40,7 +40,7 @@ public final class ModelLocator {
     /**
      * {@link #check} plus, for an existing path, the shape of a checkpoint: a directory with
      * config.json or a .gguf file; ModelFormatException saying what is missing otherwise. For
-     * launchers that hand the location to processes that load it later.
+     * launchers that hand the location to processes that load it later (cluster-test).
      */
     public static void checkCheckpoint(String location) {
         check(location);
