@@ -55,6 +55,8 @@ final class LocalCluster implements AutoCloseable {
     private final String driverClassPath = System.getProperty("java.class.path");
     private final Map<String, String> config;
     private final List<Process> processes = new CopyOnWriteArrayList<>();
+    /** The broker and the JobManager by name: the cluster is lost when one of them exits. */
+    private final Map<String, Process> essential = new ConcurrentSkipListMap<>();
     /** By id (tm-1, tm-2, ...), read by the memory sampler while the test starts new ones. */
     private final Map<String, Process> taskManagers = new ConcurrentSkipListMap<>();
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
@@ -248,13 +250,13 @@ final class LocalCluster implements AutoCloseable {
 
     /** Fails fast when the broker or the JobManager died (a task manager may be killed on purpose). */
     private void checkAlive() {
-        for (Process p : processes) {
-            String name = p.info().arguments().map(Arrays::toString).orElse("");
-            boolean essential = name.contains("kafka.Kafka") || name.contains("StandaloneSessionClusterEntrypoint");
-            if (essential && !p.isAlive()) {
-                throw new IllegalStateException("a cluster process exited (" + p.exitValue() + "); logs in " + logs);
+        // by name recorded at start: a dead process no longer tells its command line
+        essential.forEach((name, p) -> {
+            if (!p.isAlive()) {
+                throw new IllegalStateException("the " + name + " process exited (" + p.exitValue() + "); see "
+                        + logs.resolve(name + ".out") + " and the logs in " + logs);
             }
-        }
+        });
     }
 
     /** Resident set size of a live process in MiB (Linux /proc), or -1 once it has gone. */
@@ -341,6 +343,9 @@ final class LocalCluster implements AutoCloseable {
         builder.environment().putAll(env);
         Process p = builder.start();
         processes.add(p);
+        if (name.equals("kafka") || name.equals("jobmanager")) {
+            essential.put(name, p);
+        }
         return p;
     }
 
