@@ -12,7 +12,6 @@ import io.flinkqwen3.runtime.ForwardObserver;
 import io.flinkqwen3.runtime.KvBlockPool;
 import io.flinkqwen3.runtime.KvCache;
 import io.flinkqwen3.runtime.Qwen3Model;
-import io.flinkqwen3.tensor.DType;
 import io.flinkqwen3.tensor.Kernels;
 import io.flinkqwen3.tensor.Parallel;
 import java.io.IOException;
@@ -62,9 +61,8 @@ final class Benchmark implements Callable<Integer> {
     CommandSpec spec;
     @Mixin
     Qwen3Cli.ModelOption modelOption;
-    @Option(names = "--quantize", paramLabel = "q8_0|q4_0", converter = Qwen3Cli.QuantizeConverter.class,
-            description = "Convert BF16/F16/F32 weights at load time.")
-    DType quantize;
+    @Mixin
+    Qwen3Cli.QuantizeOption quantize;
     @Mixin
     Qwen3Cli.ThreadsOption threadsOption;
     @Option(names = "--prompt", paramLabel = "N", defaultValue = "512", description = "Prompt tokens of the prefill test (default: ${DEFAULT-VALUE}).")
@@ -105,18 +103,18 @@ final class Benchmark implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(), "--bandwidth-gbs expects a positive number of GB/s, got " + bandwidthGbs);
         }
         String location = modelOption.location;
-        String quantizeName = quantize == null ? null : quantize.name().toLowerCase(java.util.Locale.ROOT);
+        String quantizeName = quantize.type == null ? null : quantize.type.name().toLowerCase(java.util.Locale.ROOT);
         long loadStart = System.nanoTime();
         try (var parallel = new Parallel(threads)) {
             Checkpoint checkpoint = Checkpoints.open(ModelLocator.resolve(location));
-            if (quantize != null) {
-                checkpoint = new QuantizedCheckpoint(checkpoint, quantize, parallel);
+            if (quantize.type != null) {
+                checkpoint = new QuantizedCheckpoint(checkpoint, quantize.type, parallel);
             }
             try (var model = Qwen3Model.load(checkpoint, parallel, expertShards)) {
                 double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
                 ModelConfig config = model.config();
                 cli.err.printf("bench: %s loaded in %.1f s (%s, %d layers%s), %d threads%s%n", location, loadSeconds,
-                        config.modelType(), config.numLayers(), quantize != null ? ", " + quantizeName : "", threads,
+                        config.modelType(), config.numLayers(), quantize.type != null ? ", " + quantizeName : "", threads,
                         config.isMoe() ? ", " + model.expertShards() + " expert shards" : "");
                 var random = new SplittableRandom(1);
                 int vocabForInputs = Math.min(config.vocabSize(), 150_000);

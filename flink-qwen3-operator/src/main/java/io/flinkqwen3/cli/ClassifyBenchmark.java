@@ -9,7 +9,6 @@ import io.flinkqwen3.runtime.GenerationResult;
 import io.flinkqwen3.runtime.KvBlockPool;
 import io.flinkqwen3.runtime.Qwen3Engine;
 import io.flinkqwen3.runtime.SamplingParams;
-import io.flinkqwen3.tensor.DType;
 import io.flinkqwen3.tokenizer.ChatMessage;
 import io.flinkqwen3.tokenizer.Qwen3Tokenizer;
 import java.util.ArrayList;
@@ -84,9 +83,8 @@ final class ClassifyBenchmark implements Callable<Integer> {
     Qwen3Cli.ModelOption model;
     @Mixin
     Qwen3Cli.ThreadsOption threads;
-    @Option(names = "--quantize", paramLabel = "q8_0|q4_0", converter = Qwen3Cli.QuantizeConverter.class,
-            description = "Convert BF16/F16/F32 weights at load time.")
-    DType quantize;
+    @Mixin
+    Qwen3Cli.QuantizeOption quantize;
     @Option(names = "--records", paramLabel = "N", defaultValue = "32", description = "Records per run (default: ${DEFAULT-VALUE}).")
     int records;
     @Option(names = "--labels", paramLabel = "A,B,C", converter = Qwen3Cli.LabelListConverter.class,
@@ -165,7 +163,7 @@ final class ClassifyBenchmark implements Callable<Integer> {
     }
 
     private Result run(Run run, List<List<ChatMessage>> timed, List<List<ChatMessage>> warmUp, int longestLabel) {
-        var options = new EngineOptions(threads.threads, maxSequences, EngineOptions.defaults().maxBatchTokens(), 0, quantize, 0)
+        var options = new EngineOptions(threads.threads, maxSequences, EngineOptions.defaults().maxBatchTokens(), 0, quantize.type, 0)
                 .withKvCache(0, KvBlockPool.Precision.BF16, run.prefixCache);
         try (var engine = Qwen3Engine.open(model.location, options)) {
             submitAll(engine, warmUp, run, longestLabel).forEach(CompletableFuture::join);

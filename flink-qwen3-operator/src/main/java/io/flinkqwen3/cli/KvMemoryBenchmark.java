@@ -11,7 +11,6 @@ import io.flinkqwen3.runtime.GenerationResult;
 import io.flinkqwen3.runtime.KvBlockPool;
 import io.flinkqwen3.runtime.Qwen3Engine;
 import io.flinkqwen3.runtime.SamplingParams;
-import io.flinkqwen3.tensor.DType;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -46,9 +45,8 @@ final class KvMemoryBenchmark implements Callable<Integer> {
     Qwen3Cli.ModelOption model;
     @Mixin
     Qwen3Cli.ThreadsOption threads;
-    @Option(names = "--quantize", paramLabel = "q8_0|q4_0", converter = Qwen3Cli.QuantizeConverter.class,
-            description = "Convert BF16/F16/F32 weights at load time.")
-    DType quantize;
+    @Mixin
+    Qwen3Cli.QuantizeOption quantize;
     @Option(names = "--sequences", paramLabel = "N", defaultValue = "32",
             description = "Requests submitted, and the engine's max sequences (default: ${DEFAULT-VALUE}).")
     int sequences;
@@ -78,7 +76,7 @@ final class KvMemoryBenchmark implements Callable<Integer> {
         }
         Qwen3Cli.inRange(spec, "--context", context, 2, maxContext, "a token count from 2 to the model's max_position_embeddings "
                 + maxContext);
-        var options = new EngineOptions(threads.threads, sequences, EngineOptions.defaults().maxBatchTokens(), context, quantize, 0)
+        var options = new EngineOptions(threads.threads, sequences, EngineOptions.defaults().maxBatchTokens(), context, quantize.type, 0)
                 .withKvCache(kvCacheMb * 1_000_000, KvBlockPool.Precision.BF16, true);
         double rssBefore;
         int maxRunning = 0, minWaiting = Integer.MAX_VALUE;

@@ -108,6 +108,13 @@ public final class Qwen3Cli implements Callable<Integer> {
         String location;
     }
 
+    /** --quantize q8_0|q4_0: the weight type BF16/F16/F32 checkpoints are converted to at load time (null: none). */
+    static final class QuantizeOption {
+        @Option(names = "--quantize", paramLabel = "q8_0|q4_0", converter = QuantizeConverter.class,
+                description = "Convert BF16/F16/F32 weights at load time.")
+        DType type;
+    }
+
     /** --threads, checked when parsed, before anything is loaded. */
     static final class ThreadsOption {
         @Spec(Spec.Target.MIXEE)
@@ -365,9 +372,8 @@ public final class Qwen3Cli implements Callable<Integer> {
         Long seed;
         @Mixin
         ThreadsOption threads;
-        @Option(names = "--quantize", paramLabel = "q8_0|q4_0", converter = QuantizeConverter.class,
-                description = "Convert BF16/F16/F32 weights at load time.")
-        DType quantize;
+        @Mixin
+        QuantizeOption quantize;
         @Option(names = "--json", description = "Print one JSON object (answer, reasoning, counts, tokens/s).")
         boolean json;
         @Option(names = "--json-schema", paramLabel = "FILE",
@@ -411,7 +417,7 @@ public final class Qwen3Cli implements Callable<Integer> {
                 request.jsonSchema(schema);
             }
             long loadStart = System.nanoTime();
-            var options = EngineOptions.defaults().withThreads(threads.threads).withQuantize(quantize);
+            var options = EngineOptions.defaults().withThreads(threads.threads).withQuantize(quantize.type);
             try (var engine = Qwen3Engine.open(model.location, options)) {
                 double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
                 var sampling = SamplingParams.recommended(thinking && thinkingBudget != 0,
@@ -479,9 +485,8 @@ public final class Qwen3Cli implements Callable<Integer> {
         int maxTokens;
         @Mixin
         ThreadsOption threads;
-        @Option(names = "--quantize", paramLabel = "q8_0|q4_0", converter = QuantizeConverter.class,
-                description = "Convert BF16/F16/F32 weights at load time.")
-        DType quantize;
+        @Mixin
+        QuantizeOption quantize;
         @Option(names = "--json", description = "Accepted for symmetry with generate: the output is always one JSON line.")
         boolean json;
 
@@ -518,7 +523,7 @@ public final class Qwen3Cli implements Callable<Integer> {
             } catch (IllegalArgumentException e) {
                 throw new ParameterException(spec.commandLine(), "--labels: " + e.getMessage());
             }
-            var options = EngineOptions.defaults().withThreads(threads.threads).withQuantize(quantize);
+            var options = EngineOptions.defaults().withThreads(threads.threads).withQuantize(quantize.type);
             try (var engine = Qwen3Engine.open(model.location, options)) {
                 long start = System.nanoTime();
                 GenerationResult result = engine.generate(request.withSampling(
