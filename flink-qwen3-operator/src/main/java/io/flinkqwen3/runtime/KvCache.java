@@ -7,9 +7,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
-import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -33,7 +31,6 @@ public final class KvCache implements AutoCloseable {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     /** Columns of one register tile of {@link #matmul}: 4 vectors. */
-    private static final int TILE = 4 * L;
 
     private final KvBlockPool pool;
     private final MemorySegment memory;
@@ -273,7 +270,7 @@ public final class KvCache implements AutoCloseable {
             boolean inTable = start < shared;
             int end = inTable ? Math.min(start + BLOCK_TOKENS, shared) : keys, slot = inTable ? 0 : tailSlot;
             widen(pool.keys(inTable ? table[start / BLOCK_TOKENS] : tailBlock, layer, head), 0, headDim / 2, BLOCK_TOKENS, wide);
-            matmul(q, 0, headDim, rows, wide, slot, BLOCK_TOKENS, headDim, scores, start, keys, end - start);
+            Kernels.matmulStrided(q, 0, headDim, rows, wide, slot, BLOCK_TOKENS, headDim, scores, start, keys, end - start);
             start = end;
         }
     }
@@ -291,115 +288,9 @@ public final class KvCache implements AutoCloseable {
             int end = inTable ? Math.min(start + BLOCK_TOKENS, shared) : keys, slot = inTable ? 0 : tailSlot; // slot: even
             widen(pool.values(inTable ? table[start / BLOCK_TOKENS] : tailBlock, layer, head), slot / 2,
                     Math.ceilDiv(end - start, 2), headDim, wide);
-            matmul(w, start, keys, rows, wide, slot * headDim, headDim, end - start, out, 0, headDim, headDim);
+            Kernels.matmulStrided(w, start, keys, rows, wide, slot * headDim, headDim, end - start, out, 0, headDim, headDim);
             start = end;
         }
-    }
-
-    /**
-     * c[r, cOff + j] += sum over k < inner of a[r * aStride + aOff + k] * b[bOff + k * bStride + j],
-     * for r < rows (a multiple of 4) and j < cols: register tiles of 4 rows by 4 vectors, then
-     * one (masked) vector at a time for the columns left. The tiles are methods of their own: in
-     * one method with the loops around them, C1 runs out of registers compiling it and C2 never
-     * gets to, which leaves the Vector API's Java fallback running (100x slower).
-     */
-    private static void matmul(float[] a, int aOff, int aStride, int rows, float[] b, int bOff, int bStride, int inner,
-                               float[] c, int cOff, int cStride, int cols) {
-        for (int r = 0; r < rows; r += 4) {
-            int a0 = r * aStride + aOff, c0 = cOff + r * cStride;
-            int j = 0;
-            for (; j + TILE <= cols; j += TILE) {
-                tile4x4(a, a0, aStride, b, bOff + j, bStride, inner, c, c0 + j, cStride);
-            }
-            for (; j < cols; j += L) {
-                tile4x1(a, a0, aStride, b, bOff + j, bStride, inner, c, c0 + j, cStride, F.indexInRange(j, cols));
-            }
-        }
-    }
-
-    /**
-     * 4 rows by 4 vectors: every vector of b loaded serves 4 rows, every value of a 4 vectors.
-     * c[i * cStride + c0 + x] += sum over k of a[a0 + i * aStride + k] * b[p0 + k * bStride + x], i < 4, x < 4L.
-     */
-    private static void tile4x4(float[] a, int a0, int aStride, float[] b, int p0, int bStride, int inner, float[] c, int c0,
-                                int cStride) {
-        int a1 = a0 + aStride, a2 = a1 + aStride, a3 = a2 + aStride;
-        int c1 = c0 + cStride, c2 = c1 + cStride, c3 = c2 + cStride;
-        var s00 = FloatVector.fromArray(F, c, c0);
-        var s01 = FloatVector.fromArray(F, c, c0 + L);
-        var s02 = FloatVector.fromArray(F, c, c0 + 2 * L);
-        var s03 = FloatVector.fromArray(F, c, c0 + 3 * L);
-        var s10 = FloatVector.fromArray(F, c, c1);
-        var s11 = FloatVector.fromArray(F, c, c1 + L);
-        var s12 = FloatVector.fromArray(F, c, c1 + 2 * L);
-        var s13 = FloatVector.fromArray(F, c, c1 + 3 * L);
-        var s20 = FloatVector.fromArray(F, c, c2);
-        var s21 = FloatVector.fromArray(F, c, c2 + L);
-        var s22 = FloatVector.fromArray(F, c, c2 + 2 * L);
-        var s23 = FloatVector.fromArray(F, c, c2 + 3 * L);
-        var s30 = FloatVector.fromArray(F, c, c3);
-        var s31 = FloatVector.fromArray(F, c, c3 + L);
-        var s32 = FloatVector.fromArray(F, c, c3 + 2 * L);
-        var s33 = FloatVector.fromArray(F, c, c3 + 3 * L);
-        for (int k = 0, p = p0; k < inner; k++, p += bStride) {
-            var b0 = FloatVector.fromArray(F, b, p);
-            var b1 = FloatVector.fromArray(F, b, p + L);
-            var b2 = FloatVector.fromArray(F, b, p + 2 * L);
-            var b3 = FloatVector.fromArray(F, b, p + 3 * L);
-            var x = FloatVector.broadcast(F, a[a0 + k]);
-            s00 = b0.fma(x, s00);
-            s01 = b1.fma(x, s01);
-            s02 = b2.fma(x, s02);
-            s03 = b3.fma(x, s03);
-            x = FloatVector.broadcast(F, a[a1 + k]);
-            s10 = b0.fma(x, s10);
-            s11 = b1.fma(x, s11);
-            s12 = b2.fma(x, s12);
-            s13 = b3.fma(x, s13);
-            x = FloatVector.broadcast(F, a[a2 + k]);
-            s20 = b0.fma(x, s20);
-            s21 = b1.fma(x, s21);
-            s22 = b2.fma(x, s22);
-            s23 = b3.fma(x, s23);
-            x = FloatVector.broadcast(F, a[a3 + k]);
-            s30 = b0.fma(x, s30);
-            s31 = b1.fma(x, s31);
-            s32 = b2.fma(x, s32);
-            s33 = b3.fma(x, s33);
-        }
-        store4(c, c0, s00, s01, s02, s03);
-        store4(c, c1, s10, s11, s12, s13);
-        store4(c, c2, s20, s21, s22, s23);
-        store4(c, c3, s30, s31, s32, s33);
-    }
-
-    /** {@link #tile4x4} for one vector of columns, masked (the columns left over). */
-    private static void tile4x1(float[] a, int a0, int aStride, float[] b, int p0, int bStride, int inner, float[] c, int c0,
-                                int cStride, VectorMask<Float> m) {
-        int a1 = a0 + aStride, a2 = a1 + aStride, a3 = a2 + aStride;
-        int c1 = c0 + cStride, c2 = c1 + cStride, c3 = c2 + cStride;
-        var s0 = FloatVector.fromArray(F, c, c0, m);
-        var s1 = FloatVector.fromArray(F, c, c1, m);
-        var s2 = FloatVector.fromArray(F, c, c2, m);
-        var s3 = FloatVector.fromArray(F, c, c3, m);
-        for (int k = 0, p = p0; k < inner; k++, p += bStride) {
-            var bv = FloatVector.fromArray(F, b, p, m);
-            s0 = bv.fma(FloatVector.broadcast(F, a[a0 + k]), s0);
-            s1 = bv.fma(FloatVector.broadcast(F, a[a1 + k]), s1);
-            s2 = bv.fma(FloatVector.broadcast(F, a[a2 + k]), s2);
-            s3 = bv.fma(FloatVector.broadcast(F, a[a3 + k]), s3);
-        }
-        s0.intoArray(c, c0, m);
-        s1.intoArray(c, c1, m);
-        s2.intoArray(c, c2, m);
-        s3.intoArray(c, c3, m);
-    }
-
-    private static void store4(float[] c, int off, FloatVector v0, FloatVector v1, FloatVector v2, FloatVector v3) {
-        v0.intoArray(c, off);
-        v1.intoArray(c, off + L);
-        v2.intoArray(c, off + 2 * L);
-        v3.intoArray(c, off + 3 * L);
     }
 
     /**
