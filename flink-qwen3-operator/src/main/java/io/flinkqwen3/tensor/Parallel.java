@@ -1,6 +1,7 @@
 package io.flinkqwen3.tensor;
 
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.IntConsumer;
@@ -13,7 +14,8 @@ import java.util.function.IntConsumer;
  * <p>A forward pass issues hundreds of short parallel loops (a decode step's matrix multiplies take
  * tens of microseconds), so waking parked threads for each would cost more than the work. Workers
  * therefore spin for a short while after each loop and only park when the pool has been idle for
- * {@link #SPIN_NANOS}. The calling thread works too. Loops are claimed in chunks for balance.
+ * {@link #SPIN_NANOS}. The calling thread works too. Loops are claimed in chunks for balance,
+ * each thread first from a contiguous region of its own ({@link Job}).
  * Calls from several threads are serialized; a loop body that calls {@link #forEach} runs that
  * inner loop on its own thread.
  *
@@ -33,21 +35,47 @@ public final class Parallel implements AutoCloseable {
     private volatile Job job;
     private volatile boolean closed;
 
-    private record Job(IntConsumer body, int n, int chunks, AtomicInteger next, AtomicInteger pending,
+    /**
+     * One loop: its chunks are split into one contiguous region per thread. A thread runs the chunks
+     * of its own region in ascending order, then takes what is left of the others' (the balance of
+     * small chunks). Why regions: a matrix multiply's chunks are row groups in memory order, and a
+     * thread that walks one contiguous range keeps the hardware prefetchers on one stream; chunks
+     * handed out round robin make every thread jump between streams. Measured on the 196 matrices of
+     * Qwen3-0.6B's layers (random weights), one token, 2 threads, AMD EPYC Zen 4, both schemes
+     * alternating in one JVM: Q4_0 12.3 -> 11.2 ms, Q8_0 17.3 -> 16.7 (medians of 30).
+     */
+    private record Job(IntConsumer body, int n, int chunks, int regions, AtomicIntegerArray claimed, AtomicInteger pending,
                        AtomicReference<Throwable> failure) {
+        /** Counters of claimed chunks per region, a cache line apart (no false sharing between threads). */
+        private static final int PAD = 16;
+
+        static Job of(IntConsumer body, int n, int chunks, int threads) {
+            int regions = Math.min(threads, chunks);
+            return new Job(body, n, chunks, regions, new AtomicIntegerArray(regions * PAD), new AtomicInteger(chunks),
+                    new AtomicReference<>());
+        }
+
         /** Never throws: a worker that let an exception escape would die and shrink the pool. */
-        void runChunks() {
-            for (int c; (c = next.getAndIncrement()) < chunks; ) {
-                int start = (int) ((long) c * n / chunks), end = (int) ((long) (c + 1) * n / chunks);
-                try {
-                    for (int i = start; i < end && failure.get() == null; i++) {
-                        body.accept(i);
-                    }
-                } catch (Throwable t) {
-                    failure.compareAndSet(null, t);
-                } finally {
-                    pending.decrementAndGet();
+        void runChunks(int thread) {
+            for (int k = 0; k < regions; k++) {
+                int region = (thread + k) % regions;
+                int first = (int) ((long) region * chunks / regions), end = (int) ((long) (region + 1) * chunks / regions);
+                for (int c; (c = first + claimed.getAndIncrement(region * PAD)) < end; ) {
+                    runChunk(c);
                 }
+            }
+        }
+
+        private void runChunk(int c) {
+            int start = (int) ((long) c * n / chunks), end = (int) ((long) (c + 1) * n / chunks);
+            try {
+                for (int i = start; i < end && failure.get() == null; i++) {
+                    body.accept(i);
+                }
+            } catch (Throwable t) {
+                failure.compareAndSet(null, t);
+            } finally {
+                pending.decrementAndGet();
             }
         }
     }
@@ -108,14 +136,14 @@ public final class Parallel implements AutoCloseable {
             insideLoop.set(true);
             try {
                 int chunks = Math.min(n, threads * CHUNKS_PER_THREAD);
-                var current = new Job(body, n, chunks, new AtomicInteger(), new AtomicInteger(chunks), new AtomicReference<>());
+                var current = Job.of(body, n, chunks, threads);
                 job = current;
                 for (int w = 0; w < workers.length; w++) {
                     if (parked[w]) {
                         LockSupport.unpark(workers[w]);
                     }
                 }
-                current.runChunks();
+                current.runChunks(0);
                 long waitStart = System.nanoTime();
                 while (current.pending().get() > 0) {
                     backOff(waitStart);
@@ -148,7 +176,7 @@ public final class Parallel implements AutoCloseable {
             }
             seen = next;
             if (next != null && !closed) {
-                next.runChunks();
+                next.runChunks(id + 1);
             }
         }
     }
