@@ -6,6 +6,7 @@ import io.flinkqwen3.model.ProgressLog;
 import io.flinkqwen3.model.QuantizedCheckpoint;
 import io.flinkqwen3.tensor.Kernels;
 import io.flinkqwen3.tensor.Matrix;
+import io.flinkqwen3.tensor.NativeMemory;
 import io.flinkqwen3.tensor.PackedMatrix;
 import io.flinkqwen3.tensor.Parallel;
 import java.lang.foreign.Arena;
@@ -84,7 +85,7 @@ public final class Qwen3Model implements AutoCloseable {
             throw new IllegalArgumentException("expert shards must be between 0 (one per thread) and " + MAX_EXPERT_SHARDS
                     + ", got " + expertShards);
         }
-        Arena packed = Arena.ofShared();
+        Arena packed = NativeMemory.slabArena(); // the packed weights, side by side on huge pages
         try {
             return new Qwen3Model(checkpoint, parallel, expertShards == 0 ? parallel.threads() : expertShards, packed);
         } catch (RuntimeException | Error e) {

@@ -75,6 +75,59 @@ public final class NativeMemory {
         }
     }
 
+    /**
+     * An arena for many large buffers that are read together, such as a model's packed weight
+     * matrices: it carves them, 64-byte aligned and one after another, from 2 MiB-aligned slabs of
+     * {@link #SLAB_BYTES} or more (anonymous mappings advised as transparent huge pages; elsewhere
+     * from {@link Arena#allocate}) and unmaps the slabs when it closes. Why: with one mapping per
+     * matrix, matrices smaller than a huge page (an MoE expert's, a small model's) never get one, and
+     * every matrix starts at a new mapping; decode reads them all per token. Measured on the 196
+     * matrices of Qwen3-0.6B's layers (random weights), one token, 2 threads, AMD EPYC Zen 4, both
+     * layouts alternating in one JVM: Q4_0 11.0 -> 10.4 ms, Q8_0 15.7 -> 15.0 (medians of 30).
+     * Thread-safe; an allocation that does not fit the current slab starts a new one (the rest of
+     * the old one is never touched, so it costs address space, not memory).
+     */
+    public static Arena slabArena() {
+        return new Slabs();
+    }
+
+    /** Bytes of one slab unless an allocation needs more. */
+    static final long SLAB_BYTES = 256L << 20;
+    private static final long HUGE_PAGE = 2L << 20;
+
+    static final class Slabs implements Arena {
+        private final Arena slabs = Arena.ofShared();
+        private MemorySegment current = MemorySegment.NULL;
+        private long used;
+
+        @Override
+        public synchronized MemorySegment allocate(long byteSize, long byteAlignment) {
+            if (byteAlignment > HUGE_PAGE || Long.bitCount(byteAlignment) != 1) {
+                throw new IllegalArgumentException("alignment must be a power of two up to 2 MiB, got " + byteAlignment);
+            }
+            long at = (used + byteAlignment - 1) & -byteAlignment;
+            if (at + byteSize > current.byteSize()) {
+                long slab = Math.max(SLAB_BYTES, (byteSize + HUGE_PAGE - 1) & -HUGE_PAGE);
+                MemorySegment mapped = NativeMemory.allocate(slab + HUGE_PAGE, slabs); // room to align the start
+                long skip = ((mapped.address() + HUGE_PAGE - 1) & -HUGE_PAGE) - mapped.address();
+                current = mapped.asSlice(skip, slab);
+                at = 0;
+            }
+            used = at + byteSize;
+            return current.asSlice(at, byteSize);
+        }
+
+        @Override
+        public MemorySegment.Scope scope() {
+            return slabs.scope();
+        }
+
+        @Override
+        public void close() {
+            slabs.close();
+        }
+    }
+
     private static void unmap(MemorySegment segment, long bytes) {
         try {
             int ignored = (int) MUNMAP.invokeExact(segment, bytes);
