@@ -23,7 +23,16 @@ record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed, Long
                     + ", the config implies [" + rows + ", " + cols + "]");
         }
         Matrix source = Matrix.of(t.type(), t.data(), rows, cols);
-        Matrix matrix = PackedMatrix.pack(source, parallel, packed);
+        Matrix matrix;
+        try {
+            matrix = PackedMatrix.pack(source, parallel, packed);
+        } catch (RuntimeException e) { // thrown on a packing thread (then wrapped) or this one
+            if ((e instanceof IllegalArgumentException ? e : e.getCause()) instanceof IllegalArgumentException bad) {
+                throw new ModelFormatException(t.file() + ": tensor '" + name + "': " + bad.getMessage()
+                        + " (the file is damaged: download or convert it again)");
+            }
+            throw e;
+        }
         if (matrix != source && t.data().isMapped()) {
             // the kernels read the packed copy: drop the file's pages from this process's resident set
             // (madvise DONTNEED; they stay in the page cache), so a process holds the weights once, not twice

@@ -107,6 +107,17 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
         return (long) (panel / 4) * 4 * panelBytes + (unit * 4 + panel % 4) * unitBytes;
     }
 
+    /**
+     * Refuses a block scale that is not a finite number (what a corrupt file holds; it would turn
+     * every output of its rows into NaN): IllegalArgumentException naming the row and columns.
+     */
+    static void checkFinite(float scale, int row, int col) {
+        if (!Float.isFinite(scale)) {
+            throw new IllegalArgumentException("row " + row + ", the block of columns from " + col + ": its scale is " + scale
+                    + ", not a finite number");
+        }
+    }
+
     /** Copies rows [panel*P, panel*P + P) of {@code source} into panel {@code panel}; rows past the end stay zero. */
     abstract void packPanel(Matrix source, int panel);
 

@@ -229,6 +229,7 @@ final class PackedQ4_0 extends PackedMatrix {
             int p = panel % 4;
             long from = (panel * P + lane) * q4.rowBytes, gb = groupBlock(panel, 0);
             for (int kb = 0; kb < cols; kb += 32, from += Q4_0Matrix.BLOCK_BYTES, gb += 4L * BLOCK_BYTES) {
+                checkFinite(q4.scale(from), panel * P + lane, kb);
                 data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, gb + 4L * P * p + 4L * lane, q4.scale(from));
                 for (int c = 0; c < 4; c++) {
                     int packed = 0;

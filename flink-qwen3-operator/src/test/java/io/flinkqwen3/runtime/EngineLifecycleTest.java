@@ -77,6 +77,19 @@ class EngineLifecycleTest {
     }
 
     @Test
+    void aNonFiniteBlockScaleIsRefusedNamingTensorRowAndColumns(@TempDir Path dir) throws Exception {
+        Path corrupt = CorruptModels.withNanScale(dir);
+        try (var checkpoint = io.flinkqwen3.model.Checkpoints.open(corrupt); var parallel = new io.flinkqwen3.tensor.Parallel(2)) {
+            long mappedBefore = NativeMemory.mappedBytes();
+            var e = assertThrows(ModelFormatException.class, () -> Qwen3Model.load(checkpoint, parallel, 0));
+            assertTrue(e.getMessage().startsWith(corrupt.getFileName() + ":blk.0.attn_q.weight: tensor 'model.layers.0.self_attn.q_proj.weight':"
+                    + " row 0, the block of columns from 0: its scale is NaN, not a finite number"), e.getMessage());
+            // the packed copies live in slabs of 256 MiB; other tests' background kernel checks map a few MB
+            assertTrue(NativeMemory.mappedBytes() - mappedBefore < 64 << 20, "the slabs of the copies packed before it were unmapped");
+        }
+    }
+
+    @Test
     void aContextShorterThanTheWarmUpPromptStillOpens() throws Exception {
         // the warm-up used 8-token prompts: a max-context of 8 failed every open, and left the scheduler running
         long threadsBefore = baselineThreads();

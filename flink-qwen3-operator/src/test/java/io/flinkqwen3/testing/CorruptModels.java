@@ -24,6 +24,29 @@ public final class CorruptModels {
         return dir;
     }
 
+    /**
+     * A copy of the Q8_0 GGUF fixture in which the f16 scale of the first block of
+     * {@code blk.0.attn_q.weight} (transformers' model.layers.0.self_attn.q_proj.weight) is NaN: the
+     * file opens, packing that matrix fails.
+     */
+    public static Path withNanScale(Path dir) throws Exception {
+        Files.createDirectories(dir);
+        Path source = Fixtures.GGUF.resolve("qwen3-dense-yarn-q8_0.gguf"), copy = dir.resolve("qwen3-nan-scale.gguf");
+        byte[] firstBlock;
+        try (var gguf = io.flinkqwen3.model.GgufFile.open(source)) {
+            firstBlock = gguf.tensors().get("blk.0.attn_q.weight").data().asSlice(0, 34).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+        }
+        byte[] bytes = Files.readAllBytes(source);
+        int at = indexOf(bytes, firstBlock);
+        if (at < 0) {
+            throw new IllegalStateException(source + ": the first block of blk.0.attn_q.weight was not found");
+        }
+        bytes[at] = 0x00; // f16 0x7E00, little-endian: NaN
+        bytes[at + 1] = 0x7E;
+        Files.write(copy, bytes);
+        return copy;
+    }
+
     /** Renames the tensor in place (same length, so offsets and the header length stay valid). */
     private static void rename(Path file) throws Exception {
         byte[] bytes = Files.readAllBytes(file);
