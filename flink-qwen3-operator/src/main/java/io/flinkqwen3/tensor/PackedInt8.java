@@ -11,56 +11,38 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * int8 weights with one scale per row per block of {@code blockColumns} columns, in panels: per
+ * int8 weights with one f32 scale per row per block of {@code blockColumns} columns, in panels: per
  * block, the P rows' scales, then blockColumns/4 chunks of P ints; int lane l of chunk c holds row
  * l's quants of columns 4c .. 4c+3, one per byte. Shifting byte j to the top and back (arithmetic)
  * sign-extends it in place: two shifts and a convert per 16 weights, no lane-crossing byte widening.
  *
- * <p>What packs into it: Q8_0 (32-column blocks; lossless: ggml's f16 scales and quants as they
- * are), Q6_K (16-column blocks, f32 scale d * sc, quant q - 32; lossless) and Q4_K (requantized to
- * 32-column int8 blocks with the f16 scale max |w| / 127 as in Q8_0: off by at most half an int8
- * step, a 16th of Q4_K's own step).
- *
- * <p>f16 scales are kept as f16 because decode streams the weights from DRAM: f32 would add 2 bytes
- * per 32 weights (6%). The four panels of a group keep them in two pairs, panels 0 and 1 then 2
- * and 3, interleaved so that int lane l holds row l's scale of the even panel (low half) and of
- * the odd one (high half): decoding is a shift or two, a mask and a multiply, with no change of
- * vector shape ({@link #scales}). Measured on a 151936x2048 Q8_0 matrix, 2 threads, Zen 4, both
- * layouts alternating in one JVM: 1 row 12.1 -> 11.3 ms, 2 rows 17.2 -> 15.6, 4 rows 21.7 -> 20.3,
- * 16 rows unchanged; results bit for bit the same.
+ * <p>What packs into it: Q8_0 (32-column blocks; lossless: ggml's f16 scales become f32, the quants
+ * stay), Q6_K (16-column blocks, scale d * sc, quant q - 32; lossless) and Q4_K (requantized to
+ * 32-column int8 blocks, max |w| / 127 as in Q8_0: off by at most half an int8 step, a 16th of
+ * Q4_K's own step).
  */
 final class PackedInt8 extends PackedMatrix {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private final DType source;
     private final int blockColumns;
-    /** f16 scales (Q8_0, Q4_K), or f32 (Q6_K: d * sc is not an f16). */
-    private final boolean halfScales;
     /** Bytes per block of a panel: P scales, then blockColumns x P quants. */
     private final int blockBytes;
-    /** Offset of a block's first chunk from the start of its group's block: the four panels' scales. */
-    private final long chunksAt;
 
     PackedInt8(MemorySegment data, int rows, int cols, DType source) {
         super(data, rows, cols, panelBytes(cols, source), STREAM_ROWS);
         this.source = source;
         this.blockColumns = blockColumns(source);
-        this.halfScales = scaleBytes(source) == 2;
-        this.blockBytes = scaleBytes(source) * P + blockColumns * P;
-        this.chunksAt = 4L * scaleBytes(source) * P;
+        this.blockBytes = 4 * P + blockColumns * P;
     }
 
     private static int blockColumns(DType source) {
         return source == DType.Q6_K ? 16 : 32;
     }
 
-    private static int scaleBytes(DType source) {
-        return source == DType.Q6_K ? 4 : 2;
-    }
-
     static long panelBytes(int cols, DType source) {
         int blockColumns = blockColumns(source);
-        return (long) cols / blockColumns * (scaleBytes(source) * P + blockColumns * P);
+        return (long) cols / blockColumns * (4 * P + blockColumns * P);
     }
 
     /** The checkpoint's type these weights came from. */
@@ -87,32 +69,11 @@ final class PackedInt8 extends PackedMatrix {
     }
 
     private IntVector chunk(long groupBlock, int panelInGroup, int c) {
-        return IntVector.fromMemorySegment(I, data, groupBlock + chunksAt + 4L * P * (4 * c + panelInGroup), LE);
+        return IntVector.fromMemorySegment(I, data, groupBlock + 4L * P * (4 + 4 * c + panelInGroup), LE);
     }
 
-    /**
-     * The P rows' scales of a panel's block as floats. f16, exactly: the Vector API has no f16
-     * conversion, so the f16 is moved to the top half of its int lane, and an arithmetic shift by 3
-     * puts its exponent and mantissa at fp32's positions (the sign stays on top, the mask clears
-     * its copies): that reads the value times 2^-112 (the exponent biases are 127 and 15; f16
-     * subnormals become fp32 subnormals), and one multiply restores it.
-     */
     private FloatVector scales(long groupBlock, int panelInGroup) {
-        if (!halfScales) {
-            return FloatVector.fromMemorySegment(F, data, groupBlock + 4L * P * panelInGroup, LE);
-        }
-        var pair = IntVector.fromMemorySegment(I, data, groupBlock + 4L * P * (panelInGroup / 2), LE);
-        var top = panelInGroup % 2 == 1 ? pair : pair.lanewise(VectorOperators.LSHL, 16);
-        return top.lanewise(VectorOperators.ASHR, 3).lanewise(VectorOperators.AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-    }
-
-    private long scaleAt(long groupBlock, int panelInGroup, int lane) {
-        return halfScales ? groupBlock + 4L * P * (panelInGroup / 2) + 4L * lane + 2 * (panelInGroup % 2)
-                : groupBlock + 4L * (P * panelInGroup + lane);
-    }
-
-    private long quantAt(long groupBlock, int panelInGroup, int lane, int i) {
-        return groupBlock + chunksAt + 4L * P * (4 * (i / 4) + panelInGroup) + 4L * lane + i % 4;
+        return FloatVector.fromMemorySegment(F, data, groupBlock + 4L * P * panelInGroup, LE);
     }
 
     @Override
@@ -276,9 +237,8 @@ final class PackedInt8 extends PackedMatrix {
     float weight(int row, int col) {
         int panel = row / P, p = panel % 4, lane = row % P, i = col % blockColumns;
         long gb = groupBlock(panel, col / blockColumns);
-        float scale = halfScales ? Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, scaleAt(gb, p, lane)))
-                : data.get(ValueLayout.JAVA_FLOAT_UNALIGNED, scaleAt(gb, p, lane));
-        return scale * data.get(ValueLayout.JAVA_BYTE, quantAt(gb, p, lane, i));
+        float scale = data.get(ValueLayout.JAVA_FLOAT_UNALIGNED, gb + 4L * P * p + 4L * lane);
+        return scale * data.get(ValueLayout.JAVA_BYTE, gb + 4L * P * (4 + 4 * (i / 4) + p) + 4L * lane + i % 4);
     }
 
     @Override
@@ -295,20 +255,15 @@ final class PackedInt8 extends PackedMatrix {
                 float scale = switch (source) {
                     case Q8_0Matrix q8 -> q8.scale(r * q8.rowBytes + (long) kb / 32 * Q8_0Matrix.BLOCK_BYTES);
                     case Q6_KMatrix q6 -> q6.subBlockScale(r, kb);
-                    default -> halfScales ? Float.float16ToFloat(Float.floatToFloat16(maxAbs(row, kb, blockColumns) / 127f))
-                            : maxAbs(row, kb, blockColumns) / 127f;
+                    default -> maxAbs(row, kb, blockColumns) / 127f;
                 };
                 checkFinite(scale, r, kb);
-                if (halfScales) {
-                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, scaleAt(gb, p, lane), Float.floatToFloat16(scale));
-                } else {
-                    data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, scaleAt(gb, p, lane), scale);
-                }
+                data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, gb + 4L * P * p + 4L * lane, scale);
                 for (int i = 0; i < blockColumns; i++) {
                     byte q = source instanceof Q8_0Matrix q8
                             ? q8.data.get(ValueLayout.JAVA_BYTE, r * q8.rowBytes + (long) kb / 32 * Q8_0Matrix.BLOCK_BYTES + 2 + i)
-                            : (byte) (scale == 0 ? 0 : Math.clamp(Math.round(row[kb + i] / scale), -127, 127)); // f16 rounding may lower the scale
-                    data.set(ValueLayout.JAVA_BYTE, quantAt(gb, p, lane, i), q);
+                            : (byte) (scale == 0 ? 0 : Math.round(row[kb + i] / scale));
+                    data.set(ValueLayout.JAVA_BYTE, gb + 4L * P * (4 + 4 * (i / 4) + p) + 4L * lane + i % 4, q);
                 }
             }
         }
