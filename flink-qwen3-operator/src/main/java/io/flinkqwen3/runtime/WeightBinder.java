@@ -26,10 +26,11 @@ record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed, Long
         Matrix matrix;
         try {
             matrix = PackedMatrix.pack(source, parallel, packed);
-        } catch (RuntimeException e) { // thrown on a packing thread (then wrapped) or this one
-            if ((e instanceof IllegalArgumentException ? e : e.getCause()) instanceof IllegalArgumentException bad) {
-                throw new ModelFormatException(t.file() + ": tensor '" + name + "': " + bad.getMessage()
-                        + " (the file is damaged: download or convert it again)");
+        } catch (PackedMatrix.DamagedWeightsException e) {
+            throw damaged(t, name, e);
+        } catch (RuntimeException e) { // Parallel wraps what a packing thread threw
+            if (e.getCause() instanceof PackedMatrix.DamagedWeightsException damaged) {
+                throw damaged(t, name, damaged);
             }
             throw e;
         }
@@ -40,6 +41,11 @@ record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed, Long
         }
         bound.add((long) rows * cols);
         return matrix;
+    }
+
+    private static ModelFormatException damaged(Tensor t, String name, PackedMatrix.DamagedWeightsException e) {
+        return new ModelFormatException(t.file() + ": tensor '" + name + "': " + e.getMessage()
+                + " (the file is damaged: download or convert it again)", e);
     }
 
     /** A [size] weight (a norm's scale), copied to fp32. */

@@ -117,12 +117,19 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
 
     /**
      * Refuses a block scale that is not a finite number (what a corrupt file holds; it would turn
-     * every output of its rows into NaN): IllegalArgumentException naming the row and columns.
+     * every output of its rows into NaN), naming the row and columns.
      */
     static void checkFinite(float scale, int row, int col) {
         if (!Float.isFinite(scale)) {
-            throw new IllegalArgumentException("row " + row + ", the block of columns from " + col + ": its scale is " + scale
+            throw new DamagedWeightsException("row " + row + ", the block of columns from " + col + ": its scale is " + scale
                     + ", not a finite number");
+        }
+    }
+
+    /** A matrix's data that no valid file holds (a non-finite block scale): thrown by {@link #pack}. */
+    public static final class DamagedWeightsException extends IllegalArgumentException {
+        DamagedWeightsException(String message) {
+            super(message);
         }
     }
 

@@ -19,7 +19,7 @@ import java.util.function.IntConsumer;
  * Calls from several threads are serialized; a loop body that calls {@link #forEach} runs that
  * inner loop on its own thread.
  *
- * <p>When a body throws on any thread, the loop claims no further chunks and {@link #forEach}
+ * <p>When a body throws on any thread, the loop runs no further bodies and {@link #forEach}
  * rethrows the first failure once every thread has left the loop; the pool stays usable.
  */
 public final class Parallel implements AutoCloseable {
