@@ -8,57 +8,41 @@ import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
- * int8 weights with one scale per row per block of {@code blockColumns} columns, in panels. A group
- * of four panels holds first the scales of all its blocks, then per block blockColumns/4 chunks of
- * P ints for each panel; int lane l of chunk c holds row l's quants of columns 4c .. 4c+3, one per
- * byte. Shifting byte j to the top and back (arithmetic) sign-extends it in place: two shifts and a
- * convert per 16 weights, no lane-crossing byte widening.
+ * int8 weights with one f32 scale per row per block of {@code blockColumns} columns, in panels: per
+ * block, the P rows' scales, then blockColumns/4 chunks of P ints; int lane l of chunk c holds row
+ * l's quants of columns 4c .. 4c+3, one per byte. Shifting byte j to the top and back (arithmetic)
+ * sign-extends it in place: two shifts and a convert per 16 weights, no lane-crossing byte widening.
  *
- * <p>What packs into it: Q8_0 (32-column blocks; lossless: ggml's f16 scales and quants as they
- * are), Q6_K (16-column blocks, f32 scale d * sc, quant q - 32; lossless) and Q4_K (requantized to
- * 32-column int8 blocks with the f16 scale max |w| / 127 as in Q8_0: off by at most half an int8
- * step, a 16th of Q4_K's own step).
- *
- * <p>Why the scales come first and stay f16: the streaming kernels read a group's scales once, from
- * one short run of memory, decoded to floats for every input row ({@link #decodeScales}), and then
- * stream only quants; f32 scales inside every block cost 6% more bytes, and decoding f16 inside
- * the kernels made them too large for the JIT to inline. Measured against that layout on a
- * 151936x2048 Q8_0 matrix, 2 threads, Zen 4, the two builds alternating three times (medians):
- * 1 row 12.1 -> 11.3 ms, 2 rows 13.5 -> 12.9, 16 rows 70.2 -> 65.5; results bit for bit the same.
+ * <p>What packs into it: Q8_0 (32-column blocks; lossless: ggml's f16 scales become f32, the quants
+ * stay), Q6_K (16-column blocks, scale d * sc, quant q - 32; lossless) and Q4_K (requantized to
+ * 32-column int8 blocks, max |w| / 127 as in Q8_0: off by at most half an int8 step, a 16th of
+ * Q4_K's own step).
  */
 final class PackedInt8 extends PackedMatrix {
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private final DType source;
     private final int blockColumns;
-    /** f16 scales (Q8_0, Q4_K) or f32 (Q6_K: d * sc is not an f16). */
-    private final boolean halfScales;
-    /** Bytes of a group's scales, which come first in the group; then its blocks of quants. */
-    private final long scalesBytes;
-    /** Bytes of one block of quants of a panel: blockColumns x P. */
-    private final int quantBytes;
+    /** Bytes per block of a panel: P scales, then blockColumns x P quants. */
+    private final int blockBytes;
 
     PackedInt8(MemorySegment data, int rows, int cols, DType source) {
         super(data, rows, cols, panelBytes(cols, source), STREAM_ROWS);
         this.source = source;
         this.blockColumns = blockColumns(source);
-        this.halfScales = scaleBytes(source) == 2;
-        this.scalesBytes = 4L * cols / blockColumns * P * scaleBytes(source);
-        this.quantBytes = blockColumns * P;
+        this.blockBytes = 4 * P + blockColumns * P;
     }
 
     private static int blockColumns(DType source) {
         return source == DType.Q6_K ? 16 : 32;
     }
 
-    private static int scaleBytes(DType source) {
-        return source == DType.Q6_K ? 4 : 2;
-    }
-
     static long panelBytes(int cols, DType source) {
         int blockColumns = blockColumns(source);
-        return (long) cols / blockColumns * (scaleBytes(source) * P + blockColumns * P);
+        return (long) cols / blockColumns * (4 * P + blockColumns * P);
     }
 
     /** The checkpoint's type these weights came from. */
@@ -75,60 +59,32 @@ final class PackedInt8 extends PackedMatrix {
     }
 
     /*
-     * A group (four panels) holds first the scales of all its blocks, then its blocks of quants:
-     * [chunk 0 of panels 0..3][chunk 1 ...] per block, so that the kernels, which read chunk c of
-     * the four panels together, read ascending addresses. f16 scales come in pairs of panels
-     * ({@link #halfScales}): block b's pairs at 8P * b bytes, f32 ones at 16P * b.
+     * A group's four panels share each block: [scales of panels 0..3][chunk 0 of panels 0..3][chunk 1 ...],
+     * so that the kernels, which read chunk c of the four panels together, read ascending addresses.
      */
 
-    /** Start of group {@code group}. */
-    private long groupStart(int group) {
-        return offset(4 * group, 0, 0);
+    /** Start of block {@code block} of the group holding panel {@code panel}. */
+    private long groupBlock(int panel, int block) {
+        return offset(panel - panel % 4, block, blockBytes);
     }
 
-    /** Start of the quants of block {@code block} of group {@code group}. */
-    private long quantsOf(int group, int block) {
-        return groupStart(group) + scalesBytes + (long) block * 4 * quantBytes;
+    private IntVector chunk(long groupBlock, int panelInGroup, int c) {
+        return IntVector.fromMemorySegment(I, data, groupBlock + 4L * P * (4 + 4 * c + panelInGroup), LE);
     }
 
-    private IntVector chunk(long quants, int panelInGroup, int c) {
-        return IntVector.fromMemorySegment(I, data, quants + 4L * P * (4 * c + panelInGroup), LE);
-    }
-
-    /** The P rows' scales of a panel in block {@code block} as floats. */
-    private FloatVector scales(long group, int block, int panelInGroup) {
-        return halfScales ? halfScales(data, group + 8L * P * block, panelInGroup)
-                : FloatVector.fromMemorySegment(F, data, group + 4L * P * (4 * block + panelInGroup), LE);
-    }
-
-    private long scaleAt(long group, int block, int panelInGroup, int lane) {
-        return halfScales ? halfScaleAt(group + 8L * P * block, panelInGroup, lane)
-                : group + 4L * (P * (4 * block + panelInGroup) + lane);
-    }
-
-    /** The group's scales, all blocks, into {@link #GROUP_SCALES}: [block][panel][lane]. */
-    @Override
-    void decodeScales(int group) {
-        int blocks = cols / blockColumns;
-        float[] out = groupScales(blocks * GROUP);
-        long start = groupStart(group);
-        for (int b = 0; b < blocks; b++) {
-            for (int p = 0; p < 4; p++) {
-                scales(start, b, p).intoArray(out, (4 * b + p) * P);
-            }
-        }
+    private FloatVector scales(long groupBlock, int panelInGroup) {
+        return FloatVector.fromMemorySegment(F, data, groupBlock + 4L * P * panelInGroup, LE);
     }
 
     @Override
     void matvec(int group, float[] x, int xOff, float[] out) {
-        float[] sc = GROUP_SCALES.get(); // decodeScales
-        long gb = quantsOf(group, 0), step = 4L * quantBytes;
+        long gb = groupBlock(4 * group, 0), step = 4L * blockBytes;
         var a0 = FloatVector.zero(F);
         var a1 = FloatVector.zero(F);
         var a2 = FloatVector.zero(F);
         var a3 = FloatVector.zero(F);
         int chunks = blockColumns / 4;
-        for (int kb = 0, so = 0; kb < cols; kb += blockColumns, gb += step, so += GROUP) {
+        for (int kb = 0; kb < cols; kb += blockColumns, gb += step) {
             // block sums without the scale, scaled once per block
             var t0 = FloatVector.zero(F);
             var t1 = FloatVector.zero(F);
@@ -147,10 +103,10 @@ final class PackedInt8 extends PackedMatrix {
                     t3 = quants(q3, j).fma(xv, t3);
                 }
             }
-            a0 = t0.fma(FloatVector.fromArray(F, sc, so + 0), a0);
-            a1 = t1.fma(FloatVector.fromArray(F, sc, so + P), a1);
-            a2 = t2.fma(FloatVector.fromArray(F, sc, so + 2 * P), a2);
-            a3 = t3.fma(FloatVector.fromArray(F, sc, so + 3 * P), a3);
+            a0 = t0.fma(scales(gb, 0), a0);
+            a1 = t1.fma(scales(gb, 1), a1);
+            a2 = t2.fma(scales(gb, 2), a2);
+            a3 = t3.fma(scales(gb, 3), a3);
         }
         a0.intoArray(out, 0);
         a1.intoArray(out, P);
@@ -161,10 +117,9 @@ final class PackedInt8 extends PackedMatrix {
     @Override
     void matvec2(int group, float[] x, int x0, int x1, float[] out) {
         java.util.Arrays.fill(out, 0, 2 * GROUP, 0f);
-        float[] sc = GROUP_SCALES.get(); // decodeScales
-        long gb = quantsOf(group, 0), step = 4L * quantBytes;
+        long gb = groupBlock(4 * group, 0), step = 4L * blockBytes;
         int chunks = blockColumns / 4;
-        for (int kb = 0, so = 0; kb < cols; kb += blockColumns, gb += step, so += GROUP) {
+        for (int kb = 0; kb < cols; kb += blockColumns, gb += step) {
             var t00 = FloatVector.zero(F); // t<row><panel>: block sums without the scale
             var t01 = FloatVector.zero(F);
             var t02 = FloatVector.zero(F);
@@ -196,10 +151,10 @@ final class PackedInt8 extends PackedMatrix {
                     t13 = w.fma(v1, t13);
                 }
             }
-            var s0 = FloatVector.fromArray(F, sc, so + 0);
-            var s1 = FloatVector.fromArray(F, sc, so + P);
-            var s2 = FloatVector.fromArray(F, sc, so + 2 * P);
-            var s3 = FloatVector.fromArray(F, sc, so + 3 * P);
+            var s0 = scales(gb, 0);
+            var s1 = scales(gb, 1);
+            var s2 = scales(gb, 2);
+            var s3 = scales(gb, 3);
             t00.fma(s0, FloatVector.fromArray(F, out, 0)).intoArray(out, 0);
             t01.fma(s1, FloatVector.fromArray(F, out, P)).intoArray(out, P);
             t02.fma(s2, FloatVector.fromArray(F, out, 2 * P)).intoArray(out, 2 * P);
@@ -214,10 +169,9 @@ final class PackedInt8 extends PackedMatrix {
     @Override
     void matvec4(int group, float[] x, int x0, int x1, int x2, int x3, float[] out) {
         java.util.Arrays.fill(out, 0, 4 * GROUP, 0f);
-        float[] sc = GROUP_SCALES.get(); // decodeScales
-        long gb = quantsOf(group, 0), step = 4L * quantBytes;
+        long gb = groupBlock(4 * group, 0), step = 4L * blockBytes;
         int chunks = blockColumns / 4;
-        for (int kb = 0, so = 0; kb < cols; kb += blockColumns, gb += step, so += GROUP) {
+        for (int kb = 0; kb < cols; kb += blockColumns, gb += step) {
             // two panels at a time: 4 rows x 4 panels of block sums would not leave registers for the rest
             for (int p = 0; p < 4; p += 2) {
                 var t00 = FloatVector.zero(F); // t<row><panel p + 0|1>: block sums without the scale
@@ -249,8 +203,8 @@ final class PackedInt8 extends PackedMatrix {
                         t31 = w.fma(v3, t31);
                     }
                 }
-                var s0 = FloatVector.fromArray(F, sc, so + p * P);
-                var s1 = FloatVector.fromArray(F, sc, so + (p + 1) * P);
+                var s0 = scales(gb, p);
+                var s1 = scales(gb, p + 1);
                 int o0 = p * P, o1 = o0 + P;
                 t00.fma(s0, FloatVector.fromArray(F, out, o0)).intoArray(out, o0);
                 t01.fma(s1, FloatVector.fromArray(F, out, o1)).intoArray(out, o1);
@@ -266,10 +220,10 @@ final class PackedInt8 extends PackedMatrix {
 
     @Override
     void dequantize(int panel, int k0, int kc, float[] buf, int off, int stride) {
-        int group = panel / 4, p = panel % 4, b0 = k0 / blockColumns;
-        long start = groupStart(group), gb = quantsOf(group, b0);
-        for (int kb = 0, b = b0; kb < kc; kb += blockColumns, b++, gb += 4L * quantBytes) {
-            var s = scales(start, b, p);
+        long gb = groupBlock(panel, k0 / blockColumns);
+        int p = panel % 4;
+        for (int kb = 0; kb < kc; kb += blockColumns, gb += 4L * blockBytes) {
+            var s = scales(gb, p);
             for (int c = 0; c < blockColumns / 4; c++) {
                 var q = chunk(gb, p, c);
                 for (int j = 0; j < 4; j++) {
@@ -281,10 +235,10 @@ final class PackedInt8 extends PackedMatrix {
 
     @Override
     float weight(int row, int col) {
-        int panel = row / P, group = panel / 4, p = panel % 4, lane = row % P, b = col / blockColumns, i = col % blockColumns;
-        long at = scaleAt(groupStart(group), b, p, lane);
-        float scale = halfScales ? Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, at)) : data.get(ValueLayout.JAVA_FLOAT_UNALIGNED, at);
-        return scale * data.get(ValueLayout.JAVA_BYTE, quantsOf(group, b) + 4L * P * (4 * (i / 4) + p) + 4L * lane + i % 4);
+        int panel = row / P, p = panel % 4, lane = row % P, i = col % blockColumns;
+        long gb = groupBlock(panel, col / blockColumns);
+        float scale = data.get(ValueLayout.JAVA_FLOAT_UNALIGNED, gb + 4L * P * p + 4L * lane);
+        return scale * data.get(ValueLayout.JAVA_BYTE, gb + 4L * P * (4 + 4 * (i / 4) + p) + 4L * lane + i % 4);
     }
 
     @Override
@@ -295,27 +249,21 @@ final class PackedInt8 extends PackedMatrix {
             if (row != null) {
                 source.rowTo(r, row, 0);
             }
-            int group = panel / 4, p = panel % 4;
-            long start = groupStart(group);
-            for (int kb = 0, b = 0; kb < cols; kb += blockColumns, b++) {
+            int p = panel % 4;
+            long gb = groupBlock(panel, 0);
+            for (int kb = 0; kb < cols; kb += blockColumns, gb += 4L * blockBytes) {
                 float scale = switch (source) {
                     case Q8_0Matrix q8 -> q8.scale(r * q8.rowBytes + (long) kb / 32 * Q8_0Matrix.BLOCK_BYTES);
                     case Q6_KMatrix q6 -> q6.subBlockScale(r, kb);
-                    // f16, as it is stored; the rounding may lower it, hence the clamp below
-                    default -> Float.float16ToFloat(Float.floatToFloat16(maxAbs(row, kb, blockColumns) / 127f));
+                    default -> maxAbs(row, kb, blockColumns) / 127f;
                 };
                 checkFinite(scale, r, kb);
-                if (halfScales) {
-                    data.set(ValueLayout.JAVA_SHORT_UNALIGNED, scaleAt(start, b, p, lane), Float.floatToFloat16(scale));
-                } else {
-                    data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, scaleAt(start, b, p, lane), scale);
-                }
-                long quants = quantsOf(group, b);
+                data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, gb + 4L * P * p + 4L * lane, scale);
                 for (int i = 0; i < blockColumns; i++) {
                     byte q = source instanceof Q8_0Matrix q8
                             ? q8.data.get(ValueLayout.JAVA_BYTE, r * q8.rowBytes + (long) kb / 32 * Q8_0Matrix.BLOCK_BYTES + 2 + i)
-                            : (byte) (scale == 0 ? 0 : Math.clamp(Math.round(row[kb + i] / scale), -127, 127));
-                    data.set(ValueLayout.JAVA_BYTE, quants + 4L * P * (4 * (i / 4) + p) + 4L * lane + i % 4, q);
+                            : (byte) (scale == 0 ? 0 : Math.round(row[kb + i] / scale));
+                    data.set(ValueLayout.JAVA_BYTE, gb + 4L * P * (4 + 4 * (i / 4) + p) + 4L * lane + i % 4, q);
                 }
             }
         }

@@ -4,12 +4,7 @@ import static io.flinkqwen3.tensor.Kernels.F;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
 import java.util.Arrays;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Weights repacked once at load into <em>panels</em> of {@link #P} rows (one float vector of
@@ -59,9 +54,6 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
      * (12 rows), 54-55 (16), 65 (24), 70 (32), 85 (64).
      */
     static final int STREAM_ROWS = 32;
-
-    /** As many int lanes as float lanes: one int vector holds a value per row of a panel. */
-    static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
 
     private static final ThreadLocal<float[]> CHUNK = ThreadLocal.withInitial(() -> new float[KC * GROUP]);
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[MB * GROUP]);
@@ -131,51 +123,6 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
         DamagedWeightsException(String message) {
             super(message);
         }
-    }
-
-    /**
-     * Per thread: the block scales of the group the streaming kernels are on, as floats,
-     * [block][panel][lane] ({@link #decodeScales}).
-     */
-    static final ThreadLocal<float[]> GROUP_SCALES = ThreadLocal.withInitial(() -> new float[0]);
-
-    /**
-     * Called on the kernel's thread before the streaming kernels run on group {@code group}: types
-     * whose scales need decoding decode them here into {@link #GROUP_SCALES}, once for every input
-     * row, from the group's scale area (one short sequential read). Kept out of the kernels: past
-     * the JIT's node limit for inlining, a vector call is left out of line and its vectors are
-     * boxed, many times slower.
-     */
-    void decodeScales(int group) {}
-
-    /** The thread's {@link #GROUP_SCALES} buffer, at least {@code floats} long. */
-    static float[] groupScales(int floats) {
-        float[] out = GROUP_SCALES.get();
-        if (out.length < floats) {
-            out = new float[floats];
-            GROUP_SCALES.set(out);
-        }
-        return out;
-    }
-
-    /**
-     * The P rows' f16 scales of panel {@code panelInGroup} as floats, exactly, from a pair area at
-     * {@code pairs}: two pairs of 4P bytes, panels 0 and 1 then 2 and 3, interleaved so that int
-     * lane l holds row l's scale of the even panel (low half) and of the odd one (high half), which
-     * needs no change of vector shape. The Vector API has no f16 conversion: with the f16 in the top
-     * half of its lane, an arithmetic shift by 3 puts its exponent and mantissa at fp32's positions
-     * (the sign stays on top, the mask clears its copies), which reads the value times 2^-112 (the
-     * exponent biases are 127 and 15; f16 subnormals become fp32 subnormals); a multiply restores it.
-     */
-    static FloatVector halfScales(MemorySegment data, long pairs, int panelInGroup) {
-        var pair = IntVector.fromMemorySegment(I, data, pairs + 4L * P * (panelInGroup / 2), ByteOrder.LITTLE_ENDIAN);
-        var top = panelInGroup % 2 == 1 ? pair : pair.lanewise(VectorOperators.LSHL, 16);
-        return top.lanewise(VectorOperators.ASHR, 3).lanewise(VectorOperators.AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-    }
-
-    /** Where {@link #halfScales} keeps row {@code lane}'s scale of panel {@code panelInGroup}. */
-    static long halfScaleAt(long pairs, int panelInGroup, int lane) {
-        return pairs + 4L * P * (panelInGroup / 2) + 4L * lane + 2 * (panelInGroup % 2);
     }
 
     /** Copies rows [panel*P, panel*P + P) of {@code source} into panel {@code panel}; rows past the end stay zero. */
@@ -265,7 +212,6 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     private void matvecRows(int g, float[] x, int batch, float[] out) {
         float[] tile = TILE.get();
         int r0 = g * GROUP, valid = Math.min(GROUP, rows - r0);
-        decodeScales(g);
         for (int b = 0; b < batch; ) {
             int n = batch - b >= 3 ? 4 : batch - b, last = batch - 1;
             switch (n) {
