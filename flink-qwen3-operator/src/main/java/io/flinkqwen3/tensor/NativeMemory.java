@@ -52,11 +52,15 @@ public final class NativeMemory {
     }
 
     /**
-     * {@code bytes} of zeroed memory, 4096-aligned, valid until {@code arena} closes.
+     * {@code bytes} of zeroed memory, 4096-aligned, valid until {@code arena} closes; from a
+     * {@link #slabArena} carved from its slabs instead, 64-byte aligned.
      *
      * @throws OutOfMemoryError when the operating system refuses the mapping
      */
     public static MemorySegment allocate(long bytes, Arena arena) {
+        if (arena instanceof Slabs slabs) {
+            return slabs.allocate(bytes, 64);
+        }
         if (MMAP == null || bytes == 0) {
             return arena.allocate(bytes, 64);
         }
@@ -98,7 +102,7 @@ public final class NativeMemory {
     static final long SLAB_BYTES = 256L << 20;
     private static final long HUGE_PAGE = 2L << 20;
 
-    static final class Slabs implements Arena {
+    private static final class Slabs implements Arena {
         private final Arena slabs = Arena.ofShared();
         private MemorySegment current = MemorySegment.NULL;
         private long used;

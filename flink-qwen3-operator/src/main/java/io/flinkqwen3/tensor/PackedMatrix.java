@@ -92,9 +92,8 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
         return packed;
     }
 
-    /** Zeroed memory for the panels: carved from the arena when it is a {@link NativeMemory#slabArena}, else mapped. */
     private static MemorySegment allocate(Arena arena, int panels, long panelBytes) {
-        return arena instanceof NativeMemory.Slabs ? arena.allocate(panels * panelBytes, 64) : NativeMemory.allocate(panels * panelBytes, arena);
+        return NativeMemory.allocate(panels * panelBytes, arena);
     }
 
     /**

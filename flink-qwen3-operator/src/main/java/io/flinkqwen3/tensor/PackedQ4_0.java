@@ -229,8 +229,9 @@ final class PackedQ4_0 extends PackedMatrix {
             int p = panel % 4;
             long from = (panel * P + lane) * q4.rowBytes, gb = groupBlock(panel, 0);
             for (int kb = 0; kb < cols; kb += 32, from += Q4_0Matrix.BLOCK_BYTES, gb += 4L * BLOCK_BYTES) {
-                checkFinite(q4.scale(from), panel * P + lane, kb);
-                data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, gb + 4L * P * p + 4L * lane, q4.scale(from));
+                float scale = q4.scale(from);
+                checkFinite(scale, panel * P + lane, kb);
+                data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, gb + 4L * P * p + 4L * lane, scale);
                 for (int c = 0; c < 4; c++) {
                     int packed = 0;
                     for (int j = 0; j < 8; j++) {

@@ -1,5 +1,7 @@
 package io.flinkqwen3.testing;
 
+import io.flinkqwen3.model.GgufFile;
+import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -33,8 +35,8 @@ public final class CorruptModels {
         Files.createDirectories(dir);
         Path source = Fixtures.GGUF.resolve("qwen3-dense-yarn-q8_0.gguf"), copy = dir.resolve("qwen3-nan-scale.gguf");
         byte[] firstBlock;
-        try (var gguf = io.flinkqwen3.model.GgufFile.open(source)) {
-            firstBlock = gguf.tensors().get("blk.0.attn_q.weight").data().asSlice(0, 34).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+        try (var gguf = GgufFile.open(source)) {
+            firstBlock = gguf.tensors().get("blk.0.attn_q.weight").data().asSlice(0, 34).toArray(ValueLayout.JAVA_BYTE);
         }
         byte[] bytes = Files.readAllBytes(source);
         int at = indexOf(bytes, firstBlock);
