@@ -1,48 +1,50 @@
 package io.flinkqwen3.tensor;
 
 import static io.flinkqwen3.tensor.Kernels.F;
+import static jdk.incubator.vector.VectorOperators.AND;
+import static jdk.incubator.vector.VectorOperators.ASHR;
+import static jdk.incubator.vector.VectorOperators.I2F;
+import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.LSHR;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * int8 weights with one f32 scale per row per block of {@code blockColumns} columns, in panels: per
- * block, the P rows' scales, then blockColumns/4 chunks of P ints; int lane l of chunk c holds row
- * l's quants of columns 4c .. 4c+3, one per byte. Shifting byte j to the top and back (arithmetic)
- * sign-extends it in place: two shifts and a convert per 16 weights, no lane-crossing byte widening.
+ * int8 weights with one f16 scale per row per block of 32 columns, in panels: per block, the P rows'
+ * scales, then 8 chunks of P ints; int lane l of chunk c holds row l's quants of columns 4c .. 4c+3,
+ * one per byte. Shifting byte j to the top and back (arithmetic) sign-extends it in place: two
+ * shifts and a convert per 16 weights, no lane-crossing byte widening.
  *
- * <p>What packs into it: Q8_0 (32-column blocks; lossless: ggml's f16 scales become f32, the quants
- * stay), Q6_K (16-column blocks, scale d * sc, quant q - 32; lossless) and Q4_K (requantized to
- * 32-column int8 blocks, max |w| / 127 as in Q8_0: off by at most half an int8 step, a 16th of
- * Q4_K's own step).
+ * <p>The scales stay f16, as in ggml, because decode streams the weights from DRAM: f32 scales
+ * would read 36 bytes per 32 weights instead of 34 (6% more). They are never negative, so that an
+ * f16 becomes an fp32 with two integer operations and one multiply (see the decoding note below).
+ *
+ * <p>What packs into it: Q8_0 (lossless: ggml's scales and quants as they are; a block with a
+ * negative scale, which ggml never writes, is requantized), Q6_K and Q4_K (requantized: the block's
+ * weights as floats, scale max |w| / 127 rounded to f16, quants rounded with that scale, as ggml
+ * quantizes Q8_0: each weight off by at most half an int8 step of its block, a 4th of Q6_K's own
+ * step and a 16th of Q4_K's).
  */
 final class PackedInt8 extends PackedMatrix {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final int BLOCK = 32;
+    /** Bytes per block of a panel: P f16 scales, then 32 x P quants. */
+    private static final int BLOCK_BYTES = 2 * P + BLOCK * P;
     private final DType source;
-    private final int blockColumns;
-    /** Bytes per block of a panel: P scales, then blockColumns x P quants. */
-    private final int blockBytes;
 
     PackedInt8(MemorySegment data, int rows, int cols, DType source) {
-        super(data, rows, cols, panelBytes(cols, source), STREAM_ROWS);
+        super(data, rows, cols, panelBytes(cols), STREAM_ROWS);
         this.source = source;
-        this.blockColumns = blockColumns(source);
-        this.blockBytes = 4 * P + blockColumns * P;
     }
 
-    private static int blockColumns(DType source) {
-        return source == DType.Q6_K ? 16 : 32;
-    }
-
-    static long panelBytes(int cols, DType source) {
-        int blockColumns = blockColumns(source);
-        return (long) cols / blockColumns * (4 * P + blockColumns * P);
+    static long panelBytes(int cols) {
+        return (long) cols / BLOCK * BLOCK_BYTES;
     }
 
     /** The checkpoint's type these weights came from. */
@@ -51,62 +53,73 @@ final class PackedInt8 extends PackedMatrix {
         return source;
     }
 
-    /** Byte j of every lane as floats. */
-    private static FloatVector quants(IntVector chunk, int j) {
-        IntVector q = j == 3 ? chunk.lanewise(VectorOperators.ASHR, 24)
-                : chunk.lanewise(VectorOperators.LSHL, 24 - 8 * j).lanewise(VectorOperators.ASHR, 24);
-        return (FloatVector) q.convert(VectorOperators.I2F, 0);
-    }
-
     /*
-     * A group's four panels share each block: [scales of panels 0..3][chunk 0 of panels 0..3][chunk 1 ...],
-     * so that the kernels, which read chunk c of the four panels together, read ascending addresses.
+     * A group's four panels share each block: [scales of panels 0|1][scales of panels 2|3][chunk 0 of
+     * panels 0..3][chunk 1 ...], so that the kernels, which read chunk c of the four panels together,
+     * read ascending addresses. Int lane l of a scale pair holds row l's scale of the even panel in
+     * its low half and of the odd panel in its high half.
+     *
+     * The kernels below write their Vector API calls out instead of calling helpers of this class:
+     * past C2's parse-time node limit (NodeCountInliningCutoff) it refuses to inline ordinary
+     * methods, and a helper left out of line boxes every vector it takes or returns (measured: the
+     * f16 scale decode through a helper cost matvec its last scales() call, 25% slower), while the
+     * Vector API's own methods are always inlined, late if need be.
+     *
+     * Decoding, per 16 lanes:
+     * - quant byte j of a chunk q:  q << (24 - 8j) >> 24 (arithmetic), then int -> float;
+     * - f16 scales of a pair s:  even panel (s << 16) >>> 3, odd panel (s >>> 3) & 0x0FFFE000: the
+     *   f16's exponent and mantissa at fp32's positions (its sign is clear), which reads the value
+     *   times 2^-112 (the exponent biases are 127 and 15; f16 subnormals become fp32 subnormals), and
+     *   one multiply by 2^112 restores it exactly.
      */
 
     /** Start of block {@code block} of the group holding panel {@code panel}. */
     private long groupBlock(int panel, int block) {
-        return offset(panel - panel % 4, block, blockBytes);
+        return offset(panel - panel % 4, block, BLOCK_BYTES);
     }
 
-    private IntVector chunk(long groupBlock, int panelInGroup, int c) {
-        return IntVector.fromMemorySegment(I, data, groupBlock + 4L * P * (4 + 4 * c + panelInGroup), LE);
+    private long scaleAt(long groupBlock, int panelInGroup, int lane) {
+        return groupBlock + 4L * P * (panelInGroup / 2) + 4L * lane + 2 * (panelInGroup % 2);
     }
 
-    private FloatVector scales(long groupBlock, int panelInGroup) {
-        return FloatVector.fromMemorySegment(F, data, groupBlock + 4L * P * panelInGroup, LE);
+    private long quantAt(long groupBlock, int panelInGroup, int lane, int i) {
+        return groupBlock + 4L * P * (2 + 4 * (i / 4) + panelInGroup) + 4L * lane + i % 4;
     }
 
     @Override
     void matvec(int group, float[] x, int xOff, float[] out) {
-        long gb = groupBlock(4 * group, 0), step = 4L * blockBytes;
+        long gb = groupBlock(4 * group, 0), step = 4L * BLOCK_BYTES;
         var a0 = FloatVector.zero(F);
         var a1 = FloatVector.zero(F);
         var a2 = FloatVector.zero(F);
         var a3 = FloatVector.zero(F);
-        int chunks = blockColumns / 4;
-        for (int kb = 0; kb < cols; kb += blockColumns, gb += step) {
+        for (int kb = 0; kb < cols; kb += BLOCK, gb += step) {
             // block sums without the scale, scaled once per block
             var t0 = FloatVector.zero(F);
             var t1 = FloatVector.zero(F);
             var t2 = FloatVector.zero(F);
             var t3 = FloatVector.zero(F);
-            for (int c = 0; c < chunks; c++) {
-                var q0 = chunk(gb, 0, c);
-                var q1 = chunk(gb, 1, c);
-                var q2 = chunk(gb, 2, c);
-                var q3 = chunk(gb, 3, c);
+            for (int c = 0; c < BLOCK / 4; c++) {
+                long at = gb + 4L * P * (2 + 4 * c);
+                var q0 = IntVector.fromMemorySegment(I, data, at, LE);
+                var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
+                var q2 = IntVector.fromMemorySegment(I, data, at + 8 * P, LE);
+                var q3 = IntVector.fromMemorySegment(I, data, at + 12 * P, LE);
                 for (int j = 0; j < 4; j++) {
                     var xv = FloatVector.broadcast(F, x[xOff + kb + 4 * c + j]);
-                    t0 = quants(q0, j).fma(xv, t0);
-                    t1 = quants(q1, j).fma(xv, t1);
-                    t2 = quants(q2, j).fma(xv, t2);
-                    t3 = quants(q3, j).fma(xv, t3);
+                    int left = 24 - 8 * j;
+                    t0 = ((FloatVector) q0.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0)).fma(xv, t0);
+                    t1 = ((FloatVector) q1.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0)).fma(xv, t1);
+                    t2 = ((FloatVector) q2.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0)).fma(xv, t2);
+                    t3 = ((FloatVector) q3.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0)).fma(xv, t3);
                 }
             }
-            a0 = t0.fma(scales(gb, 0), a0);
-            a1 = t1.fma(scales(gb, 1), a1);
-            a2 = t2.fma(scales(gb, 2), a2);
-            a3 = t3.fma(scales(gb, 3), a3);
+            var s01 = IntVector.fromMemorySegment(I, data, gb, LE);
+            var s23 = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
+            a0 = t0.fma(s01.lanewise(LSHL, 16).lanewise(LSHR, 3).reinterpretAsFloats().mul(0x1p112f), a0);
+            a1 = t1.fma(s01.lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000).reinterpretAsFloats().mul(0x1p112f), a1);
+            a2 = t2.fma(s23.lanewise(LSHL, 16).lanewise(LSHR, 3).reinterpretAsFloats().mul(0x1p112f), a2);
+            a3 = t3.fma(s23.lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000).reinterpretAsFloats().mul(0x1p112f), a3);
         }
         a0.intoArray(out, 0);
         a1.intoArray(out, P);
@@ -117,9 +130,8 @@ final class PackedInt8 extends PackedMatrix {
     @Override
     void matvec2(int group, float[] x, int x0, int x1, float[] out) {
         java.util.Arrays.fill(out, 0, 2 * GROUP, 0f);
-        long gb = groupBlock(4 * group, 0), step = 4L * blockBytes;
-        int chunks = blockColumns / 4;
-        for (int kb = 0; kb < cols; kb += blockColumns, gb += step) {
+        long gb = groupBlock(4 * group, 0), step = 4L * BLOCK_BYTES;
+        for (int kb = 0; kb < cols; kb += BLOCK, gb += step) {
             var t00 = FloatVector.zero(F); // t<row><panel>: block sums without the scale
             var t01 = FloatVector.zero(F);
             var t02 = FloatVector.zero(F);
@@ -128,33 +140,36 @@ final class PackedInt8 extends PackedMatrix {
             var t11 = FloatVector.zero(F);
             var t12 = FloatVector.zero(F);
             var t13 = FloatVector.zero(F);
-            for (int c = 0; c < chunks; c++) {
-                var q0 = chunk(gb, 0, c);
-                var q1 = chunk(gb, 1, c);
-                var q2 = chunk(gb, 2, c);
-                var q3 = chunk(gb, 3, c);
+            for (int c = 0; c < BLOCK / 4; c++) {
+                long at = gb + 4L * P * (2 + 4 * c);
+                var q0 = IntVector.fromMemorySegment(I, data, at, LE);
+                var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
+                var q2 = IntVector.fromMemorySegment(I, data, at + 8 * P, LE);
+                var q3 = IntVector.fromMemorySegment(I, data, at + 12 * P, LE);
                 for (int j = 0; j < 4; j++) {
-                    int k = kb + 4 * c + j;
+                    int k = kb + 4 * c + j, left = 24 - 8 * j;
                     var v0 = FloatVector.broadcast(F, x[x0 + k]);
                     var v1 = FloatVector.broadcast(F, x[x1 + k]);
-                    var w = quants(q0, j);
+                    var w = (FloatVector) q0.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0);
                     t00 = w.fma(v0, t00);
                     t10 = w.fma(v1, t10);
-                    w = quants(q1, j);
+                    w = (FloatVector) q1.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0);
                     t01 = w.fma(v0, t01);
                     t11 = w.fma(v1, t11);
-                    w = quants(q2, j);
+                    w = (FloatVector) q2.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0);
                     t02 = w.fma(v0, t02);
                     t12 = w.fma(v1, t12);
-                    w = quants(q3, j);
+                    w = (FloatVector) q3.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0);
                     t03 = w.fma(v0, t03);
                     t13 = w.fma(v1, t13);
                 }
             }
-            var s0 = scales(gb, 0);
-            var s1 = scales(gb, 1);
-            var s2 = scales(gb, 2);
-            var s3 = scales(gb, 3);
+            var s01 = IntVector.fromMemorySegment(I, data, gb, LE);
+            var s23 = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
+            var s0 = s01.lanewise(LSHL, 16).lanewise(LSHR, 3).reinterpretAsFloats().mul(0x1p112f);
+            var s1 = s01.lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            var s2 = s23.lanewise(LSHL, 16).lanewise(LSHR, 3).reinterpretAsFloats().mul(0x1p112f);
+            var s3 = s23.lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000).reinterpretAsFloats().mul(0x1p112f);
             t00.fma(s0, FloatVector.fromArray(F, out, 0)).intoArray(out, 0);
             t01.fma(s1, FloatVector.fromArray(F, out, P)).intoArray(out, P);
             t02.fma(s2, FloatVector.fromArray(F, out, 2 * P)).intoArray(out, 2 * P);
@@ -169,10 +184,9 @@ final class PackedInt8 extends PackedMatrix {
     @Override
     void matvec4(int group, float[] x, int x0, int x1, int x2, int x3, float[] out) {
         java.util.Arrays.fill(out, 0, 4 * GROUP, 0f);
-        long gb = groupBlock(4 * group, 0), step = 4L * blockBytes;
-        int chunks = blockColumns / 4;
-        for (int kb = 0; kb < cols; kb += blockColumns, gb += step) {
-            // two panels at a time: 4 rows x 4 panels of block sums would not leave registers for the rest
+        long gb = groupBlock(4 * group, 0), step = 4L * BLOCK_BYTES;
+        for (int kb = 0; kb < cols; kb += BLOCK, gb += step) {
+            // two panels at a time (one scale pair): 4 rows x 4 panels of block sums would not leave registers for the rest
             for (int p = 0; p < 4; p += 2) {
                 var t00 = FloatVector.zero(F); // t<row><panel p + 0|1>: block sums without the scale
                 var t01 = FloatVector.zero(F);
@@ -182,29 +196,31 @@ final class PackedInt8 extends PackedMatrix {
                 var t21 = FloatVector.zero(F);
                 var t30 = FloatVector.zero(F);
                 var t31 = FloatVector.zero(F);
-                for (int c = 0; c < chunks; c++) {
-                    var q0 = chunk(gb, p, c);
-                    var q1 = chunk(gb, p + 1, c);
+                for (int c = 0; c < BLOCK / 4; c++) {
+                    long at = gb + 4L * P * (2 + 4 * c + p);
+                    var q0 = IntVector.fromMemorySegment(I, data, at, LE);
+                    var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
                     for (int j = 0; j < 4; j++) {
-                        int k = kb + 4 * c + j;
+                        int k = kb + 4 * c + j, left = 24 - 8 * j;
                         var v0 = FloatVector.broadcast(F, x[x0 + k]);
                         var v1 = FloatVector.broadcast(F, x[x1 + k]);
                         var v2 = FloatVector.broadcast(F, x[x2 + k]);
                         var v3 = FloatVector.broadcast(F, x[x3 + k]);
-                        var w = quants(q0, j);
+                        var w = (FloatVector) q0.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0);
                         t00 = w.fma(v0, t00);
                         t10 = w.fma(v1, t10);
                         t20 = w.fma(v2, t20);
                         t30 = w.fma(v3, t30);
-                        w = quants(q1, j);
+                        w = (FloatVector) q1.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0);
                         t01 = w.fma(v0, t01);
                         t11 = w.fma(v1, t11);
                         t21 = w.fma(v2, t21);
                         t31 = w.fma(v3, t31);
                     }
                 }
-                var s0 = scales(gb, p);
-                var s1 = scales(gb, p + 1);
+                var pair = IntVector.fromMemorySegment(I, data, gb + 2L * P * p, LE);
+                var s0 = pair.lanewise(LSHL, 16).lanewise(LSHR, 3).reinterpretAsFloats().mul(0x1p112f);
+                var s1 = pair.lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000).reinterpretAsFloats().mul(0x1p112f);
                 int o0 = p * P, o1 = o0 + P;
                 t00.fma(s0, FloatVector.fromArray(F, out, o0)).intoArray(out, o0);
                 t01.fma(s1, FloatVector.fromArray(F, out, o1)).intoArray(out, o1);
@@ -220,14 +236,17 @@ final class PackedInt8 extends PackedMatrix {
 
     @Override
     void dequantize(int panel, int k0, int kc, float[] buf, int off, int stride) {
-        long gb = groupBlock(panel, k0 / blockColumns);
+        long gb = groupBlock(panel, k0 / BLOCK);
         int p = panel % 4;
-        for (int kb = 0; kb < kc; kb += blockColumns, gb += 4L * blockBytes) {
-            var s = scales(gb, p);
-            for (int c = 0; c < blockColumns / 4; c++) {
-                var q = chunk(gb, p, c);
+        for (int kb = 0; kb < kc; kb += BLOCK, gb += 4L * BLOCK_BYTES) {
+            var pair = IntVector.fromMemorySegment(I, data, gb + 2L * P * (p & ~1), LE);
+            var s = (p % 2 == 0 ? pair.lanewise(LSHL, 16).lanewise(LSHR, 3) : pair.lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000))
+                    .reinterpretAsFloats().mul(0x1p112f);
+            for (int c = 0; c < BLOCK / 4; c++) {
+                var q = IntVector.fromMemorySegment(I, data, gb + 4L * P * (2 + 4 * c + p), LE);
                 for (int j = 0; j < 4; j++) {
-                    quants(q, j).mul(s).intoArray(buf, off + (kb + 4 * c + j) * stride);
+                    ((FloatVector) q.lanewise(LSHL, 24 - 8 * j).lanewise(ASHR, 24).convert(I2F, 0)).mul(s)
+                            .intoArray(buf, off + (kb + 4 * c + j) * stride);
                 }
             }
         }
@@ -235,43 +254,59 @@ final class PackedInt8 extends PackedMatrix {
 
     @Override
     float weight(int row, int col) {
-        int panel = row / P, p = panel % 4, lane = row % P, i = col % blockColumns;
-        long gb = groupBlock(panel, col / blockColumns);
-        float scale = data.get(ValueLayout.JAVA_FLOAT_UNALIGNED, gb + 4L * P * p + 4L * lane);
-        return scale * data.get(ValueLayout.JAVA_BYTE, gb + 4L * P * (4 + 4 * (i / 4) + p) + 4L * lane + i % 4);
+        int panel = row / P, p = panel % 4, lane = row % P;
+        long gb = groupBlock(panel, col / BLOCK);
+        float scale = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, scaleAt(gb, p, lane)));
+        return scale * data.get(ValueLayout.JAVA_BYTE, quantAt(gb, p, lane, col % BLOCK));
     }
 
     @Override
     void packPanel(Matrix source, int panel) {
-        float[] row = source instanceof Q8_0Matrix ? null : new float[cols];
+        Q8_0Matrix q8 = source instanceof Q8_0Matrix m ? m : null;
+        float[] row = new float[cols];
+        int p = panel % 4;
         for (int lane = 0; lane < P && panel * P + lane < rows; lane++) {
             int r = panel * P + lane;
-            if (row != null) {
-                source.rowTo(r, row, 0);
-            }
-            int p = panel % 4;
+            boolean rowRead = false;
             long gb = groupBlock(panel, 0);
-            for (int kb = 0; kb < cols; kb += blockColumns, gb += 4L * blockBytes) {
-                float scale = switch (source) {
-                    case Q8_0Matrix q8 -> q8.scale(r * q8.rowBytes + (long) kb / 32 * Q8_0Matrix.BLOCK_BYTES);
-                    case Q6_KMatrix q6 -> q6.subBlockScale(r, kb);
-                    default -> maxAbs(row, kb, blockColumns) / 127f;
-                };
-                checkFinite(scale, r, kb);
-                data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, gb + 4L * P * p + 4L * lane, scale);
-                for (int i = 0; i < blockColumns; i++) {
-                    byte q = source instanceof Q8_0Matrix q8
-                            ? q8.data.get(ValueLayout.JAVA_BYTE, r * q8.rowBytes + (long) kb / 32 * Q8_0Matrix.BLOCK_BYTES + 2 + i)
-                            : (byte) (scale == 0 ? 0 : Math.round(row[kb + i] / scale));
-                    data.set(ValueLayout.JAVA_BYTE, gb + 4L * P * (4 + 4 * (i / 4) + p) + 4L * lane + i % 4, q);
+            for (int kb = 0; kb < cols; kb += BLOCK, gb += 4L * BLOCK_BYTES) {
+                if (q8 != null) {
+                    long block = r * q8.rowBytes + (long) kb / BLOCK * Q8_0Matrix.BLOCK_BYTES;
+                    short scale = q8.data.get(ValueLayout.JAVA_SHORT_UNALIGNED, block);
+                    checkFinite(Float.float16ToFloat(scale), r, kb);
+                    if (scale >= 0) { // ggml's scale and quants as they are
+                        data.set(ValueLayout.JAVA_SHORT_UNALIGNED, scaleAt(gb, p, lane), scale);
+                        for (int i = 0; i < BLOCK; i++) {
+                            data.set(ValueLayout.JAVA_BYTE, quantAt(gb, p, lane, i), q8.data.get(ValueLayout.JAVA_BYTE, block + 2 + i));
+                        }
+                        continue;
+                    }
+                }
+                if (!rowRead) {
+                    source.rowTo(r, row, 0);
+                    rowRead = true;
+                }
+                float exact = maxAbs(row, kb) / 127f;
+                checkFinite(exact, r, kb);
+                short half = Float.floatToFloat16(exact);
+                float scale = Float.float16ToFloat(half);
+                if (Float.isInfinite(scale)) {
+                    throw new DamagedWeightsException("row " + r + ", the block of columns from " + kb + ": its scale " + exact
+                            + " is beyond an f16's range (65504)");
+                }
+                data.set(ValueLayout.JAVA_SHORT_UNALIGNED, scaleAt(gb, p, lane), half);
+                for (int i = 0; i < BLOCK; i++) {
+                    // f16 rounding may lower the scale below max / 127
+                    int q = scale == 0 ? 0 : Math.clamp(Math.round(row[kb + i] / scale), -127, 127);
+                    data.set(ValueLayout.JAVA_BYTE, quantAt(gb, p, lane, i), (byte) q);
                 }
             }
         }
     }
 
-    private static float maxAbs(float[] x, int from, int n) {
+    private static float maxAbs(float[] x, int from) {
         float max = 0;
-        for (int i = from; i < from + n; i++) {
+        for (int i = from; i < from + BLOCK; i++) {
             max = Math.max(max, Math.abs(x[i]));
         }
         return max;

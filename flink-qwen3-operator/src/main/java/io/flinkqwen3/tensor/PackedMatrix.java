@@ -85,7 +85,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
         PackedMatrix packed = switch (m.type()) {
             case F32, F16 -> new PackedF32(allocate(arena, panels, PackedF32.panelBytes(m.cols())), m.rows(), m.cols());
             case BF16 -> new PackedBF16(allocate(arena, panels, PackedBF16.panelBytes(m.cols())), m.rows(), m.cols());
-            case Q8_0, Q6_K, Q4_K -> new PackedInt8(allocate(arena, panels, PackedInt8.panelBytes(m.cols(), m.type())), m.rows(), m.cols(), m.type());
+            case Q8_0, Q6_K, Q4_K -> new PackedInt8(allocate(arena, panels, PackedInt8.panelBytes(m.cols())), m.rows(), m.cols(), m.type());
             case Q4_0 -> new PackedQ4_0(allocate(arena, panels, PackedQ4_0.panelBytes(m.cols())), m.rows(), m.cols());
         };
         parallel.forEach(panels, p -> packed.packPanel(m, p));

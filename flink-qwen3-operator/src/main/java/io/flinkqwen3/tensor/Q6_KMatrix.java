@@ -34,15 +34,6 @@ public final class Q6_KMatrix extends KQuantMatrix {
         }
     }
 
-    /**
-     * The scale of the 16 columns of row {@code row} from column {@code col} on (a multiple of 16),
-     * d * sc, computed exactly as {@link #dequantizeBlock} does, so that scale * (q - 32) equals its weights.
-     */
-    float subBlockScale(int row, int col) {
-        long block = (long) row * (cols / BLOCK) * DType.Q6_K.blockBytes() + (long) col / BLOCK * DType.Q6_K.blockBytes();
-        return f16(block + 208) * scale(block + 192, col % BLOCK / 16);
-    }
-
     private int scale(long sc, int i) {
         return data.get(ValueLayout.JAVA_BYTE, sc + i);
     }

@@ -153,12 +153,29 @@ class KernelsTest {
         };
     }
 
+    /** Q6_K and Q4_K become int8 panels with f16 scales of 32-column blocks (Q8_0 keeps its quants). */
+    static boolean requantizedWhenPacked(DType type) {
+        return type == DType.Q6_K || type == DType.Q4_K;
+    }
+
+    /**
+     * How far a requantized weight may be from the stored one: half an int8 step of its 32-column
+     * block, the step being max |w| / 127 rounded to the nearest f16 (up by at most 2^-11).
+     */
+    static double halfInt8Step(DType type, MemorySegment seg, int cols, int r, int c) {
+        double blockMax = 0;
+        for (int i = c / 32 * 32; i < c / 32 * 32 + 32; i++) {
+            blockMax = Math.max(blockMax, Math.abs(reference(type, seg, cols, r, i)));
+        }
+        return 0.5 * blockMax / 127 * (1 + 0x1p-11);
+    }
+
     /**
      * Both forms of every type — as stored and repacked into panels — against the format
      * description: single rows, every batch path (1, padded tiles, several tiles, a column count
-     * spanning several dequantized chunks) and rows that do not fill a panel group. Q4_K is
-     * requantized to int8 panels: its packed weights may differ by half an int8 step of their
-     * 32-column block, and its products are checked against those weights.
+     * spanning several dequantized chunks) and rows that do not fill a panel group. Q6_K and Q4_K
+     * are requantized to int8 panels: their packed weights may differ by half an int8 step of their
+     * 32-column block, and their products are checked against those weights.
      */
     @ParameterizedTest
     @EnumSource(DType.class)
@@ -177,21 +194,15 @@ class KernelsTest {
                     assertEquals(cols % 32 == 0, packed instanceof PackedMatrix, type + " packs");
                     for (Matrix m : new Matrix[] {stored, packed}) {
                         String what = type + (m instanceof PackedMatrix ? " packed" : " stored") + " [" + rows + ", " + cols + "]";
-                        boolean requantized = m instanceof PackedMatrix && type == DType.Q4_K;
+                        boolean requantized = m instanceof PackedMatrix && requantizedWhenPacked(type);
                         float[] row = new float[cols];
                         double[][] weights = new double[rows][cols];
                         for (int r = 0; r < rows; r++) {
                             m.rowTo(r, row, 0);
                             for (int c = 0; c < cols; c++) {
                                 double exact = reference(type, seg, cols, r, c);
-                                double tolerance = 1e-6 * Math.max(1, Math.abs(row[c]));
-                                if (requantized) {
-                                    double blockMax = 0;
-                                    for (int i = c / 32 * 32; i < c / 32 * 32 + 32; i++) {
-                                        blockMax = Math.max(blockMax, Math.abs(reference(type, seg, cols, r, i)));
-                                    }
-                                    tolerance += 0.5 * blockMax / 127;
-                                }
+                                double tolerance = 1e-6 * Math.max(1, Math.abs(row[c]))
+                                        + (requantized ? halfInt8Step(type, seg, cols, r, c) : 0);
                                 assertEquals(exact, row[c], tolerance, what + " weight (" + r + ", " + c + ")");
                                 weights[r][c] = requantized ? row[c] : exact;
                             }
@@ -236,8 +247,10 @@ class KernelsTest {
             for (int r = 0; r < rows; r++) {
                 packed.rowTo(r, row, 0);
                 for (int c = 0; c < cols; c++) {
-                    weights[r][c] = reference(type, seg, cols, r, c);
-                    assertEquals(weights[r][c], row[c], 1e-6 * Math.max(1, Math.abs(row[c])), type + " weight (" + r + ", " + c + ")");
+                    double exact = reference(type, seg, cols, r, c);
+                    assertEquals(exact, row[c], 1e-6 * Math.max(1, Math.abs(row[c]))
+                            + (requantizedWhenPacked(type) ? halfInt8Step(type, seg, cols, r, c) : 0), type + " weight (" + r + ", " + c + ")");
+                    weights[r][c] = requantizedWhenPacked(type) ? row[c] : exact;
                 }
             }
             for (int batch : java.util.stream.IntStream.concat(java.util.stream.IntStream.rangeClosed(1, 17),
