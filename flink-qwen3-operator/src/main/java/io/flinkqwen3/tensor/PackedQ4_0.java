@@ -1,26 +1,34 @@
 package io.flinkqwen3.tensor;
 
 import static io.flinkqwen3.tensor.Kernels.F;
+import static jdk.incubator.vector.VectorOperators.AND;
+import static jdk.incubator.vector.VectorOperators.ASHR;
+import static jdk.incubator.vector.VectorOperators.I2F;
+import static jdk.incubator.vector.VectorOperators.LSHL;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Q4_0 in panels: per 32-column block, the P rows' scales as f32, then 4 chunks of P ints; int lane
- * l of chunk c holds row l's quants of columns 8c .. 8c+7, one per nibble, stored as (q - 8) in
- * 4-bit two's complement (q xor 8) so that shifting nibble j to the top and back sign-extends it to
- * q - 8 directly: two shifts and a convert per 16 weights. Lossless.
+ * Q4_0 in panels: per 32-column block, the P rows' f16 scales, then 4 chunks of P ints; int lane l
+ * of chunk c holds row l's quants of columns 8c .. 8c+7, one per nibble, stored as (q - 8) in 4-bit
+ * two's complement (q xor 8) so that shifting nibble j to the top and back sign-extends it to q - 8
+ * directly: two shifts and a convert per 16 weights. 18 bytes per 32 weights, as in ggml. Lossless:
+ * ggml's scales and quants as they are.
+ *
+ * <p>The scales stay f16 because decode streams the weights from DRAM: f32 scales would read 20
+ * bytes per 32 weights instead of 18 (11% more). They are often negative (ggml writes d = max / -8)
+ * and the quants cannot take the sign (q - 8 spans -8 .. 7), so the decode keeps it.
  */
 final class PackedQ4_0 extends PackedMatrix {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    /** Bytes per 32-column block of a panel: P scales, then 32 x P nibbles. */
-    private static final int BLOCK_BYTES = 4 * P + 16 * P;
+    /** Bytes per 32-column block of a panel: P f16 scales, then 32 x P nibbles. */
+    private static final int BLOCK_BYTES = 2 * P + 16 * P;
 
     PackedQ4_0(MemorySegment data, int rows, int cols) {
         super(data, rows, cols, panelBytes(cols), STREAM_ROWS);
@@ -35,16 +43,24 @@ final class PackedQ4_0 extends PackedMatrix {
         return DType.Q4_0;
     }
 
-    /** Nibble j of every lane, q - 8, as floats. */
-    private static FloatVector quants(IntVector chunk, int j) {
-        IntVector q = j == 7 ? chunk.lanewise(VectorOperators.ASHR, 28)
-                : chunk.lanewise(VectorOperators.LSHL, 28 - 4 * j).lanewise(VectorOperators.ASHR, 28);
-        return (FloatVector) q.convert(VectorOperators.I2F, 0);
-    }
-
     /*
-     * A group's four panels share each block: [scales of panels 0..3][chunk 0 of panels 0..3][chunk 1 ...],
-     * so that the kernels, which read chunk c of the four panels together, read ascending addresses.
+     * A group's four panels share each block: [scales of panels 0|1][scales of panels 2|3][chunk 0 of
+     * panels 0..3][chunk 1 ...], so that the kernels, which read chunk c of the four panels together,
+     * read ascending addresses. Int lane l of a scale pair holds row l's scale of the even panel in
+     * its low half and of the odd panel in its high half.
+     *
+     * The kernels below write their Vector API calls out instead of calling helpers of this class:
+     * past C2's parse-time node limit (NodeCountInliningCutoff) it refuses to inline ordinary
+     * methods, and a helper left out of line boxes every vector it takes or returns, while the
+     * Vector API's own methods are always inlined, late if need be.
+     *
+     * Decoding, per 16 lanes:
+     * - nibble j of a chunk q:  q << (28 - 4j) >> 28 (arithmetic), then int -> float;
+     * - f16 scales of a pair s:  even panel ((s << 16) >> 3) & 0x8FFFE000, odd panel (s >> 3) &
+     *   0x8FFFE000 (arithmetic shifts): the f16's sign at fp32's (its copies cleared), its exponent
+     *   and mantissa at fp32's positions, which reads the value times 2^-112 (the exponent biases are
+     *   127 and 15; f16 subnormals become fp32 subnormals), and one multiply by 2^112 restores it
+     *   exactly (checked for every finite f16).
      */
 
     /** Start of block {@code block} of the group holding panel {@code panel}. */
@@ -52,12 +68,12 @@ final class PackedQ4_0 extends PackedMatrix {
         return offset(panel - panel % 4, block, BLOCK_BYTES);
     }
 
-    private IntVector chunk(long groupBlock, int panelInGroup, int c) {
-        return IntVector.fromMemorySegment(I, data, groupBlock + 4L * P * (4 + 4 * c + panelInGroup), LE);
+    private long scaleAt(long groupBlock, int panelInGroup, int lane) {
+        return groupBlock + 4L * P * (panelInGroup / 2) + 4L * lane + 2 * (panelInGroup % 2);
     }
 
-    private FloatVector scales(long groupBlock, int panelInGroup) {
-        return FloatVector.fromMemorySegment(F, data, groupBlock + 4L * P * panelInGroup, LE);
+    private long chunkAt(long groupBlock, int panelInGroup, int lane, int c) {
+        return groupBlock + 4L * P * (2 + 4 * c + panelInGroup) + 4L * lane;
     }
 
     @Override
@@ -68,27 +84,32 @@ final class PackedQ4_0 extends PackedMatrix {
         var a2 = FloatVector.zero(F);
         var a3 = FloatVector.zero(F);
         for (int kb = 0; kb < cols; kb += 32, gb += step) {
+            // block sums without the scale, scaled once per block
             var t0 = FloatVector.zero(F);
             var t1 = FloatVector.zero(F);
             var t2 = FloatVector.zero(F);
             var t3 = FloatVector.zero(F);
             for (int c = 0; c < 4; c++) {
-                var q0 = chunk(gb, 0, c);
-                var q1 = chunk(gb, 1, c);
-                var q2 = chunk(gb, 2, c);
-                var q3 = chunk(gb, 3, c);
+                long at = gb + 4L * P * (2 + 4 * c);
+                var q0 = IntVector.fromMemorySegment(I, data, at, LE);
+                var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
+                var q2 = IntVector.fromMemorySegment(I, data, at + 8 * P, LE);
+                var q3 = IntVector.fromMemorySegment(I, data, at + 12 * P, LE);
                 for (int j = 0; j < 8; j++) {
                     var xv = FloatVector.broadcast(F, x[xOff + kb + 8 * c + j]);
-                    t0 = quants(q0, j).fma(xv, t0);
-                    t1 = quants(q1, j).fma(xv, t1);
-                    t2 = quants(q2, j).fma(xv, t2);
-                    t3 = quants(q3, j).fma(xv, t3);
+                    int left = 28 - 4 * j;
+                    t0 = ((FloatVector) q0.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0)).fma(xv, t0);
+                    t1 = ((FloatVector) q1.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0)).fma(xv, t1);
+                    t2 = ((FloatVector) q2.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0)).fma(xv, t2);
+                    t3 = ((FloatVector) q3.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0)).fma(xv, t3);
                 }
             }
-            a0 = t0.fma(scales(gb, 0), a0);
-            a1 = t1.fma(scales(gb, 1), a1);
-            a2 = t2.fma(scales(gb, 2), a2);
-            a3 = t3.fma(scales(gb, 3), a3);
+            var s01 = IntVector.fromMemorySegment(I, data, gb, LE);
+            var s23 = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
+            a0 = t0.fma(s01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f), a0);
+            a1 = t1.fma(s01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f), a1);
+            a2 = t2.fma(s23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f), a2);
+            a3 = t3.fma(s23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f), a3);
         }
         a0.intoArray(out, 0);
         a1.intoArray(out, P);
@@ -110,32 +131,35 @@ final class PackedQ4_0 extends PackedMatrix {
             var t12 = FloatVector.zero(F);
             var t13 = FloatVector.zero(F);
             for (int c = 0; c < 4; c++) {
-                var q0 = chunk(gb, 0, c);
-                var q1 = chunk(gb, 1, c);
-                var q2 = chunk(gb, 2, c);
-                var q3 = chunk(gb, 3, c);
+                long at = gb + 4L * P * (2 + 4 * c);
+                var q0 = IntVector.fromMemorySegment(I, data, at, LE);
+                var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
+                var q2 = IntVector.fromMemorySegment(I, data, at + 8 * P, LE);
+                var q3 = IntVector.fromMemorySegment(I, data, at + 12 * P, LE);
                 for (int j = 0; j < 8; j++) {
-                    int k = kb + 8 * c + j;
+                    int k = kb + 8 * c + j, left = 28 - 4 * j;
                     var v0 = FloatVector.broadcast(F, x[x0 + k]);
                     var v1 = FloatVector.broadcast(F, x[x1 + k]);
-                    var w = quants(q0, j);
+                    var w = (FloatVector) q0.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
                     t00 = w.fma(v0, t00);
                     t10 = w.fma(v1, t10);
-                    w = quants(q1, j);
+                    w = (FloatVector) q1.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
                     t01 = w.fma(v0, t01);
                     t11 = w.fma(v1, t11);
-                    w = quants(q2, j);
+                    w = (FloatVector) q2.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
                     t02 = w.fma(v0, t02);
                     t12 = w.fma(v1, t12);
-                    w = quants(q3, j);
+                    w = (FloatVector) q3.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
                     t03 = w.fma(v0, t03);
                     t13 = w.fma(v1, t13);
                 }
             }
-            var s0 = scales(gb, 0);
-            var s1 = scales(gb, 1);
-            var s2 = scales(gb, 2);
-            var s3 = scales(gb, 3);
+            var s01 = IntVector.fromMemorySegment(I, data, gb, LE);
+            var s23 = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
+            var s0 = s01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            var s1 = s01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            var s2 = s23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            var s3 = s23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
             t00.fma(s0, FloatVector.fromArray(F, out, 0)).intoArray(out, 0);
             t01.fma(s1, FloatVector.fromArray(F, out, P)).intoArray(out, P);
             t02.fma(s2, FloatVector.fromArray(F, out, 2 * P)).intoArray(out, 2 * P);
@@ -152,7 +176,7 @@ final class PackedQ4_0 extends PackedMatrix {
         java.util.Arrays.fill(out, 0, 4 * GROUP, 0f);
         long gb = groupBlock(4 * group, 0), step = 4L * BLOCK_BYTES;
         for (int kb = 0; kb < cols; kb += 32, gb += step) {
-            // two panels at a time: 4 rows x 4 panels of block sums would not leave registers for the rest
+            // two panels at a time (one scale pair): 4 rows x 4 panels of block sums would not leave registers for the rest
             for (int p = 0; p < 4; p += 2) {
                 var t00 = FloatVector.zero(F); // t<row><panel p + 0|1>: block sums without the scale
                 var t01 = FloatVector.zero(F);
@@ -163,28 +187,30 @@ final class PackedQ4_0 extends PackedMatrix {
                 var t30 = FloatVector.zero(F);
                 var t31 = FloatVector.zero(F);
                 for (int c = 0; c < 4; c++) {
-                    var q0 = chunk(gb, p, c);
-                    var q1 = chunk(gb, p + 1, c);
+                    long at = gb + 4L * P * (2 + 4 * c + p);
+                    var q0 = IntVector.fromMemorySegment(I, data, at, LE);
+                    var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
                     for (int j = 0; j < 8; j++) {
-                        int k = kb + 8 * c + j;
+                        int k = kb + 8 * c + j, left = 28 - 4 * j;
                         var v0 = FloatVector.broadcast(F, x[x0 + k]);
                         var v1 = FloatVector.broadcast(F, x[x1 + k]);
                         var v2 = FloatVector.broadcast(F, x[x2 + k]);
                         var v3 = FloatVector.broadcast(F, x[x3 + k]);
-                        var w = quants(q0, j);
+                        var w = (FloatVector) q0.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
                         t00 = w.fma(v0, t00);
                         t10 = w.fma(v1, t10);
                         t20 = w.fma(v2, t20);
                         t30 = w.fma(v3, t30);
-                        w = quants(q1, j);
+                        w = (FloatVector) q1.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
                         t01 = w.fma(v0, t01);
                         t11 = w.fma(v1, t11);
                         t21 = w.fma(v2, t21);
                         t31 = w.fma(v3, t31);
                     }
                 }
-                var s0 = scales(gb, p);
-                var s1 = scales(gb, p + 1);
+                var pair = IntVector.fromMemorySegment(I, data, gb + 2L * P * p, LE);
+                var s0 = pair.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+                var s1 = pair.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
                 int o0 = p * P, o1 = o0 + P;
                 t00.fma(s0, FloatVector.fromArray(F, out, o0)).intoArray(out, o0);
                 t01.fma(s1, FloatVector.fromArray(F, out, o1)).intoArray(out, o1);
@@ -201,13 +227,15 @@ final class PackedQ4_0 extends PackedMatrix {
     @Override
     void dequantize(int panel, int k0, int kc, float[] buf, int off, int stride) {
         long gb = groupBlock(panel, k0 / 32);
-        int p = panel % 4;
+        int p = panel % 4, left = 16 - 16 * (p % 2); // an even panel's scale is the low half
         for (int kb = 0; kb < kc; kb += 32, gb += 4L * BLOCK_BYTES) {
-            var s = scales(gb, p);
+            var s = IntVector.fromMemorySegment(I, data, gb + 2L * P * (p & ~1), LE)
+                    .lanewise(LSHL, left).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
             for (int c = 0; c < 4; c++) {
-                var q = chunk(gb, p, c);
+                var q = IntVector.fromMemorySegment(I, data, gb + 4L * P * (2 + 4 * c + p), LE);
                 for (int j = 0; j < 8; j++) {
-                    quants(q, j).mul(s).intoArray(buf, off + (kb + 8 * c + j) * stride);
+                    ((FloatVector) q.lanewise(LSHL, 28 - 4 * j).lanewise(ASHR, 28).convert(I2F, 0)).mul(s)
+                            .intoArray(buf, off + (kb + 8 * c + j) * stride);
                 }
             }
         }
@@ -217,21 +245,21 @@ final class PackedQ4_0 extends PackedMatrix {
     float weight(int row, int col) {
         int panel = row / P, p = panel % 4, lane = row % P, i = col % 32;
         long gb = groupBlock(panel, col / 32);
-        float scale = data.get(ValueLayout.JAVA_FLOAT_UNALIGNED, gb + 4L * P * p + 4L * lane);
-        int packed = data.get(ValueLayout.JAVA_INT_UNALIGNED, gb + 4L * P * (4 + 4 * (i / 8) + p) + 4L * lane);
+        float scale = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, scaleAt(gb, p, lane)));
+        int packed = data.get(ValueLayout.JAVA_INT_UNALIGNED, chunkAt(gb, p, lane, i / 8));
         return scale * ((packed << (28 - 4 * (i % 8))) >> 28);
     }
 
     @Override
     void packPanel(Matrix source, int panel) {
         var q4 = (Q4_0Matrix) source;
+        int p = panel % 4;
         for (int lane = 0; lane < P && panel * P + lane < rows; lane++) {
-            int p = panel % 4;
             long from = (panel * P + lane) * q4.rowBytes, gb = groupBlock(panel, 0);
             for (int kb = 0; kb < cols; kb += 32, from += Q4_0Matrix.BLOCK_BYTES, gb += 4L * BLOCK_BYTES) {
-                float scale = q4.scale(from);
-                checkFinite(scale, panel * P + lane, kb);
-                data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, gb + 4L * P * p + 4L * lane, scale);
+                short scale = q4.data.get(ValueLayout.JAVA_SHORT_UNALIGNED, from);
+                checkFinite(Float.float16ToFloat(scale), panel * P + lane, kb);
+                data.set(ValueLayout.JAVA_SHORT_UNALIGNED, scaleAt(gb, p, lane), scale);
                 for (int c = 0; c < 4; c++) {
                     int packed = 0;
                     for (int j = 0; j < 8; j++) {
@@ -240,7 +268,7 @@ final class PackedQ4_0 extends PackedMatrix {
                         int q = i < 16 ? b & 15 : b >> 4;
                         packed |= (q ^ 8) << (4 * j);
                     }
-                    data.set(ValueLayout.JAVA_INT_UNALIGNED, gb + 4L * P * (4 + 4 * c + p) + 4L * lane, packed);
+                    data.set(ValueLayout.JAVA_INT_UNALIGNED, chunkAt(gb, p, lane, c), packed);
                 }
             }
         }

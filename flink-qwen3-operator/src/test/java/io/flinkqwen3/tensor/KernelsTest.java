@@ -101,7 +101,9 @@ class KernelsTest {
                 case F16 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) (RANDOM.nextDouble() * 2 - 1)));
                 case BF16 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o,
                         (short) (Float.floatToIntBits((float) (RANDOM.nextDouble() * 2 - 1)) >>> 16));
-                case Q8_0, Q4_0 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) RANDOM.nextDouble() * 0.1f));
+                case Q8_0 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) RANDOM.nextDouble() * 0.1f));
+                // either sign: ggml's Q4_0 scale is max / -8, negative whenever the block's extreme is positive
+                case Q4_0 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) (RANDOM.nextDouble() * 0.2 - 0.1)));
                 case Q4_K -> {
                     seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) RANDOM.nextDouble() * 0.01f));
                     seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + 2, Float.floatToFloat16((float) RANDOM.nextDouble() * 0.01f));
