@@ -3,9 +3,9 @@ package io.flinkqwen3.tensor;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The k-quant formats (256-weight super-blocks with packed sub-block scales). They are not
- * repacked: rows are dequantized a super-block at a time and multiplied by {@link Matrix}'s
- * generic path.
+ * The k-quant formats (256-weight super-blocks with packed sub-block scales). Rows are dequantized
+ * a super-block at a time; {@link PackedMatrix#pack} requantizes them into int8 panels, and a
+ * matrix that stays as it is multiplies through {@link Matrix}'s generic path.
  */
 public abstract sealed class KQuantMatrix extends Matrix permits Q4_KMatrix, Q6_KMatrix {
     static final int BLOCK = 256;

@@ -26,9 +26,9 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>What packs into it: Q8_0 (lossless: ggml's scales and quants as they are; a block with a
  * negative scale, which ggml never writes, is requantized), Q6_K and Q4_K (requantized: the block's
- * weights as floats, scale max |w| / 127 rounded to f16, quants rounded with that scale, as ggml
- * quantizes Q8_0: each weight off by at most half an int8 step of its block, a 4th of Q6_K's own
- * step and a 16th of Q4_K's).
+ * weights as floats, scale max |w| / 127 rounded to the nearest f16, quants rounded with that scale
+ * and clamped to +-127, as ggml quantizes Q8_0: each weight off by at most about half an int8 step
+ * of its 32-column block, a 4th of the step of the block's coarser Q6_K sub-block, a 16th of Q4_K's).
  */
 final class PackedInt8 extends PackedMatrix {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
@@ -61,9 +61,9 @@ final class PackedInt8 extends PackedMatrix {
      *
      * The kernels below write their Vector API calls out instead of calling helpers of this class:
      * past C2's parse-time node limit (NodeCountInliningCutoff) it refuses to inline ordinary
-     * methods, and a helper left out of line boxes every vector it takes or returns (measured: the
-     * f16 scale decode through a helper cost matvec its last scales() call, 25% slower), while the
-     * Vector API's own methods are always inlined, late if need be.
+     * methods, and a helper left out of line boxes every vector it takes or returns (measured: with
+     * the f16 decode in a helper method, matvec's last call of it stayed out of line, 25% slower),
+     * while the Vector API's own methods are always inlined, late if need be.
      *
      * Decoding, per 16 lanes:
      * - quant byte j of a chunk q:  q << (24 - 8j) >> 24 (arithmetic), then int -> float;
@@ -263,7 +263,7 @@ final class PackedInt8 extends PackedMatrix {
     @Override
     void packPanel(Matrix source, int panel) {
         Q8_0Matrix q8 = source instanceof Q8_0Matrix m ? m : null;
-        float[] row = new float[cols];
+        float[] row = null; // the rows as floats, for blocks that are requantized
         int p = panel % 4;
         for (int lane = 0; lane < P && panel * P + lane < rows; lane++) {
             int r = panel * P + lane;
@@ -283,6 +283,7 @@ final class PackedInt8 extends PackedMatrix {
                     }
                 }
                 if (!rowRead) {
+                    row = row == null ? new float[cols] : row;
                     source.rowTo(r, row, 0);
                     rowRead = true;
                 }
@@ -291,8 +292,8 @@ final class PackedInt8 extends PackedMatrix {
                 short half = Float.floatToFloat16(exact);
                 float scale = Float.float16ToFloat(half);
                 if (Float.isInfinite(scale)) {
-                    throw new DamagedWeightsException("row " + r + ", the block of columns from " + kb + ": its scale " + exact
-                            + " is beyond an f16's range (65504)");
+                    throw new DamagedWeightsException("row " + r + ", the block of columns from " + kb + ": its int8 scale " + exact
+                            + " (max |w| / 127) is beyond an f16's range (65504); these weights cannot be packed");
                 }
                 data.set(ValueLayout.JAVA_SHORT_UNALIGNED, scaleAt(gb, p, lane), half);
                 for (int i = 0; i < BLOCK; i++) {

@@ -117,7 +117,11 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
         }
     }
 
-    /** A matrix's data that no valid file holds (a non-finite block scale): thrown by {@link #pack}. */
+    /**
+     * A matrix's data the panels cannot hold: a block scale that is not a finite number (what a
+     * corrupt file holds), or a requantized block whose scale is beyond an f16's range. Thrown by
+     * {@link #pack}.
+     */
     public static final class DamagedWeightsException extends IllegalArgumentException {
         DamagedWeightsException(String message) {
             super(message);

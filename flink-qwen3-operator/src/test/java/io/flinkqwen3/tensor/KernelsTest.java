@@ -240,7 +240,8 @@ class KernelsTest {
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"Q8_0", "Q6_K", "Q4_0", "BF16", "F32"})
     void everyBatchSizeMatchesTheScalarReference(DType type) {
-        int cols = Math.max(type.blockElements(), 64) * 3, rows = 2 * PackedMatrix.GROUP + 13;
+        // more columns than one dequantized chunk (KC), so the tiles also start mid-row
+        int cols = Math.max(type.blockElements(), 128) * 3, rows = 2 * PackedMatrix.GROUP + 13;
         try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
             MemorySegment seg = randomWeights(type, rows, cols, arena);
             Matrix packed = PackedMatrix.pack(Matrix.of(type, seg, rows, cols), parallel, arena);
@@ -275,6 +276,101 @@ class KernelsTest {
                     }
                 }
             }
+        }
+    }
+
+    /**
+     * The packed kernels read every f16 block scale exactly (they decode f16 with integer shifts,
+     * a mask and a multiply, not with a conversion instruction): one block per row whose only
+     * non-zero weight is 1 x its scale, times x = (1, 0, ...) in every batch path, must give
+     * Float.float16ToFloat(scale). Q4_0 keeps every finite f16, either sign; Q8_0 every finite
+     * non-negative one (a negative Q8_0 scale is requantized: {@link #aNegativeQ8_0ScaleIsRequantizedWithinHalfAStep}).
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"Q8_0", "Q4_0"})
+    void everyFiniteF16ScaleIsReadExactly(DType type) {
+        short[] scales = f16s(type);
+        int rows = scales.length, cols = 32;
+        try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
+            MemorySegment seg = arena.allocate(type.byteSize((long) rows * cols));
+            for (int r = 0; r < rows; r++) {
+                long o = (long) r * type.blockBytes();
+                seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, scales[r]);
+                if (type == DType.Q8_0) {
+                    seg.set(ValueLayout.JAVA_BYTE, o + 2, (byte) 1); // quants 1, 0, 0, ...
+                } else {
+                    for (int i = 0; i < 16; i++) { // nibbles store q + 8: 9 (weight 1) in column 0, 8 (0) elsewhere
+                        seg.set(ValueLayout.JAVA_BYTE, o + 2 + i, (byte) (i == 0 ? 0x89 : 0x88));
+                    }
+                }
+            }
+            Matrix packed = PackedMatrix.pack(Matrix.of(type, seg, rows, cols), parallel, arena);
+            for (int batch : new int[] {1, 2, 4, PackedMatrix.STREAM_ROWS + 1}) {
+                float[] x = new float[batch * cols], out = new float[batch * rows];
+                for (int b = 0; b < batch; b++) {
+                    x[b * cols] = b + 1;
+                }
+                packed.matmul(x, batch, out, parallel);
+                for (int b = 0; b < batch; b++) {
+                    for (int r = 0; r < rows; r++) {
+                        float expected = Float.float16ToFloat(scales[r]) * (b + 1);
+                        if (expected != out[b * rows + r]) { // one assertion per mismatch: 63488 rows
+                            assertEquals(expected, out[b * rows + r], type + " batch " + batch + ": scale 0x" + Integer.toHexString(scales[r] & 0xFFFF));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** The finite f16 scales the packed layout of {@code type} keeps as they are, in order. */
+    private static short[] f16s(DType type) {
+        int[] bits = java.util.stream.IntStream.range(0, 1 << 16)
+                .filter(h -> Float.isFinite(Float.float16ToFloat((short) h)) && (type == DType.Q4_0 || h < 0x8000)).toArray();
+        short[] scales = new short[bits.length];
+        for (int i = 0; i < bits.length; i++) {
+            scales[i] = (short) bits[i];
+        }
+        return scales;
+    }
+
+    /**
+     * ggml never writes a negative Q8_0 scale, but a file may hold one (or -0): the panels keep
+     * scales non-negative, so such a block is requantized from its weights, each within half an
+     * int8 step of the block (max |w| / 127, rounded to f16).
+     */
+    @Test
+    void aNegativeQ8_0ScaleIsRequantizedWithinHalfAStep() {
+        int rows = 3, cols = 64;
+        try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
+            MemorySegment seg = randomWeights(DType.Q8_0, rows, cols, arena);
+            seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, 0, Float.floatToFloat16(-0.03f));
+            seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * DType.Q8_0.blockBytes(), (short) 0x8000); // -0
+            Matrix packed = PackedMatrix.pack(Matrix.of(DType.Q8_0, seg, rows, cols), parallel, arena);
+            float[] row = new float[cols];
+            for (int r = 0; r < rows; r++) {
+                packed.rowTo(r, row, 0);
+                for (int c = 0; c < cols; c++) {
+                    assertEquals(reference(DType.Q8_0, seg, cols, r, c), row[c], 1e-6 + halfInt8Step(DType.Q8_0, seg, cols, r, c),
+                            "weight (" + r + ", " + c + ")");
+                }
+            }
+        }
+    }
+
+    /** A requantized block whose int8 scale would not fit an f16 is refused, saying so. */
+    @Test
+    void aRequantizedScaleBeyondF16IsRefused() {
+        try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
+            MemorySegment seg = randomWeights(DType.Q6_K, 1, 256, arena);
+            seg.asSlice(0, 192).fill((byte) 0); // every quant q = 0: weight d * sc * (0 - 32)
+            seg.asSlice(192, 16).fill((byte) 127); // sub-block scales sc
+            seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, 208, Float.floatToFloat16(60000f)); // d: weights -2.4e8
+            // packing runs in parallel: the refusal arrives as the cause of the loop's exception
+            var e = org.junit.jupiter.api.Assertions.assertThrows(RuntimeException.class,
+                    () -> PackedMatrix.pack(Matrix.of(DType.Q6_K, seg, 1, 256), parallel, arena));
+            var damaged = org.junit.jupiter.api.Assertions.assertInstanceOf(PackedMatrix.DamagedWeightsException.class, e.getCause());
+            org.junit.jupiter.api.Assertions.assertTrue(damaged.getMessage().contains("beyond an f16's range"), damaged.getMessage());
         }
     }
 
