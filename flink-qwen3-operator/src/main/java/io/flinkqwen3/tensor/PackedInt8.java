@@ -2,23 +2,25 @@ package io.flinkqwen3.tensor;
 
 import static io.flinkqwen3.tensor.Kernels.F;
 import static jdk.incubator.vector.VectorOperators.AND;
-import static jdk.incubator.vector.VectorOperators.ASHR;
-import static jdk.incubator.vector.VectorOperators.I2F;
+import static jdk.incubator.vector.VectorOperators.B2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
  * int8 weights with one f16 scale per row per block of 32 columns, in panels: per block, the P rows'
- * scales, then 8 chunks of P ints; int lane l of chunk c holds row l's quants of columns 4c .. 4c+3,
- * one per byte. Shifting byte j to the top and back (arithmetic) sign-extends it in place: two
- * shifts and a convert per 16 weights, no lane-crossing byte widening.
+ * scales, then per column the P rows' quants as P consecutive bytes. A sign-extending widening load
+ * and a convert decode P weights (vpmovsxbd + vcvtdq2ps at 16 lanes), one vector operation fewer
+ * than extracting byte j of int lanes with two shifts: 4096x2048, 16 rows, 2 threads, Zen 4, builds
+ * alternating twice, 1.87/1.82 -> 1.74/1.72 ms; 1 row the same.
  *
  * <p>The scales stay f16, as in ggml, because decode streams the weights from DRAM: f32 scales
  * would read 36 bytes per 32 weights instead of 34 (6% more). They are never negative, so that an
@@ -32,6 +34,8 @@ import jdk.incubator.vector.VectorSpecies;
  */
 final class PackedInt8 extends PackedMatrix {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    /** P bytes: one column of a panel, widened to P floats. */
+    private static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4));
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final int BLOCK = 32;
     /** Bytes per block of a panel: P f16 scales, then 32 x P quants. */
@@ -54,10 +58,11 @@ final class PackedInt8 extends PackedMatrix {
     }
 
     /*
-     * A group's four panels share each block: [scales of panels 0|1][scales of panels 2|3][chunk 0 of
-     * panels 0..3][chunk 1 ...], so that the kernels, which read chunk c of the four panels together,
-     * read ascending addresses. Int lane l of a scale pair holds row l's scale of the even panel in
-     * its low half and of the odd panel in its high half.
+     * A group's four panels share each block: [scales of panels 0|1][scales of panels 2|3][column 0
+     * of panels 0..3][column 1 ...], P bytes per panel and column (byte l: row l), so that the
+     * kernels, which read column k of the four panels together, read ascending addresses. Int lane l
+     * of a scale pair holds row l's scale of the even panel in its low half and of the odd panel in
+     * its high half.
      *
      * The kernels below write their Vector API calls out instead of calling helpers of this class:
      * past C2's parse-time node limit (NodeCountInliningCutoff) it refuses to inline ordinary
@@ -66,7 +71,7 @@ final class PackedInt8 extends PackedMatrix {
      * while the Vector API's own methods are always inlined, late if need be.
      *
      * Decoding, per 16 lanes:
-     * - quant byte j of a chunk q:  q << (24 - 8j) >> 24 (arithmetic), then int -> float;
+     * - quants of a column of a panel:  P bytes, sign-extended to ints and converted (B2F);
      * - f16 scales of a pair s:  even panel (s << 16) >>> 3, odd panel (s >>> 3) & 0x0FFFE000: the
      *   f16's exponent and mantissa at fp32's positions (its sign is clear), which reads the value
      *   times 2^-112 (the exponent biases are 127 and 15; f16 subnormals become fp32 subnormals), and
@@ -83,7 +88,7 @@ final class PackedInt8 extends PackedMatrix {
     }
 
     private long quantAt(long groupBlock, int panelInGroup, int lane, int i) {
-        return groupBlock + 4L * P * (2 + 4 * (i / 4) + panelInGroup) + 4L * lane + i % 4;
+        return groupBlock + 8L * P + (long) (4 * i + panelInGroup) * P + lane;
     }
 
     @Override
@@ -99,20 +104,13 @@ final class PackedInt8 extends PackedMatrix {
             var t1 = FloatVector.zero(F);
             var t2 = FloatVector.zero(F);
             var t3 = FloatVector.zero(F);
-            for (int c = 0; c < BLOCK / 4; c++) {
-                long at = gb + 4L * P * (2 + 4 * c);
-                var q0 = IntVector.fromMemorySegment(I, data, at, LE);
-                var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
-                var q2 = IntVector.fromMemorySegment(I, data, at + 8 * P, LE);
-                var q3 = IntVector.fromMemorySegment(I, data, at + 12 * P, LE);
-                for (int j = 0; j < 4; j++) {
-                    var xv = FloatVector.broadcast(F, x[xOff + kb + 4 * c + j]);
-                    int left = 24 - 8 * j;
-                    t0 = ((FloatVector) q0.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0)).fma(xv, t0);
-                    t1 = ((FloatVector) q1.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0)).fma(xv, t1);
-                    t2 = ((FloatVector) q2.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0)).fma(xv, t2);
-                    t3 = ((FloatVector) q3.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0)).fma(xv, t3);
-                }
+            for (int k = 0; k < BLOCK; k++) {
+                long at = gb + 8L * P + 4L * P * k;
+                var xv = FloatVector.broadcast(F, x[xOff + kb + k]);
+                t0 = ((FloatVector) ByteVector.fromMemorySegment(B, data, at, LE).convertShape(B2F, F, 0)).fma(xv, t0);
+                t1 = ((FloatVector) ByteVector.fromMemorySegment(B, data, at + P, LE).convertShape(B2F, F, 0)).fma(xv, t1);
+                t2 = ((FloatVector) ByteVector.fromMemorySegment(B, data, at + 2 * P, LE).convertShape(B2F, F, 0)).fma(xv, t2);
+                t3 = ((FloatVector) ByteVector.fromMemorySegment(B, data, at + 3 * P, LE).convertShape(B2F, F, 0)).fma(xv, t3);
             }
             var s01 = IntVector.fromMemorySegment(I, data, gb, LE);
             var s23 = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
@@ -140,29 +138,22 @@ final class PackedInt8 extends PackedMatrix {
             var t11 = FloatVector.zero(F);
             var t12 = FloatVector.zero(F);
             var t13 = FloatVector.zero(F);
-            for (int c = 0; c < BLOCK / 4; c++) {
-                long at = gb + 4L * P * (2 + 4 * c);
-                var q0 = IntVector.fromMemorySegment(I, data, at, LE);
-                var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
-                var q2 = IntVector.fromMemorySegment(I, data, at + 8 * P, LE);
-                var q3 = IntVector.fromMemorySegment(I, data, at + 12 * P, LE);
-                for (int j = 0; j < 4; j++) {
-                    int k = kb + 4 * c + j, left = 24 - 8 * j;
-                    var v0 = FloatVector.broadcast(F, x[x0 + k]);
-                    var v1 = FloatVector.broadcast(F, x[x1 + k]);
-                    var w = (FloatVector) q0.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0);
-                    t00 = w.fma(v0, t00);
-                    t10 = w.fma(v1, t10);
-                    w = (FloatVector) q1.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0);
-                    t01 = w.fma(v0, t01);
-                    t11 = w.fma(v1, t11);
-                    w = (FloatVector) q2.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0);
-                    t02 = w.fma(v0, t02);
-                    t12 = w.fma(v1, t12);
-                    w = (FloatVector) q3.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0);
-                    t03 = w.fma(v0, t03);
-                    t13 = w.fma(v1, t13);
-                }
+            for (int k = 0; k < BLOCK; k++) {
+                long at = gb + 8L * P + 4L * P * k;
+                var v0 = FloatVector.broadcast(F, x[x0 + kb + k]);
+                var v1 = FloatVector.broadcast(F, x[x1 + kb + k]);
+                var w = (FloatVector) ByteVector.fromMemorySegment(B, data, at, LE).convertShape(B2F, F, 0);
+                t00 = w.fma(v0, t00);
+                t10 = w.fma(v1, t10);
+                w = (FloatVector) ByteVector.fromMemorySegment(B, data, at + P, LE).convertShape(B2F, F, 0);
+                t01 = w.fma(v0, t01);
+                t11 = w.fma(v1, t11);
+                w = (FloatVector) ByteVector.fromMemorySegment(B, data, at + 2 * P, LE).convertShape(B2F, F, 0);
+                t02 = w.fma(v0, t02);
+                t12 = w.fma(v1, t12);
+                w = (FloatVector) ByteVector.fromMemorySegment(B, data, at + 3 * P, LE).convertShape(B2F, F, 0);
+                t03 = w.fma(v0, t03);
+                t13 = w.fma(v1, t13);
             }
             var s01 = IntVector.fromMemorySegment(I, data, gb, LE);
             var s23 = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
@@ -196,27 +187,23 @@ final class PackedInt8 extends PackedMatrix {
                 var t21 = FloatVector.zero(F);
                 var t30 = FloatVector.zero(F);
                 var t31 = FloatVector.zero(F);
-                for (int c = 0; c < BLOCK / 4; c++) {
-                    long at = gb + 4L * P * (2 + 4 * c + p);
-                    var q0 = IntVector.fromMemorySegment(I, data, at, LE);
-                    var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
-                    for (int j = 0; j < 4; j++) {
-                        int k = kb + 4 * c + j, left = 24 - 8 * j;
-                        var v0 = FloatVector.broadcast(F, x[x0 + k]);
-                        var v1 = FloatVector.broadcast(F, x[x1 + k]);
-                        var v2 = FloatVector.broadcast(F, x[x2 + k]);
-                        var v3 = FloatVector.broadcast(F, x[x3 + k]);
-                        var w = (FloatVector) q0.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0);
-                        t00 = w.fma(v0, t00);
-                        t10 = w.fma(v1, t10);
-                        t20 = w.fma(v2, t20);
-                        t30 = w.fma(v3, t30);
-                        w = (FloatVector) q1.lanewise(LSHL, left).lanewise(ASHR, 24).convert(I2F, 0);
-                        t01 = w.fma(v0, t01);
-                        t11 = w.fma(v1, t11);
-                        t21 = w.fma(v2, t21);
-                        t31 = w.fma(v3, t31);
-                    }
+                for (int k = 0; k < BLOCK; k++) {
+                    long at = gb + 8L * P + (long) (4 * k + p) * P;
+                    int c = kb + k;
+                    var v0 = FloatVector.broadcast(F, x[x0 + c]);
+                    var v1 = FloatVector.broadcast(F, x[x1 + c]);
+                    var v2 = FloatVector.broadcast(F, x[x2 + c]);
+                    var v3 = FloatVector.broadcast(F, x[x3 + c]);
+                    var w = (FloatVector) ByteVector.fromMemorySegment(B, data, at, LE).convertShape(B2F, F, 0);
+                    t00 = w.fma(v0, t00);
+                    t10 = w.fma(v1, t10);
+                    t20 = w.fma(v2, t20);
+                    t30 = w.fma(v3, t30);
+                    w = (FloatVector) ByteVector.fromMemorySegment(B, data, at + P, LE).convertShape(B2F, F, 0);
+                    t01 = w.fma(v0, t01);
+                    t11 = w.fma(v1, t11);
+                    t21 = w.fma(v2, t21);
+                    t31 = w.fma(v3, t31);
                 }
                 var pair = IntVector.fromMemorySegment(I, data, gb + 2L * P * p, LE);
                 var s0 = pair.lanewise(LSHL, 16).lanewise(LSHR, 3).reinterpretAsFloats().mul(0x1p112f);
@@ -242,12 +229,9 @@ final class PackedInt8 extends PackedMatrix {
             var pair = IntVector.fromMemorySegment(I, data, gb + 2L * P * (p & ~1), LE);
             var s = (p % 2 == 0 ? pair.lanewise(LSHL, 16).lanewise(LSHR, 3) : pair.lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000))
                     .reinterpretAsFloats().mul(0x1p112f);
-            for (int c = 0; c < BLOCK / 4; c++) {
-                var q = IntVector.fromMemorySegment(I, data, gb + 4L * P * (2 + 4 * c + p), LE);
-                for (int j = 0; j < 4; j++) {
-                    ((FloatVector) q.lanewise(LSHL, 24 - 8 * j).lanewise(ASHR, 24).convert(I2F, 0)).mul(s)
-                            .intoArray(buf, off + (kb + 4 * c + j) * stride);
-                }
+            for (int k = 0; k < BLOCK; k++) {
+                ((FloatVector) ByteVector.fromMemorySegment(B, data, gb + 8L * P + (long) (4 * k + p) * P, LE).convertShape(B2F, F, 0))
+                        .mul(s).intoArray(buf, off + (kb + k) * stride);
             }
         }
     }
