@@ -176,51 +176,78 @@ final class PackedQ4_0 extends PackedMatrix {
         java.util.Arrays.fill(out, 0, 4 * GROUP, 0f);
         long gb = groupBlock(4 * group, 0), step = 4L * BLOCK_BYTES;
         for (int kb = 0; kb < cols; kb += 32, gb += step) {
-            // two panels at a time (one scale pair): 4 rows x 4 panels of block sums would not leave registers for the rest
-            for (int p = 0; p < 4; p += 2) {
-                var t00 = FloatVector.zero(F); // t<row><panel p + 0|1>: block sums without the scale
-                var t01 = FloatVector.zero(F);
-                var t10 = FloatVector.zero(F);
-                var t11 = FloatVector.zero(F);
-                var t20 = FloatVector.zero(F);
-                var t21 = FloatVector.zero(F);
-                var t30 = FloatVector.zero(F);
-                var t31 = FloatVector.zero(F);
-                for (int c = 0; c < 4; c++) {
-                    long at = gb + 4L * P * (2 + 4 * c + p);
-                    var q0 = IntVector.fromMemorySegment(I, data, at, LE);
-                    var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
-                    for (int j = 0; j < 8; j++) {
-                        int k = kb + 8 * c + j, left = 28 - 4 * j;
-                        var v0 = FloatVector.broadcast(F, x[x0 + k]);
-                        var v1 = FloatVector.broadcast(F, x[x1 + k]);
-                        var v2 = FloatVector.broadcast(F, x[x2 + k]);
-                        var v3 = FloatVector.broadcast(F, x[x3 + k]);
-                        var w = (FloatVector) q0.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
-                        t00 = w.fma(v0, t00);
-                        t10 = w.fma(v1, t10);
-                        t20 = w.fma(v2, t20);
-                        t30 = w.fma(v3, t30);
-                        w = (FloatVector) q1.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
-                        t01 = w.fma(v0, t01);
-                        t11 = w.fma(v1, t11);
-                        t21 = w.fma(v2, t21);
-                        t31 = w.fma(v3, t31);
-                    }
+            var t00 = FloatVector.zero(F); // t<row><panel>: block sums without the scale
+            var t01 = FloatVector.zero(F);
+            var t02 = FloatVector.zero(F);
+            var t03 = FloatVector.zero(F);
+            var t10 = FloatVector.zero(F);
+            var t11 = FloatVector.zero(F);
+            var t12 = FloatVector.zero(F);
+            var t13 = FloatVector.zero(F);
+            var t20 = FloatVector.zero(F);
+            var t21 = FloatVector.zero(F);
+            var t22 = FloatVector.zero(F);
+            var t23 = FloatVector.zero(F);
+            var t30 = FloatVector.zero(F);
+            var t31 = FloatVector.zero(F);
+            var t32 = FloatVector.zero(F);
+            var t33 = FloatVector.zero(F);
+            for (int c = 0; c < 4; c++) {
+                long at = gb + 4L * P * (2 + 4 * c);
+                var q0 = IntVector.fromMemorySegment(I, data, at, LE);
+                var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
+                var q2 = IntVector.fromMemorySegment(I, data, at + 8 * P, LE);
+                var q3 = IntVector.fromMemorySegment(I, data, at + 12 * P, LE);
+                for (int j = 0; j < 8; j++) {
+                    int k = kb + 8 * c + j, left = 28 - 4 * j;
+                    var v0 = FloatVector.broadcast(F, x[x0 + k]);
+                    var v1 = FloatVector.broadcast(F, x[x1 + k]);
+                    var v2 = FloatVector.broadcast(F, x[x2 + k]);
+                    var v3 = FloatVector.broadcast(F, x[x3 + k]);
+                    var w = (FloatVector) q0.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
+                    t00 = w.fma(v0, t00);
+                    t10 = w.fma(v1, t10);
+                    t20 = w.fma(v2, t20);
+                    t30 = w.fma(v3, t30);
+                    w = (FloatVector) q1.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
+                    t01 = w.fma(v0, t01);
+                    t11 = w.fma(v1, t11);
+                    t21 = w.fma(v2, t21);
+                    t31 = w.fma(v3, t31);
+                    w = (FloatVector) q2.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
+                    t02 = w.fma(v0, t02);
+                    t12 = w.fma(v1, t12);
+                    t22 = w.fma(v2, t22);
+                    t32 = w.fma(v3, t32);
+                    w = (FloatVector) q3.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
+                    t03 = w.fma(v0, t03);
+                    t13 = w.fma(v1, t13);
+                    t23 = w.fma(v2, t23);
+                    t33 = w.fma(v3, t33);
                 }
-                var pair = IntVector.fromMemorySegment(I, data, gb + 2L * P * p, LE);
-                var s0 = pair.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-                var s1 = pair.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-                int o0 = p * P, o1 = o0 + P;
-                t00.fma(s0, FloatVector.fromArray(F, out, o0)).intoArray(out, o0);
-                t01.fma(s1, FloatVector.fromArray(F, out, o1)).intoArray(out, o1);
-                t10.fma(s0, FloatVector.fromArray(F, out, GROUP + o0)).intoArray(out, GROUP + o0);
-                t11.fma(s1, FloatVector.fromArray(F, out, GROUP + o1)).intoArray(out, GROUP + o1);
-                t20.fma(s0, FloatVector.fromArray(F, out, 2 * GROUP + o0)).intoArray(out, 2 * GROUP + o0);
-                t21.fma(s1, FloatVector.fromArray(F, out, 2 * GROUP + o1)).intoArray(out, 2 * GROUP + o1);
-                t30.fma(s0, FloatVector.fromArray(F, out, 3 * GROUP + o0)).intoArray(out, 3 * GROUP + o0);
-                t31.fma(s1, FloatVector.fromArray(F, out, 3 * GROUP + o1)).intoArray(out, 3 * GROUP + o1);
             }
+            var s01 = IntVector.fromMemorySegment(I, data, gb, LE);
+            var s23 = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
+            var s0 = s01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            var s1 = s01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            var s2 = s23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            var s3 = s23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            t00.fma(s0, FloatVector.fromArray(F, out, 0)).intoArray(out, 0);
+            t01.fma(s1, FloatVector.fromArray(F, out, P)).intoArray(out, P);
+            t02.fma(s2, FloatVector.fromArray(F, out, 2 * P)).intoArray(out, 2 * P);
+            t03.fma(s3, FloatVector.fromArray(F, out, 3 * P)).intoArray(out, 3 * P);
+            t10.fma(s0, FloatVector.fromArray(F, out, GROUP)).intoArray(out, GROUP);
+            t11.fma(s1, FloatVector.fromArray(F, out, GROUP + P)).intoArray(out, GROUP + P);
+            t12.fma(s2, FloatVector.fromArray(F, out, GROUP + 2 * P)).intoArray(out, GROUP + 2 * P);
+            t13.fma(s3, FloatVector.fromArray(F, out, GROUP + 3 * P)).intoArray(out, GROUP + 3 * P);
+            t20.fma(s0, FloatVector.fromArray(F, out, 2 * GROUP)).intoArray(out, 2 * GROUP);
+            t21.fma(s1, FloatVector.fromArray(F, out, 2 * GROUP + P)).intoArray(out, 2 * GROUP + P);
+            t22.fma(s2, FloatVector.fromArray(F, out, 2 * GROUP + 2 * P)).intoArray(out, 2 * GROUP + 2 * P);
+            t23.fma(s3, FloatVector.fromArray(F, out, 2 * GROUP + 3 * P)).intoArray(out, 2 * GROUP + 3 * P);
+            t30.fma(s0, FloatVector.fromArray(F, out, 3 * GROUP)).intoArray(out, 3 * GROUP);
+            t31.fma(s1, FloatVector.fromArray(F, out, 3 * GROUP + P)).intoArray(out, 3 * GROUP + P);
+            t32.fma(s2, FloatVector.fromArray(F, out, 3 * GROUP + 2 * P)).intoArray(out, 3 * GROUP + 2 * P);
+            t33.fma(s3, FloatVector.fromArray(F, out, 3 * GROUP + 3 * P)).intoArray(out, 3 * GROUP + 3 * P);
         }
     }
 
