@@ -52,7 +52,8 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
      * Up to this many input rows, types with multi-row kernels (int8 and Q4_0 panels) stream the
      * weights four rows per pass: measured on 4096x2048 and 151936x2048 Q8_0 matrices, 2 threads, AMD
      * EPYC Zen 4, the 4-row passes ran at 69-77 G weight-rows/s from 8 to 32 rows, the tiles at 47
-     * (12 rows), 54-55 (16), 65 (24), 70 (32), 85 (64).
+     * (12 rows), 54-55 (16), 65 (24), 70 (32), 85 (64); since the passes cover all four panels with
+     * f16 scales, 81-88 at 8 and 16 rows (4096x2048).
      */
     static final int STREAM_ROWS = 32;
 
