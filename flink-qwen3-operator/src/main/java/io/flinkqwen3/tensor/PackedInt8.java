@@ -249,11 +249,10 @@ final class PackedInt8 extends PackedMatrix {
     @Override
     void dequantize(int panel, int k0, int kc, float[] buf, int off, int stride) {
         long gb = groupBlock(panel, k0 / BLOCK);
-        int p = panel % 4;
+        int p = panel % 4, left = 16 - 16 * (p % 2); // an even panel's scale is the low half
         for (int kb = 0; kb < kc; kb += BLOCK, gb += 4L * BLOCK_BYTES) {
-            var pair = IntVector.fromMemorySegment(I, data, gb + 2L * P * (p & ~1), LE);
-            var s = (p % 2 == 0 ? pair.lanewise(LSHL, 16).lanewise(LSHR, 3) : pair.lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000))
-                    .reinterpretAsFloats().mul(0x1p112f);
+            var s = IntVector.fromMemorySegment(I, data, gb + 2L * P * (p & ~1), LE)
+                    .lanewise(LSHL, left).lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000).reinterpretAsFloats().mul(0x1p112f);
             for (int k = 0; k < BLOCK; k++) {
                 ((FloatVector) ByteVector.fromMemorySegment(B, data, gb + 8L * P + (long) (4 * k + p) * P, LE).convertShape(B2F, F, 0))
                         .mul(s).intoArray(buf, off + (kb + k) * stride);
