@@ -16,9 +16,9 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * Q4_0 in panels: per 32-column block, the P rows' f16 scales, then 4 chunks of P ints; int lane l
  * of chunk c holds row l's quants of columns 8c .. 8c+7, one per nibble, stored as (q - 8) in 4-bit
- * two's complement (q xor 8) so that shifting nibble j to the top and back sign-extends it to q - 8
- * directly: two shifts and a convert per 16 weights. 18 bytes per 32 weights, as in ggml. Lossless:
- * ggml's scales and quants as they are.
+ * two's complement (q xor 8) so that nibble j shifted to the top and the rest masked off is
+ * (q - 8) * 2^28 as an int: a shift, an AND and a convert per 16 weights, the 2^-28 folded into the
+ * block scale. 18 bytes per 32 weights, as in ggml. Lossless: ggml's scales and quants as they are.
  *
  * <p>The scales stay f16 because decode streams the weights from DRAM: f32 scales would read 20
  * bytes per 32 weights instead of 18 (11% more). They are often negative (ggml writes d = max / -8)
@@ -55,12 +55,13 @@ final class PackedQ4_0 extends PackedMatrix {
      * Vector API's own methods are always inlined, late if need be.
      *
      * Decoding, per 16 lanes:
-     * - nibble j of a chunk q:  q << (28 - 4j) >> 28 (arithmetic), then int -> float;
+     * - nibble j of a chunk q:  (q << (28 - 4j)) & 0xF0000000, then int -> float: (q - 8) * 2^28,
+     *   exact (an AND rather than an arithmetic shift back: vector shifts have fewer ports);
      * - f16 scales of a pair s:  even panel ((s << 16) >> 3) & 0x8FFFE000, odd panel (s >> 3) &
      *   0x8FFFE000 (arithmetic shifts): the f16's sign at fp32's (its copies cleared), its exponent
      *   and mantissa at fp32's positions, which reads the value times 2^-112 (the exponent biases are
-     *   127 and 15; f16 subnormals become fp32 subnormals), and one multiply by 2^112 restores it
-     *   exactly (checked for every finite f16).
+     *   127 and 15; f16 subnormals become fp32 subnormals), and one multiply by 2^84 gives it times
+     *   2^-28, exactly, undoing the quants' 2^28 (checked for every finite f16).
      */
 
     /** Start of block {@code block} of the group holding panel {@code panel}. */
@@ -98,18 +99,18 @@ final class PackedQ4_0 extends PackedMatrix {
                 for (int j = 0; j < 8; j++) {
                     var xv = FloatVector.broadcast(F, x[xOff + kb + 8 * c + j]);
                     int left = 28 - 4 * j;
-                    t0 = ((FloatVector) q0.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0)).fma(xv, t0);
-                    t1 = ((FloatVector) q1.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0)).fma(xv, t1);
-                    t2 = ((FloatVector) q2.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0)).fma(xv, t2);
-                    t3 = ((FloatVector) q3.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0)).fma(xv, t3);
+                    t0 = ((FloatVector) q0.lanewise(LSHL, left).lanewise(AND, 0xF0000000).convert(I2F, 0)).fma(xv, t0);
+                    t1 = ((FloatVector) q1.lanewise(LSHL, left).lanewise(AND, 0xF0000000).convert(I2F, 0)).fma(xv, t1);
+                    t2 = ((FloatVector) q2.lanewise(LSHL, left).lanewise(AND, 0xF0000000).convert(I2F, 0)).fma(xv, t2);
+                    t3 = ((FloatVector) q3.lanewise(LSHL, left).lanewise(AND, 0xF0000000).convert(I2F, 0)).fma(xv, t3);
                 }
             }
             var s01 = IntVector.fromMemorySegment(I, data, gb, LE);
             var s23 = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
-            a0 = t0.fma(s01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f), a0);
-            a1 = t1.fma(s01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f), a1);
-            a2 = t2.fma(s23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f), a2);
-            a3 = t3.fma(s23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f), a3);
+            a0 = t0.fma(s01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p84f), a0);
+            a1 = t1.fma(s01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p84f), a1);
+            a2 = t2.fma(s23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p84f), a2);
+            a3 = t3.fma(s23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p84f), a3);
         }
         a0.intoArray(out, 0);
         a1.intoArray(out, P);
@@ -140,26 +141,26 @@ final class PackedQ4_0 extends PackedMatrix {
                     int k = kb + 8 * c + j, left = 28 - 4 * j;
                     var v0 = FloatVector.broadcast(F, x[x0 + k]);
                     var v1 = FloatVector.broadcast(F, x[x1 + k]);
-                    var w = (FloatVector) q0.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
+                    var w = (FloatVector) q0.lanewise(LSHL, left).lanewise(AND, 0xF0000000).convert(I2F, 0);
                     t00 = w.fma(v0, t00);
                     t10 = w.fma(v1, t10);
-                    w = (FloatVector) q1.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
+                    w = (FloatVector) q1.lanewise(LSHL, left).lanewise(AND, 0xF0000000).convert(I2F, 0);
                     t01 = w.fma(v0, t01);
                     t11 = w.fma(v1, t11);
-                    w = (FloatVector) q2.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
+                    w = (FloatVector) q2.lanewise(LSHL, left).lanewise(AND, 0xF0000000).convert(I2F, 0);
                     t02 = w.fma(v0, t02);
                     t12 = w.fma(v1, t12);
-                    w = (FloatVector) q3.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
+                    w = (FloatVector) q3.lanewise(LSHL, left).lanewise(AND, 0xF0000000).convert(I2F, 0);
                     t03 = w.fma(v0, t03);
                     t13 = w.fma(v1, t13);
                 }
             }
             var s01 = IntVector.fromMemorySegment(I, data, gb, LE);
             var s23 = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
-            var s0 = s01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-            var s1 = s01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-            var s2 = s23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-            var s3 = s23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            var s0 = s01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p84f);
+            var s1 = s01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p84f);
+            var s2 = s23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p84f);
+            var s3 = s23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p84f);
             t00.fma(s0, FloatVector.fromArray(F, out, 0)).intoArray(out, 0);
             t01.fma(s1, FloatVector.fromArray(F, out, P)).intoArray(out, P);
             t02.fma(s2, FloatVector.fromArray(F, out, 2 * P)).intoArray(out, 2 * P);
@@ -204,22 +205,22 @@ final class PackedQ4_0 extends PackedMatrix {
                     var v1 = FloatVector.broadcast(F, x[x1 + k]);
                     var v2 = FloatVector.broadcast(F, x[x2 + k]);
                     var v3 = FloatVector.broadcast(F, x[x3 + k]);
-                    var w = (FloatVector) q0.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
+                    var w = (FloatVector) q0.lanewise(LSHL, left).lanewise(AND, 0xF0000000).convert(I2F, 0);
                     t00 = w.fma(v0, t00);
                     t10 = w.fma(v1, t10);
                     t20 = w.fma(v2, t20);
                     t30 = w.fma(v3, t30);
-                    w = (FloatVector) q1.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
+                    w = (FloatVector) q1.lanewise(LSHL, left).lanewise(AND, 0xF0000000).convert(I2F, 0);
                     t01 = w.fma(v0, t01);
                     t11 = w.fma(v1, t11);
                     t21 = w.fma(v2, t21);
                     t31 = w.fma(v3, t31);
-                    w = (FloatVector) q2.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
+                    w = (FloatVector) q2.lanewise(LSHL, left).lanewise(AND, 0xF0000000).convert(I2F, 0);
                     t02 = w.fma(v0, t02);
                     t12 = w.fma(v1, t12);
                     t22 = w.fma(v2, t22);
                     t32 = w.fma(v3, t32);
-                    w = (FloatVector) q3.lanewise(LSHL, left).lanewise(ASHR, 28).convert(I2F, 0);
+                    w = (FloatVector) q3.lanewise(LSHL, left).lanewise(AND, 0xF0000000).convert(I2F, 0);
                     t03 = w.fma(v0, t03);
                     t13 = w.fma(v1, t13);
                     t23 = w.fma(v2, t23);
@@ -228,10 +229,10 @@ final class PackedQ4_0 extends PackedMatrix {
             }
             var s01 = IntVector.fromMemorySegment(I, data, gb, LE);
             var s23 = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
-            var s0 = s01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-            var s1 = s01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-            var s2 = s23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-            var s3 = s23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            var s0 = s01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p84f);
+            var s1 = s01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p84f);
+            var s2 = s23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p84f);
+            var s3 = s23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p84f);
             t00.fma(s0, FloatVector.fromArray(F, out, 0)).intoArray(out, 0);
             t01.fma(s1, FloatVector.fromArray(F, out, P)).intoArray(out, P);
             t02.fma(s2, FloatVector.fromArray(F, out, 2 * P)).intoArray(out, 2 * P);
@@ -257,11 +258,11 @@ final class PackedQ4_0 extends PackedMatrix {
         int p = panel % 4, left = 16 - 16 * (p % 2); // an even panel's scale is the low half
         for (int kb = 0; kb < kc; kb += 32, gb += 4L * BLOCK_BYTES) {
             var s = IntVector.fromMemorySegment(I, data, gb + 2L * P * (p & ~1), LE)
-                    .lanewise(LSHL, left).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+                    .lanewise(LSHL, left).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p84f);
             for (int c = 0; c < 4; c++) {
                 var q = IntVector.fromMemorySegment(I, data, gb + 4L * P * (2 + 4 * c + p), LE);
                 for (int j = 0; j < 8; j++) {
-                    ((FloatVector) q.lanewise(LSHL, 28 - 4 * j).lanewise(ASHR, 28).convert(I2F, 0)).mul(s)
+                    ((FloatVector) q.lanewise(LSHL, 28 - 4 * j).lanewise(AND, 0xF0000000).convert(I2F, 0)).mul(s)
                             .intoArray(buf, off + (kb + 8 * c + j) * stride);
                 }
             }
