@@ -14,9 +14,9 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * int8 weights with one f16 scale per row per block of 32 columns, in panels: per block, the P rows'
- * scales, then per column the quants of the group's four panels as P ints, byte j of int l being
- * panel j's row l. One int load holds a column of all four panels; panel j's weights are byte j
+ * int8 weights with one f16 scale per row per block of 32 columns, in panels of P rows grouped by
+ * four: per block, the group's 4P scales, then per column the quants of the group's four panels
+ * as P ints, byte j of int l being panel j's row l. One int load holds a column of all four panels; panel j's weights are byte j
  * moved to the top byte of each lane and the rest masked off (one shift, one AND or both), then
  * converted: the quant times 2^24, exactly, the 2^-24 folded into the block scale. No lane
  * crosses, so the decode stays off the shuffle unit that the FMAs share, where a sign-extending
