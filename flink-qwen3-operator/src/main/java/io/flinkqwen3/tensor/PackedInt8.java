@@ -261,8 +261,9 @@ final class PackedInt8 extends PackedMatrix {
             var s = IntVector.fromMemorySegment(I, data, gb + 2L * P * (p & ~1), LE)
                     .lanewise(LSHL, left).lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000).reinterpretAsFloats().mul(0x1p88f);
             for (int k = 0; k < BLOCK; k++) {
-                ((FloatVector) IntVector.fromMemorySegment(I, data, gb + 8L * P + 4L * P * k, LE).lanewise(LSHL, shift).lanewise(AND, 0xFF000000).convert(I2F, 0))
-                        .mul(s).intoArray(buf, off + (kb + k) * stride);
+                var q = IntVector.fromMemorySegment(I, data, gb + 8L * P + 4L * P * k, LE);
+                ((FloatVector) q.lanewise(LSHL, shift).lanewise(AND, 0xFF000000).convert(I2F, 0)).mul(s)
+                        .intoArray(buf, off + (kb + k) * stride);
             }
         }
     }

@@ -14,10 +14,11 @@ import java.util.Arrays;
  * <p>Why: in ggml's row-major blocks a dot product widens bytes with lane-crossing conversions and
  * ends in a horizontal sum per row; with panels one load holds {@link #P} rows' weights of one
  * column of four panels (int8: a byte of each int) or of eight columns of one panel (Q4_0: a nibble
- * each), widening is an integer operation or two and a convert per vector, and the kernels multiply a whole
- * vector of output rows by one broadcast input value, with no horizontal sums. Measured on
- * the 151936x1024 output matrix of Qwen3-0.6B (read from DRAM), AMD EPYC Zen 4, 2 threads: Q8_0 7 ->
- * 39 G weights/s, Q4_0 7 -> 43, BF16 63 GB/s, the DRAM read rate ({@link Kernels#readBandwidth}: 61).
+ * each), widening is an integer operation or two and a convert per vector, and the kernels
+ * multiply a whole vector of output rows by one broadcast input value, with no horizontal sums.
+ * Measured on the 151936x1024 output matrix of Qwen3-0.6B (read from DRAM), AMD EPYC Zen 4, 2
+ * threads: Q8_0 7 -> 39 G weights/s, Q4_0 7 -> 43, BF16 63 GB/s, the DRAM read rate
+ * ({@link Kernels#readBandwidth}: 61).
  *
  * <p>Two paths: a few input rows (decode steps of up to {@link #STREAM_ROWS} sequences, and the one
  * or two tokens an MoE expert gets per step; {@link #MATVEC_ROWS} for types without multi-row kernels) stream the weights through type-specific kernels over
@@ -53,7 +54,8 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
      * weights four rows per pass: measured on 4096x2048 and 151936x2048 Q8_0 matrices, 2 threads, AMD
      * EPYC Zen 4, the 4-row passes ran at 69-77 G weight-rows/s from 8 to 32 rows, the tiles at 47
      * (12 rows), 54-55 (16), 65 (24), 70 (32), 85 (64); since the passes cover all four panels with
-     * f16 scales, 81-88 at 8 and 16 rows (4096x2048).
+     * f16 scales, 81-88 at 8 and 16 rows (4096x2048); since int8 quants are decoded by shift and
+     * mask, 92-96 at 16 rows (4096x2048), the tiles 67 (151936x2048).
      */
     static final int STREAM_ROWS = 32;
 
