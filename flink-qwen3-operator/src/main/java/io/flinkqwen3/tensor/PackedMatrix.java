@@ -136,8 +136,22 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     abstract void packPanel(Matrix source, int panel);
 
     /**
-     * out[0 .. GROUP) = the dot products of the four panels of group {@code group} with
-     * x[xOff .. xOff + cols): one pass over their weights.
+     * The input rows x ([batch, cols]) in the form this type's streaming kernels read ({@link
+     * #matvec}, {@link #matvec2}, {@link #matvec4}): rows of {@link #streamStride} floats. This
+     * default passes x as it is.
+     */
+    float[] streamInput(float[] x, int batch) {
+        return x;
+    }
+
+    /** Floats per row of {@link #streamInput}. */
+    int streamStride() {
+        return cols;
+    }
+
+    /**
+     * out[0 .. GROUP) = the dot products of the four panels of group {@code group} with the input
+     * row at x[xOff ..] (a row of {@link #streamInput}): one pass over their weights.
      */
     abstract void matvec(int group, float[] x, int xOff, float[] out);
 
@@ -196,6 +210,20 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
         }
         int padded = tiles ? full + (tail == 0 ? 0 : tail <= 4 ? 4 : MB) : batch;
         float[] x = padded == batch ? in : Arrays.copyOf(in, padded * cols);
+        float[][] streamed = new float[ws.length][]; // each streaming matrix's input in its kernels' form, once per type
+        for (int i = 0; i < ws.length; i++) {
+            if (batch > ws[i].streamRows) {
+                continue;
+            }
+            for (int j = 0; j < i && streamed[i] == null; j++) {
+                if (streamed[j] != null && ws[j].getClass() == ws[i].getClass()) {
+                    streamed[i] = streamed[j];
+                }
+            }
+            if (streamed[i] == null) {
+                streamed[i] = ws[i].streamInput(x, batch);
+            }
+        }
         parallel.forEach(firstGroup[ws.length], unit -> {
             int i = 0;
             while (unit >= firstGroup[i + 1]) {
@@ -204,7 +232,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
             PackedMatrix m = ws[i];
             int g = unit - firstGroup[i];
             if (batch <= m.streamRows) {
-                m.matvecRows(g, x, batch, outs[i]);
+                m.matvecRows(g, streamed[i], batch, outs[i]);
             } else {
                 m.multiplyGroup(g, x, batch, full, padded, outs[i]);
             }
@@ -218,13 +246,13 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
      */
     private void matvecRows(int g, float[] x, int batch, float[] out) {
         float[] tile = TILE.get();
-        int r0 = g * GROUP, valid = Math.min(GROUP, rows - r0);
+        int r0 = g * GROUP, valid = Math.min(GROUP, rows - r0), stride = streamStride();
         for (int b = 0; b < batch; ) {
             int n = batch - b >= 3 ? 4 : batch - b, last = batch - 1;
             switch (n) {
-                case 4 -> matvec4(g, x, b * cols, (b + 1) * cols, (b + 2) * cols, Math.min(b + 3, last) * cols, tile);
-                case 2 -> matvec2(g, x, b * cols, (b + 1) * cols, tile);
-                default -> matvec(g, x, b * cols, tile);
+                case 4 -> matvec4(g, x, b * stride, (b + 1) * stride, (b + 2) * stride, Math.min(b + 3, last) * stride, tile);
+                case 2 -> matvec2(g, x, b * stride, (b + 1) * stride, tile);
+                default -> matvec(g, x, b * stride, tile);
             }
             for (int i = 0; i < n && b + i < batch; i++) {
                 System.arraycopy(tile, i * GROUP, out, (b + i) * rows + r0, valid);
