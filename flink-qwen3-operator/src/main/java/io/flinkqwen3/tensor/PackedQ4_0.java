@@ -23,9 +23,12 @@ import jdk.incubator.vector.VectorSpecies;
  * ({@link #streamInput}); the 8 * (sum of the block's inputs in columns j < 7) that the unsigned
  * nibbles add to a block's sum is subtracted once per block and row before the block's scale (as
  * llama.cpp's VNNI kernels correct their unsigned operand). 18 bytes per 32 weights, as in ggml.
- * Lossless: ggml's scales and quants as they are. Measured on AMD EPYC Zen 4, 4096x2048, one input
- * row, MatBench: one thread 370-381 -> 315-321 us, two threads (from DRAM) 199-206 -> 184-195 us
- * against the shift-and-mask decode before it.
+ * Lossless storage: ggml's scales and quants as they are. A block's sum adds q * x (up to 15 |x|)
+ * before the correction comes off, so its rounding error is a few times that of summing (q - 8) * x
+ * (KernelsTest holds it to the scalar reference). Measured on AMD EPYC Zen 4, 4096x2048, MatBench,
+ * builds alternating, against the shift-and-mask decode before it: one row, one thread 368-388 ->
+ * 306-323 us, two threads (from DRAM) 191-194 -> 169-171 us; 16 rows, two threads 1568-1577 ->
+ * 1401-1461 us.
  *
  * <p>The scales stay f16 because decode streams the weights from DRAM: f32 scales would read 20
  * bytes per 32 weights instead of 18 (11% more). They are often negative (ggml writes d = max / -8),
@@ -43,13 +46,10 @@ final class PackedQ4_0 extends PackedMatrix {
 
     /** 2^-4j for column j of each 8: the prescaling of the inputs, repeated over a vector. */
     private static final float[] PRESCALE = new float[Math.max(8, F.length())];
-    /** 8 for columns j < 7 of each 8, 0 for j = 7: the weights of a block's correction. */
-    private static final float[] OFFSET = new float[PRESCALE.length];
 
     static {
         for (int i = 0; i < PRESCALE.length; i++) {
             PRESCALE[i] = Math.scalb(1f, -4 * (i % 8));
-            OFFSET[i] = i % 8 == 7 ? 0 : 8;
         }
     }
 
@@ -64,21 +64,27 @@ final class PackedQ4_0 extends PackedMatrix {
 
     /**
      * Each row as the kernels read it ({@link #streamStride} floats): x[k] * 2^-4(k % 8) for every
-     * column k, then per 32-column block 8 * (sum of x[k] over its columns with k % 8 < 7).
+     * column k, then per 32-column block 8 * (sum of x[k] over its columns with k % 8 < 7), summed in
+     * column order so that a row gets the same correction in every call.
      */
     @Override
     float[] streamInput(float[] x, int batch) {
         int stride = streamStride();
         float[] prepared = new float[batch * stride];
         for (int b = 0; b < batch; b++) {
+            int from = b * cols, to = b * stride, k = 0;
+            for (; k < F.loopBound(cols); k += F.length()) { // lanes are a power of two: k % 8 is where the pattern starts
+                FloatVector.fromArray(F, x, from + k).mul(FloatVector.fromArray(F, PRESCALE, k % 8)).intoArray(prepared, to + k);
+            }
+            for (; k < cols; k++) {
+                prepared[to + k] = x[from + k] * PRESCALE[k % 8];
+            }
             for (int kb = 0; kb < cols; kb += 32) {
-                var sum = FloatVector.zero(F);
-                for (int k = kb; k < kb + 32; k += F.length()) {
-                    var v = FloatVector.fromArray(F, x, b * cols + k);
-                    v.mul(FloatVector.fromArray(F, PRESCALE, k % 8)).intoArray(prepared, b * stride + k);
-                    sum = v.fma(FloatVector.fromArray(F, OFFSET, k % 8), sum);
+                float sum = 0;
+                for (k = kb; k < kb + 32; k++) {
+                    sum += k % 8 == 7 ? 0 : x[from + k];
                 }
-                prepared[b * stride + cols + kb / 32] = sum.reduceLanes(VectorOperators.ADD);
+                prepared[to + cols + kb / 32] = 8 * sum;
             }
         }
         return prepared;
@@ -101,8 +107,9 @@ final class PackedQ4_0 extends PackedMatrix {
      * Vector API's own methods are always inlined, late if need be.
      *
      * Decoding, per 16 lanes:
-     * - nibble j of a chunk q:  q & (0xF << 4j), then int -> float: q * 2^4j (j < 7) or (q - 8) * 2^28
-     *   (j = 7), exact; times the input of its column prescaled by 2^-4j (exact: powers of two), so
+     * - nibble j of a chunk v:  v & (0xF << 4j), then int -> float: q * 2^4j (j < 7) or (q - 8) * 2^28
+     *   (j = 7), exact; times the input of its column prescaled by 2^-4j (exact unless it underflows,
+     *   below 2^-98 for j = 7), so
      *   a block's sum is sum((q - 8) * x) + 8 * sum(x over columns j < 7), and the second term,
      *   kept per row and block at the end of each row of {@link #streamInput}, is subtracted;
      * - f16 scales of a pair s:  even panel ((s << 16) >> 3) & 0x8FFFE000, odd panel (s >> 3) &
