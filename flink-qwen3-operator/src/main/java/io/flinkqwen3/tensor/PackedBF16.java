@@ -1,6 +1,8 @@
 package io.flinkqwen3.tensor;
 
 import static io.flinkqwen3.tensor.Kernels.F;
+import static jdk.incubator.vector.VectorOperators.AND;
+import static jdk.incubator.vector.VectorOperators.LSHL;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -13,7 +15,9 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * bfloat16 in panels: per column pair (2k, 2k+1), P ints; int lane l holds row l's weight of column
  * 2k in its low half and of column 2k+1 in its high half. bf16 is the top half of an fp32, so a
- * shift (even column) or a mask (odd column) widens a whole vector exactly.
+ * shift (even column) or a mask (odd column) widens a whole vector exactly: one integer operation
+ * per P weights, no block scales. The kernels for one, two and four input rows add column 2k, then
+ * 2k+1, into one accumulator per row and panel, so a row's result is bit for bit the same in each.
  */
 final class PackedBF16 extends PackedMatrix {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
@@ -21,7 +25,7 @@ final class PackedBF16 extends PackedMatrix {
     private static final int PAIR_BYTES = 4 * P;
 
     PackedBF16(MemorySegment data, int rows, int cols) {
-        super(data, rows, cols, panelBytes(cols), MATVEC_ROWS);
+        super(data, rows, cols, panelBytes(cols), STREAM_ROWS);
     }
 
     static long panelBytes(int cols) {
@@ -47,36 +51,185 @@ final class PackedBF16 extends PackedMatrix {
 
     @Override
     void matvec(int group, float[] x, int xOff, float[] out) {
-        long b0 = offset(4 * group, 0, PAIR_BYTES), b1 = b0 + PAIR_BYTES, b2 = b1 + PAIR_BYTES, b3 = b2 + PAIR_BYTES, step = 4L * PAIR_BYTES;
-        // even and odd columns accumulate separately: eight independent chains
-        var e0 = FloatVector.zero(F);
-        var e1 = FloatVector.zero(F);
-        var e2 = FloatVector.zero(F);
-        var e3 = FloatVector.zero(F);
-        var o0 = FloatVector.zero(F);
-        var o1 = FloatVector.zero(F);
-        var o2 = FloatVector.zero(F);
-        var o3 = FloatVector.zero(F);
-        for (int k = 0; k < cols; k += 2, b0 += step, b1 += step, b2 += step, b3 += step) {
+        long at = offset(4 * group, 0, PAIR_BYTES), step = 4L * PAIR_BYTES;
+        var a0 = FloatVector.zero(F);
+        var a1 = FloatVector.zero(F);
+        var a2 = FloatVector.zero(F);
+        var a3 = FloatVector.zero(F);
+        for (int k = 0; k < cols; k += 2, at += step) {
             var xe = FloatVector.broadcast(F, x[xOff + k]);
             var xo = FloatVector.broadcast(F, x[xOff + k + 1]);
-            var p0 = pair(b0);
-            var p1 = pair(b1);
-            var p2 = pair(b2);
-            var p3 = pair(b3);
-            e0 = even(p0).fma(xe, e0);
-            o0 = odd(p0).fma(xo, o0);
-            e1 = even(p1).fma(xe, e1);
-            o1 = odd(p1).fma(xo, o1);
-            e2 = even(p2).fma(xe, e2);
-            o2 = odd(p2).fma(xo, o2);
-            e3 = even(p3).fma(xe, e3);
-            o3 = odd(p3).fma(xo, o3);
+            var p = IntVector.fromMemorySegment(I, data, at, LE);
+            var w = p.lanewise(LSHL, 16).reinterpretAsFloats(); // column k
+            a0 = w.fma(xe, a0);
+            w = p.lanewise(AND, 0xFFFF0000).reinterpretAsFloats(); // column k + 1
+            a0 = w.fma(xo, a0);
+            p = IntVector.fromMemorySegment(I, data, at + PAIR_BYTES, LE);
+            w = p.lanewise(LSHL, 16).reinterpretAsFloats(); // column k
+            a1 = w.fma(xe, a1);
+            w = p.lanewise(AND, 0xFFFF0000).reinterpretAsFloats(); // column k + 1
+            a1 = w.fma(xo, a1);
+            p = IntVector.fromMemorySegment(I, data, at + 2 * PAIR_BYTES, LE);
+            w = p.lanewise(LSHL, 16).reinterpretAsFloats(); // column k
+            a2 = w.fma(xe, a2);
+            w = p.lanewise(AND, 0xFFFF0000).reinterpretAsFloats(); // column k + 1
+            a2 = w.fma(xo, a2);
+            p = IntVector.fromMemorySegment(I, data, at + 3 * PAIR_BYTES, LE);
+            w = p.lanewise(LSHL, 16).reinterpretAsFloats(); // column k
+            a3 = w.fma(xe, a3);
+            w = p.lanewise(AND, 0xFFFF0000).reinterpretAsFloats(); // column k + 1
+            a3 = w.fma(xo, a3);
         }
-        e0.add(o0).intoArray(out, 0);
-        e1.add(o1).intoArray(out, P);
-        e2.add(o2).intoArray(out, 2 * P);
-        e3.add(o3).intoArray(out, 3 * P);
+        a0.intoArray(out, 0);
+        a1.intoArray(out, P);
+        a2.intoArray(out, 2 * P);
+        a3.intoArray(out, 3 * P);
+    }
+
+    @Override
+    void matvec2(int group, float[] x, int x0, int x1, float[] out) {
+        long at = offset(4 * group, 0, PAIR_BYTES), step = 4L * PAIR_BYTES;
+        var a00 = FloatVector.zero(F); // a<row><panel>
+        var a01 = FloatVector.zero(F);
+        var a02 = FloatVector.zero(F);
+        var a03 = FloatVector.zero(F);
+        var a10 = FloatVector.zero(F);
+        var a11 = FloatVector.zero(F);
+        var a12 = FloatVector.zero(F);
+        var a13 = FloatVector.zero(F);
+        for (int k = 0; k < cols; k += 2, at += step) {
+            var e0 = FloatVector.broadcast(F, x[x0 + k]);
+            var o0 = FloatVector.broadcast(F, x[x0 + k + 1]);
+            var e1 = FloatVector.broadcast(F, x[x1 + k]);
+            var o1 = FloatVector.broadcast(F, x[x1 + k + 1]);
+            var p = IntVector.fromMemorySegment(I, data, at, LE);
+            var w = p.lanewise(LSHL, 16).reinterpretAsFloats(); // column k
+            a00 = w.fma(e0, a00);
+            a10 = w.fma(e1, a10);
+            w = p.lanewise(AND, 0xFFFF0000).reinterpretAsFloats(); // column k + 1
+            a00 = w.fma(o0, a00);
+            a10 = w.fma(o1, a10);
+            p = IntVector.fromMemorySegment(I, data, at + PAIR_BYTES, LE);
+            w = p.lanewise(LSHL, 16).reinterpretAsFloats(); // column k
+            a01 = w.fma(e0, a01);
+            a11 = w.fma(e1, a11);
+            w = p.lanewise(AND, 0xFFFF0000).reinterpretAsFloats(); // column k + 1
+            a01 = w.fma(o0, a01);
+            a11 = w.fma(o1, a11);
+            p = IntVector.fromMemorySegment(I, data, at + 2 * PAIR_BYTES, LE);
+            w = p.lanewise(LSHL, 16).reinterpretAsFloats(); // column k
+            a02 = w.fma(e0, a02);
+            a12 = w.fma(e1, a12);
+            w = p.lanewise(AND, 0xFFFF0000).reinterpretAsFloats(); // column k + 1
+            a02 = w.fma(o0, a02);
+            a12 = w.fma(o1, a12);
+            p = IntVector.fromMemorySegment(I, data, at + 3 * PAIR_BYTES, LE);
+            w = p.lanewise(LSHL, 16).reinterpretAsFloats(); // column k
+            a03 = w.fma(e0, a03);
+            a13 = w.fma(e1, a13);
+            w = p.lanewise(AND, 0xFFFF0000).reinterpretAsFloats(); // column k + 1
+            a03 = w.fma(o0, a03);
+            a13 = w.fma(o1, a13);
+        }
+        a00.intoArray(out, 0);
+        a01.intoArray(out, P);
+        a02.intoArray(out, 2 * P);
+        a03.intoArray(out, 3 * P);
+        a10.intoArray(out, GROUP);
+        a11.intoArray(out, GROUP + P);
+        a12.intoArray(out, GROUP + 2 * P);
+        a13.intoArray(out, GROUP + 3 * P);
+    }
+
+    @Override
+    void matvec4(int group, float[] x, int x0, int x1, int x2, int x3, float[] out) {
+        long at = offset(4 * group, 0, PAIR_BYTES), step = 4L * PAIR_BYTES;
+        var a00 = FloatVector.zero(F); // a<row><panel>
+        var a01 = FloatVector.zero(F);
+        var a02 = FloatVector.zero(F);
+        var a03 = FloatVector.zero(F);
+        var a10 = FloatVector.zero(F);
+        var a11 = FloatVector.zero(F);
+        var a12 = FloatVector.zero(F);
+        var a13 = FloatVector.zero(F);
+        var a20 = FloatVector.zero(F);
+        var a21 = FloatVector.zero(F);
+        var a22 = FloatVector.zero(F);
+        var a23 = FloatVector.zero(F);
+        var a30 = FloatVector.zero(F);
+        var a31 = FloatVector.zero(F);
+        var a32 = FloatVector.zero(F);
+        var a33 = FloatVector.zero(F);
+        for (int k = 0; k < cols; k += 2, at += step) {
+            var e0 = FloatVector.broadcast(F, x[x0 + k]);
+            var o0 = FloatVector.broadcast(F, x[x0 + k + 1]);
+            var e1 = FloatVector.broadcast(F, x[x1 + k]);
+            var o1 = FloatVector.broadcast(F, x[x1 + k + 1]);
+            var e2 = FloatVector.broadcast(F, x[x2 + k]);
+            var o2 = FloatVector.broadcast(F, x[x2 + k + 1]);
+            var e3 = FloatVector.broadcast(F, x[x3 + k]);
+            var o3 = FloatVector.broadcast(F, x[x3 + k + 1]);
+            var p = IntVector.fromMemorySegment(I, data, at, LE);
+            var w = p.lanewise(LSHL, 16).reinterpretAsFloats(); // column k
+            a00 = w.fma(e0, a00);
+            a10 = w.fma(e1, a10);
+            a20 = w.fma(e2, a20);
+            a30 = w.fma(e3, a30);
+            w = p.lanewise(AND, 0xFFFF0000).reinterpretAsFloats(); // column k + 1
+            a00 = w.fma(o0, a00);
+            a10 = w.fma(o1, a10);
+            a20 = w.fma(o2, a20);
+            a30 = w.fma(o3, a30);
+            p = IntVector.fromMemorySegment(I, data, at + PAIR_BYTES, LE);
+            w = p.lanewise(LSHL, 16).reinterpretAsFloats(); // column k
+            a01 = w.fma(e0, a01);
+            a11 = w.fma(e1, a11);
+            a21 = w.fma(e2, a21);
+            a31 = w.fma(e3, a31);
+            w = p.lanewise(AND, 0xFFFF0000).reinterpretAsFloats(); // column k + 1
+            a01 = w.fma(o0, a01);
+            a11 = w.fma(o1, a11);
+            a21 = w.fma(o2, a21);
+            a31 = w.fma(o3, a31);
+            p = IntVector.fromMemorySegment(I, data, at + 2 * PAIR_BYTES, LE);
+            w = p.lanewise(LSHL, 16).reinterpretAsFloats(); // column k
+            a02 = w.fma(e0, a02);
+            a12 = w.fma(e1, a12);
+            a22 = w.fma(e2, a22);
+            a32 = w.fma(e3, a32);
+            w = p.lanewise(AND, 0xFFFF0000).reinterpretAsFloats(); // column k + 1
+            a02 = w.fma(o0, a02);
+            a12 = w.fma(o1, a12);
+            a22 = w.fma(o2, a22);
+            a32 = w.fma(o3, a32);
+            p = IntVector.fromMemorySegment(I, data, at + 3 * PAIR_BYTES, LE);
+            w = p.lanewise(LSHL, 16).reinterpretAsFloats(); // column k
+            a03 = w.fma(e0, a03);
+            a13 = w.fma(e1, a13);
+            a23 = w.fma(e2, a23);
+            a33 = w.fma(e3, a33);
+            w = p.lanewise(AND, 0xFFFF0000).reinterpretAsFloats(); // column k + 1
+            a03 = w.fma(o0, a03);
+            a13 = w.fma(o1, a13);
+            a23 = w.fma(o2, a23);
+            a33 = w.fma(o3, a33);
+        }
+        a00.intoArray(out, 0);
+        a01.intoArray(out, P);
+        a02.intoArray(out, 2 * P);
+        a03.intoArray(out, 3 * P);
+        a10.intoArray(out, GROUP);
+        a11.intoArray(out, GROUP + P);
+        a12.intoArray(out, GROUP + 2 * P);
+        a13.intoArray(out, GROUP + 3 * P);
+        a20.intoArray(out, 2 * GROUP);
+        a21.intoArray(out, 2 * GROUP + P);
+        a22.intoArray(out, 2 * GROUP + 2 * P);
+        a23.intoArray(out, 2 * GROUP + 3 * P);
+        a30.intoArray(out, 3 * GROUP);
+        a31.intoArray(out, 3 * GROUP + P);
+        a32.intoArray(out, 3 * GROUP + 2 * P);
+        a33.intoArray(out, 3 * GROUP + 3 * P);
     }
 
     @Override

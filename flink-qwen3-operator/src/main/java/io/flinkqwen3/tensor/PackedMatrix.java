@@ -20,12 +20,13 @@ import java.util.Arrays;
  * threads: Q8_0 7 -> 39 G weights/s, Q4_0 7 -> 43, BF16 63 GB/s, the DRAM read rate
  * ({@link Kernels#readBandwidth}: 61).
  *
- * <p>Two paths: a few input rows (decode steps of up to {@link #STREAM_ROWS} sequences, and the one
- * or two tokens an MoE expert gets per step; {@link #MATVEC_ROWS} for types without multi-row kernels) stream the weights through type-specific kernels over
- * four panels that decode each weight once for up to four input rows ({@link #matvec},
- * {@link #matvec2}, {@link #matvec4}); a larger batch dequantizes {@link #KC} columns of four
- * panels into an fp32 buffer once and runs the {@link Kernels#tile6x4} register tile (6 input rows x
- * 4 panels, 24 accumulators) over the batch, near the fp32 FMA peak.
+ * <p>Two paths: a few input rows (decode steps of up to {@link #STREAM_ROWS} sequences, and the
+ * one to four tokens an MoE expert gets per step; {@link #MATVEC_ROWS} for F32, which has no
+ * multi-row kernels) stream the weights through type-specific kernels over four panels that decode
+ * each weight once for up to four input rows ({@link #matvec}, {@link #matvec2}, {@link #matvec4});
+ * a larger batch dequantizes {@link #KC} columns of four panels into an fp32 buffer once and runs
+ * the {@link Kernels#tile6x4} register tile (6 input rows x 4 panels, 24 accumulators) over the
+ * batch, near the fp32 FMA peak.
  *
  * <p>Rows are padded with zero rows to a multiple of {@link #GROUP}; columns must be a multiple of 32.
  * The storage lives off-heap ({@link NativeMemory}) until the arena given to {@link #pack} closes.
@@ -43,19 +44,20 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     /** Input rows per register tile in the batched path. */
     static final int MB = 6;
     /**
-     * Up to this many input rows, types without multi-row kernels (F32, BF16) stream the group's
+     * Up to this many input rows, types without multi-row kernels (F32) stream the group's
      * weights through {@link #matvec} row after row (from L1/L2 after the first row) instead of
      * dequantizing them for the tiles: measured on Qwen3-0.6B Q8_0 before the multi-row kernels,
      * batches of 2-4 took longer per step than 4 single rows through the tiles.
      */
     static final int MATVEC_ROWS = 8;
     /**
-     * Up to this many input rows, types with multi-row kernels (int8 and Q4_0 panels) stream the
-     * weights four rows per pass: measured on 4096x2048 and 151936x2048 Q8_0 matrices, 2 threads, AMD
+     * Up to this many input rows, types with multi-row kernels (int8, Q4_0 and BF16 panels) stream
+     * the weights four rows per pass: measured on 4096x2048 and 151936x2048 Q8_0 matrices, 2 threads, AMD
      * EPYC Zen 4, the 4-row passes ran at 69-77 G weight-rows/s from 8 to 32 rows, the tiles at 47
      * (12 rows), 54-55 (16), 65 (24), 70 (32), 85 (64); since the passes cover all four panels with
      * f16 scales, 81-88 at 8 and 16 rows (4096x2048); since int8 quants are decoded by shift and
-     * mask, 92-96 at 16 rows (4096x2048), the tiles 67 (151936x2048).
+     * mask, 92-96 at 16 rows (4096x2048), the tiles 67 (151936x2048). BF16 (4096x2048, 16 rows):
+     * 4-row passes 109-110, the tiles 56.
      */
     static final int STREAM_ROWS = 32;
 
