@@ -107,6 +107,12 @@ final class Benchmark implements Callable<Integer> {
         long loadStart = System.nanoTime();
         try (var parallel = new Parallel(threads)) {
             Checkpoint checkpoint = Checkpoints.open(ModelLocator.resolve(location));
+            int context = checkpoint.config().maxPositionEmbeddings();
+            if (promptTokens > context || gen > context) { // before the load: each prefill and decode run starts a sequence
+                checkpoint.close();
+                throw new ParameterException(spec.commandLine(), String.format(
+                        "--prompt %d and --gen %d must each fit the model's context of %d positions", promptTokens, gen, context));
+            }
             if (quantize.type != null) {
                 checkpoint = new QuantizedCheckpoint(checkpoint, quantize.type, parallel);
             }

@@ -57,6 +57,12 @@ record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed, Long
         }
         float[] out = new float[size];
         Matrix.of(t.type(), t.data(), 1, size).rowTo(0, out, 0);
+        for (int i = 0; i < size; i++) {
+            if (!Float.isFinite(out[i])) {
+                throw new ModelFormatException(t.file() + ": tensor '" + name + "': element " + i + " is " + out[i]
+                        + ", not a finite number (the file is damaged: download or convert it again)");
+            }
+        }
         return out;
     }
 }

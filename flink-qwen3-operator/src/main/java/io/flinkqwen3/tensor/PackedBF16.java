@@ -236,7 +236,12 @@ final class PackedBF16 extends PackedMatrix {
         for (int lane = 0; lane < P && panel * P + lane < rows; lane++) {
             long from = (long) (panel * P + lane) * cols * 2, to = offset(panel, 0, PAIR_BYTES) + 4L * lane;
             for (int k = 0; k < cols; k += 2, from += 4, to += 4L * PAIR_BYTES) {
-                data.set(ValueLayout.JAVA_INT_UNALIGNED, to, bf16.data.get(ValueLayout.JAVA_INT_UNALIGNED, from));
+                int pair = bf16.data.get(ValueLayout.JAVA_INT_UNALIGNED, from);
+                if ((pair & 0x7F80) == 0x7F80 || (pair & 0x7F800000) == 0x7F800000) { // an exponent of all ones: inf or NaN
+                    checkFiniteWeight(Float.intBitsToFloat(pair << 16), panel * P + lane, k);
+                    checkFiniteWeight(Float.intBitsToFloat(pair & 0xFFFF0000), panel * P + lane, k + 1);
+                }
+                data.set(ValueLayout.JAVA_INT_UNALIGNED, to, pair);
             }
         }
     }

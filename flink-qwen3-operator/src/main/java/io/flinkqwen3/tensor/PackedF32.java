@@ -69,6 +69,7 @@ final class PackedF32 extends PackedMatrix {
             source.rowTo(panel * P + lane, row, 0);
             long to = offset(panel, 0, COLUMN_BYTES) + 4L * lane;
             for (int k = 0; k < cols; k++, to += 4L * COLUMN_BYTES) {
+                checkFiniteWeight(row[k], panel * P + lane, k);
                 data.set(ValueLayout.JAVA_FLOAT_UNALIGNED, to, row[k]);
             }
         }

@@ -124,8 +124,19 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     }
 
     /**
-     * A matrix's data the panels cannot hold: a block scale that is not a finite number (what a
-     * corrupt file holds), or a requantized block whose scale is beyond an f16's range. Thrown by
+     * Refuses a weight stored as a float (F32, F16, BF16) that is not a finite number, naming its row
+     * and column: one NaN turns every output it meets into NaN, and greedy decoding then emits
+     * token 0 forever.
+     */
+    static void checkFiniteWeight(float weight, int row, int col) {
+        if (!Float.isFinite(weight)) {
+            throw new DamagedWeightsException("row " + row + ", column " + col + ": the weight is " + weight + ", not a finite number");
+        }
+    }
+
+    /**
+     * A matrix's data the panels cannot hold: a weight or block scale that is not a finite number
+     * (what a corrupt file holds), or a requantized block whose scale is beyond an f16's range. Thrown by
      * {@link #pack}.
      */
     public static final class DamagedWeightsException extends IllegalArgumentException {

@@ -375,6 +375,30 @@ class KernelsTest {
         }
     }
 
+    /** A weight stored as a float that is NaN or infinite is refused at packing, naming its row and column. */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"BF16", "F16", "F32"})
+    void aNonFiniteFloatWeightIsRefused(DType type) {
+        int rows = 20, cols = 64, row = 17, col = 45;
+        try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
+            for (float bad : new float[] {Float.NaN, Float.POSITIVE_INFINITY}) {
+                MemorySegment seg = randomWeights(type, rows, cols, arena);
+                long at = (long) (row * cols + col) * type.blockBytes();
+                switch (type) {
+                    case BF16 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, at, (short) (Float.floatToRawIntBits(bad) >>> 16));
+                    case F16 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, at, Float.floatToFloat16(bad));
+                    default -> seg.set(ValueLayout.JAVA_FLOAT_UNALIGNED, at, bad);
+                }
+                var e = org.junit.jupiter.api.Assertions.assertThrows(RuntimeException.class,
+                        () -> PackedMatrix.pack(Matrix.of(type, seg, rows, cols), parallel, arena));
+                var damaged = e instanceof PackedMatrix.DamagedWeightsException d ? d
+                        : org.junit.jupiter.api.Assertions.assertInstanceOf(PackedMatrix.DamagedWeightsException.class, e.getCause());
+                org.junit.jupiter.api.Assertions.assertEquals("row 17, column 45: the weight is " + bad + ", not a finite number",
+                        damaged.getMessage());
+            }
+        }
+    }
+
     /** Several matrices in one parallel loop give what each gives alone (bit for bit: the same kernels per group). */
     @Test
     void matmulAllEqualsOneMatmulPerMatrix() {
