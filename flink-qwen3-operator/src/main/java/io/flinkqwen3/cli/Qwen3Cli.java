@@ -550,7 +550,8 @@ public final class Qwen3Cli implements Callable<Integer> {
      */
     static void requireTokenizer(CommandSpec spec, String location, String consequence) {
         Path path = ModelLocator.resolve(location);
-        if (Files.isDirectory(path) && !Files.exists(path.resolve("tokenizer.json"))) {
+        // a directory without config.json is no model at all: loading it says that, which matters more
+        if (Files.isDirectory(path) && Files.exists(path.resolve("config.json")) && !Files.exists(path.resolve("tokenizer.json"))) {
             throw new ParameterException(spec.commandLine(), path + " has no tokenizer.json, so " + consequence
                     + " (a model written by 'qwen3 synth' gets one with --tokenizer DIR)");
         }

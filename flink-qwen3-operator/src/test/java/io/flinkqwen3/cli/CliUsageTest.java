@@ -91,6 +91,8 @@ class CliUsageTest {
         assertUsageError(run("classify", "--model", model, "--labels", "a, a", "--text", "x"), "--labels: labels[1] 'a' is a duplicate");
         assertUsageError(run("bench-kv", "--model", model, "--context", "5000"),
                 "--context expects a token count from 2 to the model's max_position_embeddings 4096, got 5000");
+        assertUsageError(run("bench", "--model", model, "--prompt", "5000", "--gen", "16"),
+                "--prompt 5000 and --gen 16 must each fit the model's context of 4096 positions");
         assertUsageError(run("synth", "--shape", "qwen3-1b", "--out", "/nonexistent"),
                 "--shape expects one of qwen3-0.6b, qwen3-8b, qwen3-30b-a3b, got 'qwen3-1b'");
     }
@@ -103,6 +105,14 @@ class CliUsageTest {
         }
         Run r = run("generate", "--model", dir.toString(), "--prompt", "hi");
         assertUsageError(r, dir + " has no tokenizer.json, so it takes --tokens IDS, not --prompt");
+    }
+
+    /** A directory that is no model at all (no config.json) gets that diagnosis, not the tokenizer's. */
+    @Test
+    void aPromptForADirectoryWithoutConfigSaysTheConfigIsMissing(@TempDir Path dir) {
+        Run r = run("generate", "--model", dir.toString(), "--prompt", "hi");
+        assertEquals(1, r.code(), r.err());
+        assertTrue(r.err().contains("qwen3 generate: " + dir.resolve("config.json") + ": file missing"), r.err());
     }
 
     @Test
