@@ -31,7 +31,7 @@ import java.util.Arrays;
  * <p>Rows are padded with zero rows to a multiple of {@link #GROUP}; columns must be a multiple of 32.
  * The storage lives off-heap ({@link NativeMemory}) until the arena given to {@link #pack} closes.
  */
-public abstract sealed class PackedMatrix extends Matrix permits PackedF32, PackedBF16, PackedInt8, PackedQ4_0 {
+public abstract sealed class PackedMatrix extends Matrix permits PackedF32, PackedF16, PackedBF16, PackedInt8, PackedQ4_0 {
     /** Rows per panel: the float lanes of this CPU. */
     static final int P = F.length();
     /** Rows one kernel call produces: four panels. */
@@ -51,8 +51,8 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
      */
     static final int MATVEC_ROWS = 8;
     /**
-     * Up to this many input rows, types with multi-row kernels (int8, Q4_0 and BF16 panels) stream
-     * the weights four rows per pass: measured on 4096x2048 and 151936x2048 Q8_0 matrices, 2 threads, AMD
+     * Up to this many input rows, types with multi-row kernels (int8, Q4_0, F16 and BF16 panels)
+     * stream the weights four rows per pass: measured on 4096x2048 and 151936x2048 Q8_0 matrices, 2 threads, AMD
      * EPYC Zen 4, the 4-row passes ran at 69-77 G weight-rows/s from 8 to 32 rows, the tiles at 47
      * (12 rows), 54-55 (16), 65 (24), 70 (32), 85 (64); since the passes cover all four panels with
      * f16 scales, 81-88 at 8 and 16 rows (4096x2048); since int8 quants are decoded by shift and
@@ -78,8 +78,8 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     }
 
     /**
-     * The fast layout for {@code m}, packed in parallel: F32 and F16 as fp32 panels, BF16 as bf16
-     * panels, Q4_0 as 4-bit panels, Q8_0, Q6_K and Q4_K as int8 panels ({@link PackedInt8}). Only
+     * The fast layout for {@code m}, packed in parallel: F32 as fp32 panels, F16 as f16 panels, BF16
+     * as bf16 panels, Q4_0 as 4-bit panels, Q8_0, Q6_K and Q4_K as int8 panels ({@link PackedInt8}). Only
      * matrices whose rows are not whole 32-column blocks stay as they are. The packed copy lives in
      * {@code arena}.
      */
@@ -89,7 +89,8 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
         }
         int panels = (m.rows() + GROUP - 1) / GROUP * 4;
         PackedMatrix packed = switch (m.type()) {
-            case F32, F16 -> new PackedF32(allocate(arena, panels, PackedF32.panelBytes(m.cols())), m.rows(), m.cols());
+            case F32 -> new PackedF32(allocate(arena, panels, PackedF32.panelBytes(m.cols())), m.rows(), m.cols());
+            case F16 -> new PackedF16(allocate(arena, panels, PackedF16.panelBytes(m.cols())), m.rows(), m.cols());
             case BF16 -> new PackedBF16(allocate(arena, panels, PackedBF16.panelBytes(m.cols())), m.rows(), m.cols());
             case Q8_0, Q6_K, Q4_K -> new PackedInt8(allocate(arena, panels, PackedInt8.panelBytes(m.cols())), m.rows(), m.cols(), m.type());
             case Q4_0 -> new PackedQ4_0(allocate(arena, panels, PackedQ4_0.panelBytes(m.cols())), m.rows(), m.cols());

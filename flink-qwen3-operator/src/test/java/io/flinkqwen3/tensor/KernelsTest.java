@@ -239,7 +239,7 @@ class KernelsTest {
      * a streamed row's result is bit for bit the one it gets alone.
      */
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q8_0", "Q6_K", "Q4_0", "BF16", "F32"})
+    @EnumSource(value = DType.class, names = {"Q8_0", "Q6_K", "Q4_0", "BF16", "F16", "F32"})
     void everyBatchSizeMatchesTheScalarReference(DType type) {
         // more columns than one dequantized chunk (KC), so the tiles also start mid-row
         int cols = Math.max(type.blockElements(), 128) * 3, rows = 2 * PackedMatrix.GROUP + 13;
