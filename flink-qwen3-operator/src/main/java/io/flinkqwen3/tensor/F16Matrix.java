@@ -4,9 +4,9 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * IEEE half-precision weights. The Vector API has no half-to-float lane conversion, so this kernel
- * widens each weight with the (intrinsified) {@link Float#float16ToFloat}; F16 checkpoints are rare
- * for Qwen3, which ships bf16.
+ * IEEE half-precision weights as the file stores them, row-major: what {@link PackedF16} repacks
+ * from, and the matrix used as it is where the columns are not a multiple of 32; it widens each
+ * weight with the (intrinsified) {@link Float#float16ToFloat}.
  */
 public final class F16Matrix extends Matrix {
     F16Matrix(MemorySegment data, int rows, int cols) {

@@ -7,7 +7,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 
-/** fp32 in panels (also what F16 checkpoints widen to): per column, the P rows' weights. */
+/** fp32 in panels: per column, the P rows' weights. */
 final class PackedF32 extends PackedMatrix {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final int COLUMN_BYTES = 4 * P;

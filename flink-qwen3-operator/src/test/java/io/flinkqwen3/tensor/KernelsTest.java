@@ -286,17 +286,21 @@ class KernelsTest {
      * non-zero weight is 1 x its scale, times x = (1, 0, ...) in every batch path, must give
      * Float.float16ToFloat(scale). Q4_0 keeps every finite f16, either sign; Q8_0 every finite
      * non-negative one (a negative Q8_0 scale is requantized: {@link #aNegativeQ8_0ScaleIsRequantizedWithinHalfAStep}).
+     * F16 weights are decoded the same way: there the one weight of a row is the f16 itself.
      */
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q8_0", "Q4_0"})
+    @EnumSource(value = DType.class, names = {"Q8_0", "Q4_0", "F16"})
     void everyFiniteF16ScaleIsReadExactly(DType type) {
         short[] scales = f16s(type);
         int rows = scales.length, cols = 32;
         try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
             MemorySegment seg = arena.allocate(type.byteSize((long) rows * cols));
             for (int r = 0; r < rows; r++) {
-                long o = (long) r * type.blockBytes();
+                long o = (long) r * type.byteSize(cols); // a row: one block of 32, or 32 halves
                 seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, scales[r]);
+                if (type == DType.F16) {
+                    continue; // weight (r, 0) is the f16, the rest stay 0
+                }
                 if (type == DType.Q8_0) {
                     seg.set(ValueLayout.JAVA_BYTE, o + 2, (byte) 1); // quants 1, 0, 0, ...
                 } else {
@@ -327,7 +331,7 @@ class KernelsTest {
     /** The finite f16 scales the packed layout of {@code type} keeps as they are, in order. */
     private static short[] f16s(DType type) {
         int[] bits = java.util.stream.IntStream.range(0, 1 << 16)
-                .filter(h -> Float.isFinite(Float.float16ToFloat((short) h)) && (type == DType.Q4_0 || h < 0x8000)).toArray();
+                .filter(h -> Float.isFinite(Float.float16ToFloat((short) h)) && (type != DType.Q8_0 || h < 0x8000)).toArray();
         short[] scales = new short[bits.length];
         for (int i = 0; i < bits.length; i++) {
             scales[i] = (short) bits[i];
