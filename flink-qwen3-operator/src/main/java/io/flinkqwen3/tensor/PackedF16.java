@@ -22,9 +22,9 @@ import jdk.incubator.vector.VectorSpecies;
  * ((v << 16) >> 3, or v >> 3, then & 0x8FFFE000, arithmetic shifts), which reads the weight times
  * 2^-112 exactly (f16 subnormals become fp32 subnormals); the sums are multiplied by 2^112 once per
  * row and panel at the end (while a running sum is below 2^-14 in true magnitude it is rounded to a
- * step of 2^-37, an fp32 subnormal's; the products are not rounded on their own, being fused). The kernels for one, two and four input
- * rows add column 2k, then 2k+1, into one accumulator per row and panel, so a row's result is bit
- * for bit the same in each. Measured on AMD EPYC Zen 4, 4096x2048, 2 threads, MatBench, against the
+ * step of 2^-37, an fp32 subnormal's; the products are not rounded on their own, being fused).
+ * The kernels for one, two and four input rows add column 2k, then 2k+1, into one accumulator per
+ * row and panel, so a row's result is bit for bit the same in each. Measured on AMD EPYC Zen 4, 4096x2048, 2 threads, MatBench, against the
  * fp32 panels before (builds alternating): 1 row 1503-1599 -> 390-406 us, 4 rows 1809-1840 -> 341-409
  * us, 16 rows 2682-2690 -> 1268-1280 us.
  */

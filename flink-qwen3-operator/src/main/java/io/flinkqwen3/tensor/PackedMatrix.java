@@ -22,8 +22,9 @@ import java.util.Arrays;
  *
  * <p>Two paths: a few input rows (decode steps of up to {@link #STREAM_ROWS} sequences, and the
  * one to four tokens an MoE expert gets per step; {@link #MATVEC_ROWS} for F32, which has no
- * multi-row kernels; every batch for BF16) stream the weights through type-specific kernels over four panels that decode
- * each weight once for up to four input rows ({@link #matvec}, {@link #matvec2}, {@link #matvec4});
+ * multi-row kernels; every batch for BF16) stream the weights through type-specific kernels over
+ * four panels that decode each weight once for up to four input rows ({@link #matvec},
+ * {@link #matvec2}, {@link #matvec4});
  * a larger batch dequantizes {@link #KC} columns of four panels into an fp32 buffer once and runs
  * the {@link Kernels#tile6x4} register tile (6 input rows x 4 panels, 24 accumulators) over the
  * batch, near the fp32 FMA peak.
@@ -52,8 +53,8 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     static final int MATVEC_ROWS = 8;
     /**
      * Up to this many input rows, types with multi-row kernels (int8, Q4_0, F16 and BF16 panels)
-     * stream the weights four rows per pass: measured on 4096x2048 and 151936x2048 Q8_0 matrices, 2 threads, AMD
-     * EPYC Zen 4, the 4-row passes ran at 69-77 G weight-rows/s from 8 to 32 rows, the tiles at 47
+     * stream the weights four rows per pass: measured on 4096x2048 and 151936x2048 Q8_0 matrices, 2
+     * threads, AMD EPYC Zen 4, the 4-row passes ran at 69-77 G weight-rows/s from 8 to 32 rows, the tiles at 47
      * (12 rows), 54-55 (16), 65 (24), 70 (32), 85 (64); since the passes cover all four panels with
      * f16 scales, 81-88 at 8 and 16 rows (4096x2048); since int8 quants are decoded by shift and
      * mask, 92-96 at 16 rows (4096x2048), the tiles 67 (151936x2048). BF16 streams every batch
@@ -65,7 +66,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[MB * GROUP]);
 
     protected final int groups;
-    /** Batches up to this many rows stream through the matvec kernels, larger ones run the tiles (Integer.MAX_VALUE: none does). */
+    /** Batches up to this many rows stream through the matvec kernels, larger ones run the tiles (MAX_VALUE: none). */
     private final int streamRows;
     /** Bytes of one panel (P rows, all columns). */
     protected final long panelBytes;
