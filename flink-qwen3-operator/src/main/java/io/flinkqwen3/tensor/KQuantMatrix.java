@@ -4,12 +4,13 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * The k-quant formats (256-weight super-blocks with packed sub-block scales). Rows are dequantized
- * a super-block at a time; {@link PackedMatrix#pack} requantizes them into int8 panels, and a
- * matrix that stays as it is multiplies through {@link Matrix}'s generic path.
+ * a super-block at a time; {@link PackedMatrix#pack} repacks Q4_K into 4-bit panels and
+ * requantizes Q6_K into int8 panels, and a matrix that stays as it is multiplies through
+ * {@link Matrix}'s generic path.
  */
 public abstract sealed class KQuantMatrix extends Matrix permits Q4_KMatrix, Q6_KMatrix {
     static final int BLOCK = 256;
-    private final long rowBytes;
+    final long rowBytes;
 
     KQuantMatrix(MemorySegment data, int rows, int cols) {
         super(data, rows, cols);

@@ -30,10 +30,11 @@ import jdk.incubator.vector.VectorSpecies;
  * f16 becomes an fp32 with two integer operations and one multiply (see the decoding note below).
  *
  * <p>What packs into it: Q8_0 (lossless: ggml's scales and quants as they are; a block with a
- * negative scale, which ggml never writes, is requantized), Q6_K and Q4_K (requantized: the block's
- * weights as floats, scale max |w| / 127 rounded to the nearest f16, quants rounded with that scale
- * and clamped to +-127, as ggml quantizes Q8_0: each weight off by at most about half an int8 step
- * of its 32-column block, a 4th of the step of the block's coarser Q6_K sub-block, a 16th of Q4_K's).
+ * negative scale, which ggml never writes, is requantized), Q6_K (requantized: the block's weights
+ * as floats, scale max |w| / 127 rounded to the nearest f16, quants rounded with that scale and
+ * clamped to +-127, as ggml quantizes Q8_0: each weight off by at most about half an int8 step of
+ * its 32-column block, a 4th of the step of the block's coarser Q6_K sub-block). Q4_K has 4-bit
+ * panels of its own ({@link PackedQ4_K}).
  */
 final class PackedInt8 extends PackedMatrix {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());

@@ -32,7 +32,7 @@ import java.util.Arrays;
  * <p>Rows are padded with zero rows to a multiple of {@link #GROUP}; columns must be a multiple of 32.
  * The storage lives off-heap ({@link NativeMemory}) until the arena given to {@link #pack} closes.
  */
-public abstract sealed class PackedMatrix extends Matrix permits PackedF32, PackedF16, PackedBF16, PackedInt8, PackedQ4_0 {
+public abstract sealed class PackedMatrix extends Matrix permits PackedF32, PackedF16, PackedBF16, PackedInt8, PackedQ4_0, PackedQ4_K {
     /** Rows per panel: the float lanes of this CPU. */
     static final int P = F.length();
     /** Rows one kernel call produces: four panels. */
@@ -80,7 +80,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
 
     /**
      * The fast layout for {@code m}, packed in parallel: F32 as fp32 panels, F16 as f16 panels, BF16
-     * as bf16 panels, Q4_0 as 4-bit panels, Q8_0, Q6_K and Q4_K as int8 panels ({@link PackedInt8}). Only
+     * as bf16 panels, Q4_0 and Q4_K as 4-bit panels, Q8_0 and Q6_K as int8 panels ({@link PackedInt8}). Only
      * matrices whose rows are not whole 32-column blocks stay as they are. The packed copy lives in
      * {@code arena}.
      */
@@ -93,7 +93,8 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
             case F32 -> new PackedF32(allocate(arena, panels, PackedF32.panelBytes(m.cols())), m.rows(), m.cols());
             case F16 -> new PackedF16(allocate(arena, panels, PackedF16.panelBytes(m.cols())), m.rows(), m.cols());
             case BF16 -> new PackedBF16(allocate(arena, panels, PackedBF16.panelBytes(m.cols())), m.rows(), m.cols());
-            case Q8_0, Q6_K, Q4_K -> new PackedInt8(allocate(arena, panels, PackedInt8.panelBytes(m.cols())), m.rows(), m.cols(), m.type());
+            case Q8_0, Q6_K -> new PackedInt8(allocate(arena, panels, PackedInt8.panelBytes(m.cols())), m.rows(), m.cols(), m.type());
+            case Q4_K -> new PackedQ4_K(allocate(arena, panels, PackedQ4_K.panelBytes(m.cols())), m.rows(), m.cols());
             case Q4_0 -> new PackedQ4_0(allocate(arena, panels, PackedQ4_0.panelBytes(m.cols())), m.rows(), m.cols());
         };
         parallel.forEach(panels, p -> packed.packPanel(m, p));

@@ -72,22 +72,28 @@ final class PackedQ4_0 extends PackedMatrix {
         int stride = streamStride();
         float[] prepared = new float[batch * stride];
         for (int b = 0; b < batch; b++) {
-            int from = b * cols, to = b * stride, k = 0;
-            for (; k < F.loopBound(cols); k += F.length()) { // lanes are a power of two: k % 8 is where the pattern starts
-                FloatVector.fromArray(F, x, from + k).mul(FloatVector.fromArray(F, PRESCALE, k % 8)).intoArray(prepared, to + k);
-            }
-            for (; k < cols; k++) {
-                prepared[to + k] = x[from + k] * PRESCALE[k % 8];
-            }
+            int from = b * cols, to = b * stride;
+            prescale(x, from, prepared, to, cols);
             for (int kb = 0; kb < cols; kb += 32) {
                 float sum = 0;
-                for (k = kb; k < kb + 32; k++) {
+                for (int k = kb; k < kb + 32; k++) {
                     sum += k % 8 == 7 ? 0 : x[from + k];
                 }
                 prepared[to + cols + kb / 32] = 8 * sum;
             }
         }
         return prepared;
+    }
+
+    /** out[to + k] = x[from + k] * 2^-4(k % 8) for k in [0, cols): the nibble kernels' prescaled input. */
+    static void prescale(float[] x, int from, float[] out, int to, int cols) {
+        int k = 0;
+        for (; k < F.loopBound(cols); k += F.length()) { // lanes are a power of two: k % 8 is where the pattern starts
+            FloatVector.fromArray(F, x, from + k).mul(FloatVector.fromArray(F, PRESCALE, k % 8)).intoArray(out, to + k);
+        }
+        for (; k < cols; k++) {
+            out[to + k] = x[from + k] * PRESCALE[k % 8];
+        }
     }
 
     @Override

@@ -33,12 +33,13 @@ public final class Q4_KMatrix extends KQuantMatrix {
         }
     }
 
-    /** get_scale_min_k4: 6-bit scale j of the 12 packed bytes. */
-    private int scale(long s, int j) {
+    /** get_scale_min_k4: 6-bit scale j of the 12 packed bytes at {@code s}. */
+    int scale(long s, int j) {
         return j < 4 ? u8(s + j) & 63 : (u8(s + j + 4) & 15) | ((u8(s + j - 4) >> 6) << 4);
     }
 
-    private int min(long s, int j) {
+    /** get_scale_min_k4: 6-bit min j of the 12 packed bytes at {@code s}. */
+    int min(long s, int j) {
         return j < 4 ? u8(s + j + 4) & 63 : (u8(s + j + 4) >> 4) | ((u8(s + j) >> 6) << 4);
     }
 }

@@ -104,9 +104,9 @@ class KernelsTest {
                 case Q8_0 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) RANDOM.nextDouble() * 0.1f));
                 // either sign: ggml's Q4_0 scale is max / -8, negative whenever the block's extreme is positive
                 case Q4_0 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) (RANDOM.nextDouble() * 0.2 - 0.1)));
-                case Q4_K -> {
-                    seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) RANDOM.nextDouble() * 0.01f));
-                    seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + 2, Float.floatToFloat16((float) RANDOM.nextDouble() * 0.01f));
+                case Q4_K -> { // either sign, which ggml never writes but a file may hold
+                    seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) (RANDOM.nextDouble() * 0.02 - 0.01)));
+                    seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + 2, Float.floatToFloat16((float) (RANDOM.nextDouble() * 0.02 - 0.01)));
                 }
                 case Q6_K -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + 208, Float.floatToFloat16((float) RANDOM.nextDouble() * 0.01f));
             }
@@ -155,9 +155,9 @@ class KernelsTest {
         };
     }
 
-    /** Q6_K and Q4_K become int8 panels with f16 scales of 32-column blocks (Q8_0 keeps its quants). */
+    /** Q6_K becomes int8 panels with f16 scales of 32-column blocks (Q8_0 keeps its quants, Q4_K its own). */
     static boolean requantizedWhenPacked(DType type) {
-        return type == DType.Q6_K || type == DType.Q4_K;
+        return type == DType.Q6_K;
     }
 
     /**
@@ -175,9 +175,9 @@ class KernelsTest {
     /**
      * Both forms of every type — as stored and repacked into panels — against the format
      * description: single rows, every batch path (1, padded tiles, several tiles, a column count
-     * spanning several dequantized chunks) and rows that do not fill a panel group. Q6_K and Q4_K
-     * are requantized to int8 panels: their packed weights may differ by half an int8 step of their
-     * 32-column block, and their products are checked against those weights.
+     * spanning several dequantized chunks) and rows that do not fill a panel group. Q6_K is
+     * requantized to int8 panels: its packed weights may differ by half an int8 step of their
+     * 32-column block, and its products are checked against those weights.
      */
     @ParameterizedTest
     @EnumSource(DType.class)
@@ -239,7 +239,7 @@ class KernelsTest {
      * a streamed row's result is bit for bit the one it gets alone.
      */
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q8_0", "Q6_K", "Q4_0", "BF16", "F16", "F32"})
+    @EnumSource(value = DType.class, names = {"Q8_0", "Q6_K", "Q4_0", "Q4_K", "BF16", "F16", "F32"})
     void everyBatchSizeMatchesTheScalarReference(DType type) {
         // more columns than one dequantized chunk (KC), so the tiles also start mid-row
         int cols = Math.max(type.blockElements(), 128) * 3, rows = 2 * PackedMatrix.GROUP + 13;
@@ -321,6 +321,45 @@ class KernelsTest {
                         float expected = Float.float16ToFloat(scales[r]) * (b + 1);
                         if (expected != out[b * rows + r]) { // one assertion per mismatch: 63488 rows
                             assertEquals(expected, out[b * rows + r], type + " batch " + batch + ": scale 0x" + Integer.toHexString(scales[r] & 0xFFFF));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Q4_K's d and dmin, every finite f16 of either sign, read exactly in every batch path: per f16
+     * one row whose only non-zero weight is d * 1 * 1 (sub-block scale 1, quant 1, column 0), and
+     * one whose first sub-block is all -dmin * 1 (min 1, scale 0), times x = (1, 0, ...).
+     */
+    @Test
+    void everyFiniteQ4_KdAndDminIsReadExactly() {
+        short[] halves = f16s(DType.Q4_K);
+        int n = halves.length, rows = 2 * n, cols = 256, blockBytes = DType.Q4_K.blockBytes();
+        try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
+            MemorySegment seg = arena.allocate((long) rows * blockBytes);
+            for (int r = 0; r < rows; r++) {
+                long o = (long) r * blockBytes;
+                boolean d = r < n;
+                seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + (d ? 0 : 2), halves[r % n]);
+                seg.set(ValueLayout.JAVA_BYTE, o + 4 + (d ? 0 : 4), (byte) 1); // scale 0 or min 0 (get_scale_min_k4, j < 4)
+                seg.set(ValueLayout.JAVA_BYTE, o + 16, (byte) (d ? 1 : 0)); // quant 1 in column 0
+            }
+            Matrix packed = PackedMatrix.pack(Matrix.of(DType.Q4_K, seg, rows, cols), parallel, arena);
+            for (int batch : new int[] {1, 2, 4, PackedMatrix.STREAM_ROWS + 1}) {
+                float[] x = new float[batch * cols], out = new float[batch * rows];
+                for (int b = 0; b < batch; b++) {
+                    x[b * cols] = b + 1;
+                }
+                packed.matmul(x, batch, out, parallel);
+                for (int b = 0; b < batch; b++) {
+                    for (int r = 0; r < rows; r++) {
+                        float half = Float.float16ToFloat(halves[r % n]);
+                        float expected = (r < n ? half : -half) * (b + 1);
+                        if (expected != out[b * rows + r]) { // one assertion per mismatch: 126976 rows
+                            assertEquals(expected, out[b * rows + r], "Q4_K batch " + batch + ": " + (r < n ? "d" : "dmin") + " 0x"
+                                    + Integer.toHexString(halves[r % n] & 0xFFFF));
                         }
                     }
                 }
