@@ -10,7 +10,7 @@ import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /** ggml's 32-weight block formats: an f16 scale first, then the packed quants; rows are whole blocks. */
-abstract sealed class Block32Matrix extends Matrix permits Q8_0Matrix, Q4_0Matrix {
+abstract sealed class Block32Matrix extends Matrix permits Q8_0Matrix, Q4_0Matrix, Q5_0Matrix {
     static final int BLOCK = 32;
     /** As many bytes as there are float lanes: one byte vector widens to one float vector. */
     static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(F.length() * 8));

@@ -11,7 +11,9 @@ public enum DType {
     BF16(30, 1, 2),
     Q8_0(8, 32, 34),
     Q4_0(2, 32, 18),
+    Q5_0(6, 32, 22),
     Q4_K(12, 256, 144),
+    Q5_K(13, 256, 176),
     Q6_K(14, 256, 210);
 
     private final int ggmlId;
@@ -52,6 +54,16 @@ public enum DType {
             case "BF16" -> BF16;
             default -> null;
         };
+    }
+
+    /** ggml's names of its type ids (ggml.h, enum ggml_type), for messages about the ones we do not read. */
+    private static final String[] GGML_NAMES = {"F32", "F16", "Q4_0", "Q4_1", null, null, "Q5_0", "Q5_1", "Q8_0", "Q8_1",
+        "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S",
+        "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16", null, null, null, "TQ1_0", "TQ2_0", null, null, null, "MXFP4"};
+
+    /** ggml's name of type id {@code id} ("Q5_1", "IQ4_XS", ...), or "unknown" for an id it does not define. */
+    public static String ggmlName(int id) {
+        return id >= 0 && id < GGML_NAMES.length && GGML_NAMES[id] != null ? GGML_NAMES[id] : "unknown";
     }
 
     /** The ggml type id of a GGUF tensor, or null when we do not support it. */

@@ -5,10 +5,10 @@ import java.lang.foreign.MemorySegment;
 /**
  * The k-quant formats (256-weight super-blocks with packed sub-block scales). Rows are dequantized
  * a super-block at a time; {@link PackedMatrix#pack} repacks Q4_K into 4-bit panels and
- * requantizes Q6_K into int8 panels, and a matrix that stays as it is multiplies through
+ * requantizes Q5_K and Q6_K into int8 panels, and a matrix that stays as it is multiplies through
  * {@link Matrix}'s generic path.
  */
-public abstract sealed class KQuantMatrix extends Matrix permits Q4_KMatrix, Q6_KMatrix {
+public abstract sealed class KQuantMatrix extends Matrix permits Q4_KMatrix, Q5_KMatrix, Q6_KMatrix {
     static final int BLOCK = 256;
     final long rowBytes;
 
@@ -34,5 +34,15 @@ public abstract sealed class KQuantMatrix extends Matrix permits Q4_KMatrix, Q6_
 
     float f16(long offset) {
         return Float.float16ToFloat(data.get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, offset));
+    }
+
+    /** ggml's get_scale_min_k4 (Q4_K, Q5_K): 6-bit sub-block scale j (0..7) of the 12 packed bytes at {@code s}. */
+    int scaleK4(long s, int j) {
+        return j < 4 ? u8(s + j) & 63 : (u8(s + j + 4) & 15) | ((u8(s + j - 4) >> 6) << 4);
+    }
+
+    /** ggml's get_scale_min_k4: 6-bit sub-block min j (0..7) of the 12 packed bytes at {@code s}. */
+    int minK4(long s, int j) {
+        return j < 4 ? u8(s + j + 4) & 63 : (u8(s + j + 4) >> 4) | ((u8(s + j) >> 6) << 4);
     }
 }

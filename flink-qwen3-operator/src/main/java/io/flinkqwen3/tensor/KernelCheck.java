@@ -63,7 +63,7 @@ public final class KernelCheck {
                 slow.add(new Slow(null, 0, peak / 1e9, MIN_PEAK_FLOPS / 1e9));
             }
             var random = new SplittableRandom(7);
-            for (DType type : new DType[] {DType.F32, DType.BF16, DType.Q8_0, DType.Q6_K, DType.Q4_0}) {
+            for (DType type : new DType[] {DType.F32, DType.F16, DType.BF16, DType.Q8_0, DType.Q4_0, DType.Q4_K}) {
                 Matrix small = randomPacked(type, 64, type.blockElements() == 256 ? 256 : 32, random, arena, one);
                 Matrix large = randomPacked(type, 1024, 1024, random, arena, one);
                 for (int batch : new int[] {1, 16}) {

@@ -38,7 +38,9 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Bl
             case F16 -> new F16Matrix(data, rows, cols);
             case Q8_0 -> new Q8_0Matrix(data, rows, cols);
             case Q4_0 -> new Q4_0Matrix(data, rows, cols);
+            case Q5_0 -> new Q5_0Matrix(data, rows, cols);
             case Q4_K -> new Q4_KMatrix(data, rows, cols);
+            case Q5_K -> new Q5_KMatrix(data, rows, cols);
             case Q6_K -> new Q6_KMatrix(data, rows, cols);
         };
     }

@@ -13,8 +13,8 @@ import java.util.Arrays;
  *
  * <p>Why: in ggml's row-major blocks a dot product widens bytes with lane-crossing conversions and
  * ends in a horizontal sum per row; with panels one load holds {@link #P} rows' weights of one
- * column of four panels (int8: a byte of each int) or of eight columns of one panel (Q4_0: a nibble
- * each), widening is an integer operation or two and a convert per vector, and the kernels
+ * column of four panels (int8: a byte of each int) or of eight columns of one panel (Q4_0, Q4_K: a
+ * nibble each), widening is an integer operation or two and a convert per vector, and the kernels
  * multiply a whole vector of output rows by one broadcast input value, with no horizontal sums.
  * Measured on the 151936x1024 output matrix of Qwen3-0.6B (read from DRAM), AMD EPYC Zen 4, 2
  * threads: Q8_0 7 -> 39 G weights/s, Q4_0 7 -> 43, BF16 63 GB/s, the DRAM read rate
@@ -29,7 +29,8 @@ import java.util.Arrays;
  * the {@link Kernels#tile6x4} register tile (6 input rows x 4 panels, 24 accumulators) over the
  * batch, near the fp32 FMA peak.
  *
- * <p>Rows are padded with zero rows to a multiple of {@link #GROUP}; columns must be a multiple of 32.
+ * <p>Rows are padded with zero rows to a multiple of {@link #GROUP}; columns must be a multiple of 32
+ * (of 256 for Q4_K, as its format already requires).
  * The storage lives off-heap ({@link NativeMemory}) until the arena given to {@link #pack} closes.
  */
 public abstract sealed class PackedMatrix extends Matrix permits PackedF32, PackedF16, PackedBF16, PackedInt8, PackedQ4_0, PackedQ4_K {
@@ -52,7 +53,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
      */
     static final int MATVEC_ROWS = 8;
     /**
-     * Up to this many input rows, types with multi-row kernels (int8, Q4_0, F16 and BF16 panels)
+     * Up to this many input rows, types with multi-row kernels (int8, Q4_0, Q4_K, F16 and BF16 panels)
      * stream the weights four rows per pass: measured on 4096x2048 and 151936x2048 Q8_0 matrices, 2
      * threads, AMD EPYC Zen 4, the 4-row passes ran at 69-77 G weight-rows/s from 8 to 32 rows, the tiles at 47
      * (12 rows), 54-55 (16), 65 (24), 70 (32), 85 (64); since the passes cover all four panels with
@@ -80,7 +81,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
 
     /**
      * The fast layout for {@code m}, packed in parallel: F32 as fp32 panels, F16 as f16 panels, BF16
-     * as bf16 panels, Q4_0 and Q4_K as 4-bit panels, Q8_0 and Q6_K as int8 panels ({@link PackedInt8}). Only
+     * as bf16 panels, Q4_0 and Q4_K as 4-bit panels, Q8_0, Q5_0, Q5_K and Q6_K as int8 panels ({@link PackedInt8}). Only
      * matrices whose rows are not whole 32-column blocks stay as they are. The packed copy lives in
      * {@code arena}.
      */
@@ -93,7 +94,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
             case F32 -> new PackedF32(allocate(arena, panels, PackedF32.panelBytes(m.cols())), m.rows(), m.cols());
             case F16 -> new PackedF16(allocate(arena, panels, PackedF16.panelBytes(m.cols())), m.rows(), m.cols());
             case BF16 -> new PackedBF16(allocate(arena, panels, PackedBF16.panelBytes(m.cols())), m.rows(), m.cols());
-            case Q8_0, Q6_K -> new PackedInt8(allocate(arena, panels, PackedInt8.panelBytes(m.cols())), m.rows(), m.cols(), m.type());
+            case Q8_0, Q5_0, Q5_K, Q6_K -> new PackedInt8(allocate(arena, panels, PackedInt8.panelBytes(m.cols())), m.rows(), m.cols(), m.type());
             case Q4_K -> new PackedQ4_K(allocate(arena, panels, PackedQ4_K.panelBytes(m.cols())), m.rows(), m.cols());
             case Q4_0 -> new PackedQ4_0(allocate(arena, panels, PackedQ4_0.panelBytes(m.cols())), m.rows(), m.cols());
         };

@@ -14,20 +14,24 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Q4_K in panels, kept at 4.6 bits a weight (ggml: 4.5). A weight of 32-column sub-block j of a
+ * Q4_K in panels, kept at 4.625 bits a weight (148 bytes per row per 256 columns; ggml: 144). A weight of 32-column sub-block j of a
  * 256-column super-block is d * sc_j * q - dmin * m_j (q 0..15; sc_j, m_j 6-bit; d, dmin f16), so a
  * sub-block's dot product with x is d * sc_j * sum(q * x) - dmin * m_j * sum(x). Per super-block
  * and row the panels keep d and dmin as f16, per sub-block and row sc_j and m_j as bytes, and the
  * quants as {@link PackedQ4_0} keeps its own: 8 per int lane, nibble 7 as q xor 8, decoded with one
- * AND and a convert against the input prescaled by 2^-4j ({@link PackedQ4_0#prescale}). Each input
+ * AND and a convert against the input prescaled by 2^-4i for nibble i ({@link PackedQ4_0#prescale}). Each input
  * row carries per sub-block A = 8 * (sum of x over its columns k % 8 == 7), which gives back the 8
  * that nibble 7's encoding took off, and B = sum of x, for the mins: the sub-block adds
  * d * sc_j * (t + A) - dmin * m_j * B to a row, t being the kernel's sum. Lossless: ggml's scales,
  * mins and quants as they are, and every product of an f16 and a 6-bit integer is exact in fp32.
  *
  * <p>Why not int8 panels, as Q6_K: they read 34 bytes per 32 weights instead of 18.5, and decoding
- * one token streams every weight from DRAM. Measured on Qwen3-0.6B Q4_K_M (compare.sh), AMD EPYC
- * Zen 4, 2 threads: see README "Performance".
+ * one sequence streams every weight from DRAM per token. The price is a heavier per-sub-block
+ * epilogue (the scales, mins and their corrections) where several rows share the decoded weights.
+ * Measured on Qwen3-0.6B Q4_K_M (its other matrices Q6_K), AMD EPYC Zen 4, 2 threads, {@code qwen3
+ * bench --prompt 16 --gen 64}, builds alternating, against int8 panels: one sequence 46.5 and 57.8
+ * -> 61.1 and 61.1 tok/s, 16 sequences 131.9 and 130.2 -> 124.2 and 122.2; side by side with
+ * llama.cpp in README "Performance".
  */
 final class PackedQ4_K extends PackedMatrix {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
@@ -94,9 +98,10 @@ final class PackedQ4_K extends PackedMatrix {
      *
      * The kernels write their Vector API calls out, as PackedQ4_0's do (C2 inlining; see there), and
      * decode, per 16 lanes:
-     * - nibble j of a chunk as PackedQ4_0 does;
+     * - nibble i of a chunk as PackedQ4_0 does;
      * - d or dmin of a pair s:  even panel ((s << 16) >> 3) & 0x8FFFE000, odd panel (s >> 3) &
-     *   0x8FFFE000: the value times 2^-112, exactly (see PackedQ4_0), times 2^(112 - 8p) for panel p;
+     *   0x8FFFE000: the value times 2^-112, exactly (see PackedQ4_0), times 2^(112 - 8p) for panel p,
+     *   and for dmin times -2^(112 - 8p): the kernels add the min term, negated;
      * - sc_j (m_j) of panel p from the scales (mins) v:  v & (63 << 8p), converted: sc_j * 2^8p,
      *   exact; times panel p's d * 2^-8p gives d * sc_j exactly (11 + 6 significant bits).
      */
@@ -384,7 +389,8 @@ final class PackedQ4_K extends PackedMatrix {
             var s = ((FloatVector) IntVector.fromMemorySegment(I, data, gb, LE).lanewise(AND, mask).convert(I2F, 0)).mul(d);
             var minus = ((FloatVector) IntVector.fromMemorySegment(I, data, gb + 4 * P, LE).lanewise(AND, mask).convert(I2F, 0))
                     .mul(dmin).neg();
-            var last = s.fma(FloatVector.broadcast(F, 8f), minus); // nibble 7 holds q - 8
+            // nibble 7 holds q - 8; its weights round twice ((q - 8) * s + (8s - dmin * m)), within an ulp
+            var last = s.fma(FloatVector.broadcast(F, 8f), minus);
             for (int c = 0; c < 4; c++) {
                 var q = IntVector.fromMemorySegment(I, data, gb + 4L * P * (2 + 4 * c + p), LE);
                 for (int i = 0; i < 8; i++) { // q * 2^4i * (d * sc * 2^-4i) - dmin * m, or for i = 7 (q - 8) * 2^28 * (d * sc * 2^-28) + 8 * d * sc - dmin * m
@@ -424,8 +430,8 @@ final class PackedQ4_K extends PackedMatrix {
                 data.set(ValueLayout.JAVA_SHORT_UNALIGNED, f16At(gs, 1, p, lane), dmin);
                 for (int j = 0; j < 8; j++) {
                     long gb = subBlock(gs, j);
-                    data.set(ValueLayout.JAVA_BYTE, gb + 4L * lane + p, (byte) q4.scale(from + 4, j));
-                    data.set(ValueLayout.JAVA_BYTE, gb + 4L * P + 4L * lane + p, (byte) q4.min(from + 4, j));
+                    data.set(ValueLayout.JAVA_BYTE, gb + 4L * lane + p, (byte) q4.scaleK4(from + 4, j));
+                    data.set(ValueLayout.JAVA_BYTE, gb + 4L * P + 4L * lane + p, (byte) q4.minK4(from + 4, j));
                     for (int c = 0; c < 4; c++) {
                         int packed = 0;
                         for (int i = 0; i < 8; i++) {

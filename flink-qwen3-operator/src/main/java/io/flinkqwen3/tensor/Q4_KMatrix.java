@@ -23,23 +23,13 @@ public final class Q4_KMatrix extends KQuantMatrix {
         long scales = block + 4, qs = block + 16;
         for (int chunk = 0; chunk < 4; chunk++) {
             int j = 2 * chunk;
-            float d1 = d * scale(scales, j), m1 = dmin * min(scales, j);
-            float d2 = d * scale(scales, j + 1), m2 = dmin * min(scales, j + 1);
+            float d1 = d * scaleK4(scales, j), m1 = dmin * minK4(scales, j);
+            float d2 = d * scaleK4(scales, j + 1), m2 = dmin * minK4(scales, j + 1);
             for (int l = 0; l < 32; l++) {
                 int q = u8(qs + 32L * chunk + l);
                 out[outOff + 64 * chunk + l] = d1 * (q & 15) - m1;
                 out[outOff + 64 * chunk + 32 + l] = d2 * (q >> 4) - m2;
             }
         }
-    }
-
-    /** get_scale_min_k4: 6-bit scale j of the 12 packed bytes at {@code s}. */
-    int scale(long s, int j) {
-        return j < 4 ? u8(s + j) & 63 : (u8(s + j + 4) & 15) | ((u8(s + j - 4) >> 6) << 4);
-    }
-
-    /** get_scale_min_k4: 6-bit min j of the 12 packed bytes at {@code s}. */
-    int min(long s, int j) {
-        return j < 4 ? u8(s + j + 4) & 63 : (u8(s + j + 4) >> 4) | ((u8(s + j) >> 6) << 4);
     }
 }

@@ -167,6 +167,14 @@ class GgufValidationTest {
             g.data = new byte[1024 + 3 * 34];
         }, "tensor 'blk.0.attn_q.weight' of type Q8_0 has rows of 48 weights", "multiple of its block size 32");
         assertRefused(dir, g -> g.tensor("t", new long[] {100}, 12, 1024), "tensor 't' of type Q4_K has rows of 100", "256");
+        assertRefused(dir, g -> g.tensor("t", new long[] {100}, 13, 1024), "tensor 't' of type Q5_K has rows of 100", "256");
+    }
+
+    @Test
+    void anUnsupportedTypeIsNamed(@TempDir Path dir) throws Exception {
+        assertRefused(dir, g -> g.tensor("blk.0.ffn_up.weight", new long[] {256}, 23, 1024),
+                "tensor 'blk.0.ffn_up.weight' has ggml type 23 (IQ4_XS)", "supported are", "Q5_K", "llama-quantize");
+        assertRefused(dir, g -> g.tensor("t", new long[] {32}, 99, 1024), "tensor 't' has ggml type 99 (unknown)");
     }
 
     @Test

@@ -104,7 +104,8 @@ class KernelsTest {
                 case Q8_0 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) RANDOM.nextDouble() * 0.1f));
                 // either sign: ggml's Q4_0 scale is max / -8, negative whenever the block's extreme is positive
                 case Q4_0 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) (RANDOM.nextDouble() * 0.2 - 0.1)));
-                case Q4_K -> { // either sign, which ggml never writes but a file may hold
+                case Q5_0 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) (RANDOM.nextDouble() * 0.2 - 0.1)));
+                case Q4_K, Q5_K -> { // either sign, which ggml never writes but a file may hold
                     seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16((float) (RANDOM.nextDouble() * 0.02 - 0.01)));
                     seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + 2, Float.floatToFloat16((float) (RANDOM.nextDouble() * 0.02 - 0.01)));
                 }
@@ -133,6 +134,21 @@ class KernelsTest {
             case BF16 -> Float.intBitsToFloat((s.get(ValueLayout.JAVA_SHORT_UNALIGNED, index * 2) & 0xFFFF) << 16);
             case Q8_0 -> f16(s, block) * s.get(ValueLayout.JAVA_BYTE, block + 2 + i);
             case Q4_0 -> f16(s, block) * ((i < 16 ? u8(s, block + 2 + i) & 15 : u8(s, block + 2 + i - 16) >> 4) - 8);
+            case Q5_0 -> {
+                int low = i < 16 ? u8(s, block + 6 + i) & 15 : u8(s, block + 6 + i - 16) >> 4;
+                int high = s.get(ValueLayout.JAVA_INT_UNALIGNED, block + 2) >>> i & 1;
+                yield f16(s, block) * ((low | high << 4) - 16);
+            }
+            case Q5_K -> {
+                int chunk = i / 64, l = i % 32;
+                int j = 2 * chunk + (i % 64 >= 32 ? 1 : 0);
+                long sc = block + 4;
+                int scale = j < 4 ? u8(s, sc + j) & 63 : (u8(s, sc + j + 4) & 15) | ((u8(s, sc + j - 4) >> 6) << 4);
+                int min = j < 4 ? u8(s, sc + j + 4) & 63 : (u8(s, sc + j + 4) >> 4) | ((u8(s, sc + j) >> 6) << 4);
+                int q = u8(s, block + 48 + 32L * chunk + l);
+                q = (i % 64 >= 32 ? q >> 4 : q & 15) | (u8(s, block + 16 + l) >> j & 1) << 4;
+                yield f16(s, block) * scale * q - f16(s, block + 2) * min;
+            }
             case Q4_K -> {
                 int chunk = i / 64, l = i % 32;
                 int j = 2 * chunk + (i % 64 >= 32 ? 1 : 0);
@@ -155,9 +171,12 @@ class KernelsTest {
         };
     }
 
-    /** Q6_K becomes int8 panels with f16 scales of 32-column blocks (Q8_0 keeps its quants, Q4_K its own). */
+    /**
+     * Q5_K and Q6_K become int8 panels with f16 scales of 32-column blocks (Q8_0 and Q5_0 keep their
+     * quants, Q4_K its own panels).
+     */
     static boolean requantizedWhenPacked(DType type) {
-        return type == DType.Q6_K;
+        return type == DType.Q6_K || type == DType.Q5_K;
     }
 
     /**
@@ -175,9 +194,9 @@ class KernelsTest {
     /**
      * Both forms of every type — as stored and repacked into panels — against the format
      * description: single rows, every batch path (1, padded tiles, several tiles, a column count
-     * spanning several dequantized chunks) and rows that do not fill a panel group. Q6_K is
-     * requantized to int8 panels: its packed weights may differ by half an int8 step of their
-     * 32-column block, and its products are checked against those weights.
+     * spanning several dequantized chunks) and rows that do not fill a panel group. Q5_K and Q6_K
+     * are requantized to int8 panels: their packed weights may differ by half an int8 step of their
+     * 32-column block, and their products are checked against those weights.
      */
     @ParameterizedTest
     @EnumSource(DType.class)
@@ -239,7 +258,7 @@ class KernelsTest {
      * a streamed row's result is bit for bit the one it gets alone.
      */
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q8_0", "Q6_K", "Q4_0", "Q4_K", "BF16", "F16", "F32"})
+    @EnumSource(value = DType.class, names = {"Q8_0", "Q5_0", "Q5_K", "Q6_K", "Q4_0", "Q4_K", "BF16", "F16", "F32"})
     void everyBatchSizeMatchesTheScalarReference(DType type) {
         // more columns than one dequantized chunk (KC), so the tiles also start mid-row
         int cols = Math.max(type.blockElements(), 128) * 3, rows = 2 * PackedMatrix.GROUP + 13;
