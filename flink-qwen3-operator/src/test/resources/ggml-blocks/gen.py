@@ -11,8 +11,9 @@ from gguf.quants import dequantize
 
 rng = np.random.default_rng(20261130)
 # type: (weights per block, bytes per block, byte offsets of its f16 scales)
-TYPES = {"Q8_0": (32, 34, [0]), "Q4_0": (32, 18, [0]), "Q5_0": (32, 22, [0]),
-         "Q4_K": (256, 144, [0, 2]), "Q5_K": (256, 176, [0, 2]), "Q6_K": (256, 210, [208])}
+TYPES = {"Q8_0": (32, 34, [0]), "Q4_0": (32, 18, [0]), "Q4_1": (32, 20, [0, 2]), "Q5_0": (32, 22, [0]),
+         "Q5_1": (32, 24, [0, 2]), "IQ4_NL": (32, 18, [0]), "Q2_K": (256, 84, [80, 82]), "Q3_K": (256, 110, [108]),
+         "Q4_K": (256, 144, [0, 2]), "Q5_K": (256, 176, [0, 2]), "Q6_K": (256, 210, [208]), "IQ4_XS": (256, 136, [0])}
 COLS, ROWS = 512, 2
 for name, (elements, nbytes, scales) in TYPES.items():
     blocks = ROWS * COLS // elements

@@ -143,8 +143,8 @@ public final class GgufFile implements AutoCloseable {
             DType type = DType.fromGgml(p.type());
             if (type == null) {
                 throw new ModelFormatException(path + ": tensor '" + p.name() + "' has ggml type " + p.type() + " ("
-                        + DType.ggmlName(p.type()) + "), supported are F32, F16, BF16, Q8_0, Q5_0, Q4_0, Q6_K, Q5_K and Q4_K"
-                        + " (the types of Qwen's own GGUF files: Q8_0, Q6_K, Q5_K_M, Q5_0, Q4_K_M); convert it with llama-quantize");
+                        + DType.ggmlName(p.type()) + "), supported are " + DType.supportedGgml()
+                        + "; convert the model with llama-quantize to one of them (Q4_K_M, Q5_K_M, Q8_0, ...)");
             }
             if (p.dims()[0] % type.blockElements() != 0) {
                 throw error("tensor '" + p.name() + "' of type " + type + " has rows of " + p.dims()[0]

@@ -11,10 +11,16 @@ public enum DType {
     BF16(30, 1, 2),
     Q8_0(8, 32, 34),
     Q4_0(2, 32, 18),
+    Q4_1(3, 32, 20),
     Q5_0(6, 32, 22),
+    Q5_1(7, 32, 24),
+    Q2_K(10, 256, 84),
+    Q3_K(11, 256, 110),
     Q4_K(12, 256, 144),
     Q5_K(13, 256, 176),
-    Q6_K(14, 256, 210);
+    Q6_K(14, 256, 210),
+    IQ4_NL(20, 32, 18),
+    IQ4_XS(23, 256, 136);
 
     private final int ggmlId;
     private final int blockElements;
@@ -64,6 +70,11 @@ public enum DType {
     /** ggml's name of type id {@code id} ("Q5_1", "IQ4_XS", ...), or "unknown" for an id it does not define. */
     public static String ggmlName(int id) {
         return id >= 0 && id < GGML_NAMES.length && GGML_NAMES[id] != null ? GGML_NAMES[id] : "unknown";
+    }
+
+    /** The ggml types we read, by name, for messages: "F32, F16, ..., IQ4_XS". */
+    public static String supportedGgml() {
+        return java.util.Arrays.stream(values()).map(DType::name).collect(java.util.stream.Collectors.joining(", "));
     }
 
     /** The ggml type id of a GGUF tensor, or null when we do not support it. */

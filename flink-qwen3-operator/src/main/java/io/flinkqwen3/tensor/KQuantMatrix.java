@@ -5,10 +5,10 @@ import java.lang.foreign.MemorySegment;
 /**
  * The k-quant formats (256-weight super-blocks with packed sub-block scales). Rows are dequantized
  * a super-block at a time; {@link PackedMatrix#pack} repacks Q4_K into 4-bit panels and
- * requantizes Q5_K and Q6_K into int8 panels, and a matrix that stays as it is multiplies through
+ * requantizes the others into int8 panels, and a matrix that stays as it is multiplies through
  * {@link Matrix}'s generic path.
  */
-public abstract sealed class KQuantMatrix extends Matrix permits Q4_KMatrix, Q5_KMatrix, Q6_KMatrix {
+public abstract sealed class KQuantMatrix extends Matrix permits Q2_KMatrix, Q3_KMatrix, Q4_KMatrix, Q5_KMatrix, Q6_KMatrix, IQ4_XSMatrix {
     static final int BLOCK = 256;
     final long rowBytes;
 

@@ -30,9 +30,10 @@ import jdk.incubator.vector.VectorSpecies;
  * f16 becomes an fp32 with two integer operations and one multiply (see the decoding note below).
  *
  * <p>What packs into it: Q8_0 (lossless: ggml's scales and quants as they are; a block with a
- * negative scale, which ggml never writes, is requantized), Q5_0 (lossless: its quants minus 16,
- * -16..15, with its scale, both negated where the scale is negative, as ggml writes it whenever the
- * block's extreme is positive), Q5_K and Q6_K (requantized: the block's weights
+ * negative scale, which ggml never writes, is requantized), Q5_0 and IQ4_NL (lossless: Q5_0's
+ * quants minus 16, IQ4_NL's table levels, -127..113, with the block's scale, both negated where the
+ * scale is negative, as ggml writes Q5_0's whenever the block's extreme is positive), the other
+ * k-quants, Q4_1, Q5_1 and IQ4_XS (requantized: the block's weights
  * as floats, scale max |w| / 127 rounded to the nearest f16, quants rounded with that scale and
  * clamped to +-127, as ggml quantizes Q8_0: each weight off by at most about half an int8 step of
  * its 32-column block, an 8th of the step of a Q5_K sub-block, a 4th of that of the block's coarser
@@ -282,7 +283,8 @@ final class PackedInt8 extends PackedMatrix {
     @Override
     void packPanel(Matrix source, int panel) {
         Q8_0Matrix q8 = source instanceof Q8_0Matrix m ? m : null;
-        Q5_0Matrix q5 = source instanceof Q5_0Matrix m ? m : null;
+        // formats whose weights are an f16 scale times -127..127: kept as they are, a negative scale's sign moved into the quants
+        Block32Matrix signed = source instanceof Q5_0Matrix || source instanceof IQ4_NLMatrix ? (Block32Matrix) source : null;
         float[] row = null; // the rows as floats, for blocks that are requantized
         int p = panel % 4;
         for (int lane = 0; lane < P && panel * P + lane < rows; lane++) {
@@ -302,14 +304,14 @@ final class PackedInt8 extends PackedMatrix {
                         continue;
                     }
                 }
-                if (q5 != null) {
-                    long block = r * q5.rowBytes + (long) kb / BLOCK * Q5_0Matrix.BLOCK_BYTES;
-                    short scale = q5.data.get(ValueLayout.JAVA_SHORT_UNALIGNED, block);
+                if (signed != null) {
+                    long block = r * signed.rowBytes + (long) kb / BLOCK * signed.type().blockBytes();
+                    short scale = signed.data.get(ValueLayout.JAVA_SHORT_UNALIGNED, block);
                     checkFinite(Float.float16ToFloat(scale), r, kb);
                     int sign = scale < 0 ? -1 : 1; // the sign bit: the kernels read non-negative scales
                     data.set(ValueLayout.JAVA_SHORT_UNALIGNED, scaleAt(gb, p, lane), (short) (scale & 0x7FFF));
                     for (int i = 0; i < BLOCK; i++) {
-                        data.set(ValueLayout.JAVA_BYTE, quantAt(gb, p, lane, i), (byte) (sign * q5.quant(block, i)));
+                        data.set(ValueLayout.JAVA_BYTE, quantAt(gb, p, lane, i), (byte) (sign * signed.quant(block, i)));
                     }
                     continue;
                 }

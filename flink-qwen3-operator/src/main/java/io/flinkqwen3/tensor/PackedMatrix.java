@@ -81,7 +81,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
 
     /**
      * The fast layout for {@code m}, packed in parallel: F32 as fp32 panels, F16 as f16 panels, BF16
-     * as bf16 panels, Q4_0 and Q4_K as 4-bit panels, Q8_0, Q5_0, Q5_K and Q6_K as int8 panels ({@link PackedInt8}). Only
+     * as bf16 panels, Q4_0 and Q4_K as 4-bit panels, the other ggml types as int8 panels ({@link PackedInt8}). Only
      * matrices whose rows are not whole 32-column blocks stay as they are. The packed copy lives in
      * {@code arena}.
      */
@@ -94,7 +94,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
             case F32 -> new PackedF32(allocate(arena, panels, PackedF32.panelBytes(m.cols())), m.rows(), m.cols());
             case F16 -> new PackedF16(allocate(arena, panels, PackedF16.panelBytes(m.cols())), m.rows(), m.cols());
             case BF16 -> new PackedBF16(allocate(arena, panels, PackedBF16.panelBytes(m.cols())), m.rows(), m.cols());
-            case Q8_0, Q5_0, Q5_K, Q6_K -> new PackedInt8(allocate(arena, panels, PackedInt8.panelBytes(m.cols())), m.rows(), m.cols(), m.type());
+            case Q8_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q5_K, Q6_K, IQ4_XS -> new PackedInt8(allocate(arena, panels, PackedInt8.panelBytes(m.cols())), m.rows(), m.cols(), m.type());
             case Q4_K -> new PackedQ4_K(allocate(arena, panels, PackedQ4_K.panelBytes(m.cols())), m.rows(), m.cols());
             case Q4_0 -> new PackedQ4_0(allocate(arena, panels, PackedQ4_0.panelBytes(m.cols())), m.rows(), m.cols());
         };

@@ -32,6 +32,7 @@ public final class Q5_0Matrix extends Block32Matrix {
     }
 
     /** Weight i (0..31) of the block at byte {@code block} without its scale: -16..15. */
+    @Override
     int quant(long block, int i) {
         int qh = data.get(ValueLayout.JAVA_INT_UNALIGNED, block + 2);
         int q = data.get(ValueLayout.JAVA_BYTE, block + 6 + i % 16) & 0xFF;

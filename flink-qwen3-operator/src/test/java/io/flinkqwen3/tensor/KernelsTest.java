@@ -168,6 +168,8 @@ class KernelsTest {
                 int scale = s.get(ValueLayout.JAVA_BYTE, sc + l / 16 + 2 * group);
                 yield f16(s, block + 208) * scale * ((low | (high << 4)) - 32);
             }
+            // the other ggml types are held to llama.cpp's own reading of them (GgmlBlocksTest)
+            default -> throw new IllegalArgumentException("no format description here for " + type);
         };
     }
 
@@ -199,7 +201,7 @@ class KernelsTest {
      * 32-column block, and their products are checked against those weights.
      */
     @ParameterizedTest
-    @EnumSource(DType.class)
+    @EnumSource(value = DType.class, names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q4_K", "Q5_K", "Q6_K"})
     void matmulMatchesTheFormatDescription(DType type) {
         int[] colsChoices = type.quantized() ? new int[] {type.blockElements(), 3 * type.blockElements(), 512}
                 : new int[] {1, 37, 100, 256, 544};
