@@ -77,15 +77,26 @@ public final class QuantizedCheckpoint implements Checkpoint {
             out = NativeMemory.allocate(rowBytes * rows, arena);
             convertedBytes += out.byteSize();
         }
+        var damaged = new java.util.concurrent.atomic.AtomicReference<String>();
         parallel.forEach(rows, r -> {
             float[] row = new float[cols];
             from.rowTo(r, row, 0);
+            for (int c = 0; c < cols; c++) {
+                if (!Float.isFinite(row[c])) { // quantized, it would become a block scale that is not a number
+                    damaged.compareAndSet(null, "row " + r + ", column " + c + ": the weight is " + row[c] + ", not a finite number");
+                    return;
+                }
+            }
             if (type == DType.Q8_0) {
                 Q8_0Matrix.quantize(row, 0, cols, out, r * rowBytes);
             } else {
                 Q4_0Matrix.quantize(row, 0, cols, out, r * rowBytes);
             }
         });
+        if (damaged.get() != null) {
+            throw new ModelFormatException(t.file() + ": tensor '" + t.name() + "' (" + t.type() + "): " + damaged.get()
+                    + " (the file is damaged: download or convert it again)");
+        }
         LOG.debug("quantized {} to {}", t.name(), type);
         return new Tensor(t.name(), t.file() + " (" + type + ")", type, t.shape(), out);
     }

@@ -44,7 +44,7 @@ record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed, Long
     }
 
     private static ModelFormatException damaged(Tensor t, String name, PackedMatrix.DamagedWeightsException e) {
-        return new ModelFormatException(t.file() + ": tensor '" + name + "': " + e.getMessage()
+        return new ModelFormatException(t.file() + ": tensor '" + name + "' (" + t.type() + "): " + e.getMessage()
                 + " (the file is damaged: download or convert it again)", e);
     }
 

@@ -121,8 +121,13 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
      * every output of its rows into NaN), naming the row and columns.
      */
     static void checkFinite(float scale, int row, int col) {
-        if (!Float.isFinite(scale)) {
-            throw new DamagedWeightsException("row " + row + ", the block of columns from " + col + ": its scale is " + scale
+        checkFinite(scale, "scale", row, col);
+    }
+
+    /** {@link #checkFinite(float, int, int)} for a block's other f16 fields, {@code what} naming it ("min scale (dmin)"). */
+    static void checkFinite(float value, String what, int row, int col) {
+        if (!Float.isFinite(value)) {
+            throw new DamagedWeightsException("row " + row + ", the block of columns from " + col + ": its " + what + " is " + value
                     + ", not a finite number");
         }
     }

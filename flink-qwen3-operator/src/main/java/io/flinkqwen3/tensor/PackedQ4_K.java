@@ -425,7 +425,7 @@ final class PackedQ4_K extends PackedMatrix {
                 long gs = groupSuper(panel, sb / SUPER);
                 short d = q4.data.get(ValueLayout.JAVA_SHORT_UNALIGNED, from), dmin = q4.data.get(ValueLayout.JAVA_SHORT_UNALIGNED, from + 2);
                 checkFinite(Float.float16ToFloat(d), r, sb);
-                checkFinite(Float.float16ToFloat(dmin), r, sb);
+                checkFinite(Float.float16ToFloat(dmin), "min scale (dmin)", r, sb);
                 data.set(ValueLayout.JAVA_SHORT_UNALIGNED, f16At(gs, 0, p, lane), d);
                 data.set(ValueLayout.JAVA_SHORT_UNALIGNED, f16At(gs, 1, p, lane), dmin);
                 for (int j = 0; j < 8; j++) {

@@ -82,10 +82,25 @@ class EngineLifecycleTest {
         try (var checkpoint = io.flinkqwen3.model.Checkpoints.open(corrupt); var parallel = new io.flinkqwen3.tensor.Parallel(2)) {
             long mappedBefore = NativeMemory.mappedBytes();
             var e = assertThrows(ModelFormatException.class, () -> Qwen3Model.load(checkpoint, parallel, 0));
-            assertTrue(e.getMessage().startsWith(corrupt.getFileName() + ":blk.0.attn_q.weight: tensor 'model.layers.0.self_attn.q_proj.weight':"
-                    + " row 0, the block of columns from 0: its scale is NaN, not a finite number"), e.getMessage());
+            assertTrue(e.getMessage().startsWith(corrupt.getFileName() + ":blk.0.attn_q.weight: tensor 'model.layers.0.self_attn.q_proj.weight'"
+                    + " (Q8_0): row 0, the block of columns from 0: its scale is NaN, not a finite number"), e.getMessage());
             // the packed copies live in slabs of 256 MiB; other tests' background kernel checks map a few MB
             assertTrue(NativeMemory.mappedBytes() - mappedBefore < 64 << 20, "the slabs of the copies packed before it were unmapped");
+        }
+    }
+
+    /** A NaN weight is refused where it is, whether the weights are loaded as they are or quantized at load. */
+    @Test
+    void aNonFiniteWeightIsRefusedAsItIsAndQuantized(@TempDir Path dir) throws Exception {
+        Path corrupt = CorruptModels.withNanWeight(dir);
+        String expected = corrupt.getFileName() + ":blk.0.attn_q.weight: tensor 'model.layers.0.self_attn.q_proj.weight' (BF16):"
+                + " row 0, column 0: the weight is NaN, not a finite number";
+        for (var target : new io.flinkqwen3.tensor.DType[] {null, io.flinkqwen3.tensor.DType.Q8_0, io.flinkqwen3.tensor.DType.Q4_0}) {
+            try (var source = io.flinkqwen3.model.Checkpoints.open(corrupt); var parallel = new io.flinkqwen3.tensor.Parallel(2)) {
+                var checkpoint = target == null ? source : new io.flinkqwen3.model.QuantizedCheckpoint(source, target, parallel);
+                var e = assertThrows(ModelFormatException.class, () -> Qwen3Model.load(checkpoint, parallel, 0));
+                assertTrue(e.getMessage().contains(expected), target + ": " + e.getMessage());
+            }
         }
     }
 

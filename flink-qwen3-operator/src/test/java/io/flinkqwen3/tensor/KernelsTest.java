@@ -463,6 +463,25 @@ class KernelsTest {
         }
     }
 
+    /** A Q4_K super-block whose d or dmin is not a number is refused, saying which of the two. */
+    @Test
+    void aNonFiniteQ4_KdOrDminIsRefusedByName() {
+        int rows = 20, cols = 512, row = 17;
+        try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
+            for (int field : new int[] {0, 2}) {
+                MemorySegment seg = randomWeights(DType.Q4_K, rows, cols, arena);
+                seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, (long) row * DType.Q4_K.byteSize(cols) + DType.Q4_K.blockBytes() + field,
+                        Float.floatToFloat16(Float.NaN));
+                var e = org.junit.jupiter.api.Assertions.assertThrows(RuntimeException.class,
+                        () -> PackedMatrix.pack(Matrix.of(DType.Q4_K, seg, rows, cols), parallel, arena));
+                var damaged = e instanceof PackedMatrix.DamagedWeightsException d ? d
+                        : org.junit.jupiter.api.Assertions.assertInstanceOf(PackedMatrix.DamagedWeightsException.class, e.getCause());
+                org.junit.jupiter.api.Assertions.assertEquals("row 17, the block of columns from 256: its "
+                        + (field == 0 ? "scale" : "min scale (dmin)") + " is NaN, not a finite number", damaged.getMessage());
+            }
+        }
+    }
+
     /** Several matrices in one parallel loop give what each gives alone (bit for bit: the same kernels per group). */
     @Test
     void matmulAllEqualsOneMatmulPerMatrix() {

@@ -49,6 +49,29 @@ public final class CorruptModels {
         return copy;
     }
 
+    /**
+     * A copy of the dense BF16 GGUF fixture whose first weight of blk.0.attn_q.weight is NaN (what a
+     * damaged download holds); loaded as it is or quantized at load, it must be refused naming row 0,
+     * column 0.
+     */
+    public static Path withNanWeight(Path dir) throws Exception {
+        Files.createDirectories(dir);
+        Path source = Fixtures.GGUF.resolve("qwen3-dense-tiny-bf16.gguf"), copy = dir.resolve("qwen3-nan-weight.gguf");
+        byte[] firstWeights;
+        try (var gguf = GgufFile.open(source)) {
+            firstWeights = gguf.tensors().get("blk.0.attn_q.weight").data().asSlice(0, 64).toArray(ValueLayout.JAVA_BYTE);
+        }
+        byte[] bytes = Files.readAllBytes(source);
+        int at = indexOf(bytes, firstWeights);
+        if (at < 0) {
+            throw new IllegalStateException(source + ": the first weights of blk.0.attn_q.weight were not found");
+        }
+        bytes[at] = (byte) 0xC0; // bf16 0x7FC0, little-endian: NaN
+        bytes[at + 1] = 0x7F;
+        Files.write(copy, bytes);
+        return copy;
+    }
+
     /** Renames the tensor in place (same length, so offsets and the header length stay valid). */
     private static void rename(Path file) throws Exception {
         byte[] bytes = Files.readAllBytes(file);
