@@ -27,6 +27,12 @@ import jdk.incubator.vector.VectorSpecies;
  * row and panel, so a row's result is bit for bit the same in each. Measured on AMD EPYC Zen 4, 4096x2048, 2 threads, MatBench, against the
  * fp32 panels before (builds alternating): 1 row 1503-1599 -> 390-406 us, 4 rows 1809-1840 -> 341-409
  * us, 16 rows 2682-2690 -> 1268-1280 us.
+ *
+ * <p>Every batch streams through the 4-row kernels, prefill too, as BF16's does: three integer
+ * operations per 16 weights, shared by four rows, cost less than dequantizing into the tiles.
+ * MatBench 3072x1024, 2 threads, both alternating in one JVM: 48 rows 76.5-79.9 -> 108.8-109.0 G
+ * weight-rows/s, 64 rows 82.8-84.0 -> 109.2-109.6, 128 rows 89.8-90.0 -> 109.7-109.9, 512 rows
+ * 98.7-98.9 -> 110.6-110.9; Qwen3-0.6B F16 prefill of 512 tokens 181.8-186.1 -> 200.8-201.1 tok/s.
  */
 final class PackedF16 extends PackedMatrix {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
@@ -34,7 +40,7 @@ final class PackedF16 extends PackedMatrix {
     private static final int PAIR_BYTES = 4 * P;
 
     PackedF16(MemorySegment data, int rows, int cols) {
-        super(data, rows, cols, panelBytes(cols), STREAM_ROWS);
+        super(data, rows, cols, panelBytes(cols), Integer.MAX_VALUE); // every batch streams: see the class comment
     }
 
     static long panelBytes(int cols) {
@@ -233,16 +239,6 @@ final class PackedF16 extends PackedMatrix {
     float weight(int row, int col) {
         int bits = data.get(ValueLayout.JAVA_INT_UNALIGNED, offset(row / P, col / 2, PAIR_BYTES) + 4L * (row % P));
         return Float.float16ToFloat((short) (col % 2 == 0 ? bits : bits >>> 16));
-    }
-
-    @Override
-    void dequantize(int panel, int k0, int kc, float[] buf, int off, int stride) {
-        long at = offset(panel, k0 / 2, PAIR_BYTES);
-        for (int k = 0; k < kc; k += 2, at += 4L * PAIR_BYTES) {
-            var p = IntVector.fromMemorySegment(I, data, at, LE);
-            p.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f).intoArray(buf, off + k * stride);
-            p.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f).intoArray(buf, off + (k + 1) * stride);
-        }
     }
 
     @Override

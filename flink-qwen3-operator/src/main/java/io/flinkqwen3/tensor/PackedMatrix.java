@@ -22,7 +22,7 @@ import java.util.Arrays;
  *
  * <p>Two paths: a few input rows (decode steps of up to {@link #STREAM_ROWS} sequences, and the
  * one to four tokens an MoE expert gets per step; {@link #MATVEC_ROWS} for F32, which has no
- * multi-row kernels; every batch for BF16) stream the weights through type-specific kernels over
+ * multi-row kernels; every batch for BF16 and F16) stream the weights through type-specific kernels over
  * four panels that decode each weight once for up to four input rows ({@link #matvec},
  * {@link #matvec2}, {@link #matvec4});
  * a larger batch dequantizes {@link #KC} columns of four panels into an fp32 buffer once and runs
@@ -58,8 +58,8 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
      * threads, AMD EPYC Zen 4, the 4-row passes ran at 69-77 G weight-rows/s from 8 to 32 rows, the tiles at 47
      * (12 rows), 54-55 (16), 65 (24), 70 (32), 85 (64); since the passes cover all four panels with
      * f16 scales, 81-88 at 8 and 16 rows (4096x2048); since int8 quants are decoded by shift and
-     * mask, 92-96 at 16 rows (4096x2048), the tiles 67 (151936x2048). BF16 streams every batch
-     * ({@link PackedBF16}).
+     * mask, 92-96 at 16 rows (4096x2048), the tiles 67 (151936x2048). BF16 and F16 stream every batch
+     * ({@link PackedBF16}, {@link PackedF16}).
      */
     static final int STREAM_ROWS = 32;
 
@@ -202,7 +202,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
 
     /**
      * Writes columns [k0, k0 + kc) of panel {@code panel} as floats: column k's P rows at buf[off +
-     * k*stride ..], for the tiles. Types whose every batch streams (BF16) never get here.
+     * k*stride ..], for the tiles. Types whose every batch streams (BF16, F16) never get here.
      */
     void dequantize(int panel, int k0, int kc, float[] buf, int off, int stride) {
         throw new IllegalStateException(type() + " panels stream every batch; they have no dequantized tiles");

@@ -255,8 +255,8 @@ class KernelsTest {
     /**
      * Every batch size from 1 to 17, and 33 and 40, through the packed kernels (the streaming
      * multi-row kernels for 1, 2 and 4 rows, three rows as four, and the dequantize-and-tile path
-     * above {@link PackedMatrix#MATVEC_ROWS} or {@link PackedMatrix#STREAM_ROWS}; BF16 streams every
-     * batch) against a scalar reference, with row counts that leave the last panel group ragged; and
+     * above {@link PackedMatrix#MATVEC_ROWS} or {@link PackedMatrix#STREAM_ROWS}; BF16 and F16
+     * stream every batch) against a scalar reference, with row counts that leave the last panel group ragged; and
      * a streamed row's result is bit for bit the one it gets alone.
      */
     @ParameterizedTest
@@ -291,7 +291,7 @@ class KernelsTest {
                         }
                         assertEquals(expected, out[b * rows + r], 1e-5 * Math.max(1, magnitude), type + " batch " + batch + " (" + b + ", " + r + ")");
                     }
-                    if (type == DType.BF16 || batch <= (type == DType.F32 ? PackedMatrix.MATVEC_ROWS : PackedMatrix.STREAM_ROWS)) {
+                    if (type == DType.BF16 || type == DType.F16 || batch <= (type == DType.F32 ? PackedMatrix.MATVEC_ROWS : PackedMatrix.STREAM_ROWS)) {
                         packed.matmul(java.util.Arrays.copyOfRange(x, b * cols, (b + 1) * cols), 1, alone, parallel);
                         assertArrayEquals(alone, java.util.Arrays.copyOfRange(out, b * rows, (b + 1) * rows),
                                 type + " batch " + batch + ": row " + b + " differs from the same row alone");
