@@ -2,8 +2,9 @@
 blocks: 2 rows of 512 weights, f16 scales set to finite values of either sign) and TYPE.f32 (those
 weights as llama.cpp's own Python package gguf-py dequantizes them, little-endian fp32).
 
-Run from this directory with llama.cpp's gguf-py on the path (../shared/tools/llamacpp/build.sh
-unpacks it next to the build):  PYTHONPATH=<llama.cpp>/gguf-py python3 gen.py
+Run from this directory with llama.cpp's gguf-py on the path (the repository's
+../shared/tools/llamacpp/build.sh unpacks llama.cpp, gguf-py included, under
+~/.cache/flink-qwen3-anchor):  PYTHONPATH=<llama.cpp source>/gguf-py python3 gen.py
 """
 import numpy as np
 from gguf import GGMLQuantizationType as T

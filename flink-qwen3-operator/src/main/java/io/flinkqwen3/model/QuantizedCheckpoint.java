@@ -61,6 +61,12 @@ public final class QuantizedCheckpoint implements Checkpoint {
         return t.shape()[1] % type.blockElements() == 0 ? type : null;
     }
 
+    /**
+     * The tensor, quantized to the target type on first use when it is a projection matrix.
+     *
+     * @throws ModelFormatException when a weight to quantize is not a finite number (naming the file,
+     *     the tensor, its row and column)
+     */
     @Override
     public Tensor tensor(String name) {
         Tensor original = source.tensor(name);

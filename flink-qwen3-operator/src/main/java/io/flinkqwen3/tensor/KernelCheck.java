@@ -41,17 +41,32 @@ public final class KernelCheck {
         }
     }
 
-    private static boolean started;
+    /** The background check: null until it starts, then done when it has reported. */
+    private static java.util.concurrent.CompletableFuture<Void> background;
 
     /**
      * Runs {@link #slowKernels()} once per JVM on a background thread (it takes about five seconds of
      * one core) and hands each finding to {@code report}.
      */
     public static synchronized void checkOnceInBackground(java.util.function.Consumer<Slow> report) {
-        if (!started) {
-            started = true;
-            Thread.ofPlatform().daemon().name("qwen3-kernel-check").start(() -> slowKernels().forEach(report));
+        if (background == null) {
+            background = new java.util.concurrent.CompletableFuture<>();
+            Thread.ofPlatform().daemon().name("qwen3-kernel-check").start(() -> {
+                try {
+                    slowKernels().forEach(report);
+                } finally {
+                    background.complete(null);
+                }
+            });
         }
+    }
+
+    /**
+     * Completes when the background check has ended (at once when none started): its test matrices,
+     * a few MB of mapped memory, are released by then.
+     */
+    public static synchronized java.util.concurrent.CompletableFuture<Void> background() {
+        return background == null ? java.util.concurrent.CompletableFuture.completedFuture(null) : background;
     }
 
     /** The packed kernels that run more than 10x below their expected rate on one thread (empty when all is well). */

@@ -28,8 +28,8 @@ import jdk.incubator.vector.VectorSpecies;
  * fp32 panels before (builds alternating): 1 row 1503-1599 -> 390-406 us, 4 rows 1809-1840 -> 341-409
  * us, 16 rows 2682-2690 -> 1268-1280 us.
  *
- * <p>Every batch streams through the 4-row kernels, prefill too, as BF16's does: three integer
- * operations per 16 weights, shared by four rows, cost less than dequantizing into the tiles.
+ * <p>Every batch streams through the 4-row kernels, prefill too, as BF16's does: two or three
+ * integer operations per 16 weights, shared by four rows, cost less than dequantizing into the tiles.
  * MatBench 3072x1024, 2 threads, both alternating in one JVM: 48 rows 76.5-79.9 -> 108.8-109.0 G
  * weight-rows/s, 64 rows 82.8-84.0 -> 109.2-109.6, 128 rows 89.8-90.0 -> 109.7-109.9, 512 rows
  * 98.7-98.9 -> 110.6-110.9; Qwen3-0.6B F16 prefill of 512 tokens 181.8-186.1 -> 200.8-201.1 tok/s.

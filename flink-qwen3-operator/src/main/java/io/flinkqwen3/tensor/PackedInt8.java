@@ -33,10 +33,9 @@ import jdk.incubator.vector.VectorSpecies;
  * negative scale, which ggml never writes, is requantized), Q5_0 and IQ4_NL (lossless: Q5_0's
  * quants minus 16, IQ4_NL's table levels, -127..113, with the block's scale, both negated where the
  * scale is negative, as ggml writes Q5_0's whenever the block's extreme is positive), the other
- * k-quants, Q4_1, Q5_1 and IQ4_XS (requantized: the block's weights
- * as floats, scale max |w| / 127 rounded to the nearest f16, quants rounded with that scale and
- * clamped to +-127, as ggml quantizes Q8_0: each weight off by at most about half an int8 step of
- * its 32-column block, an 8th of the step of a Q5_K sub-block, a 4th of that of the block's coarser
+ * k-quants, Q4_1, Q5_1 and IQ4_XS (requantized: the block's weights as floats, scale max |w| / 127
+ * rounded up to an f16, quants rounded with that scale, as ggml quantizes Q8_0: each weight off by
+ * at most half an int8 step of its 32-column block, an 8th of the step of a Q5_K sub-block, a 4th of that of the block's coarser
  * Q6_K sub-block). Q4_K has 4-bit panels of its own ({@link PackedQ4_K}).
  */
 final class PackedInt8 extends PackedMatrix {
@@ -321,8 +320,20 @@ final class PackedInt8 extends PackedMatrix {
                     rowRead = true;
                 }
                 float exact = maxAbs(row, kb) / 127f;
-                checkFinite(exact, r, kb);
+                if (!Float.isFinite(exact)) {
+                    int c = kb;
+                    while (Float.isFinite(row[c]) && c < kb + BLOCK - 1) {
+                        c++;
+                    }
+                    throw new DamagedWeightsException("row " + r + ", column " + c + ": the weight decodes to " + row[c]
+                            + " (a scale or min of the file's " + source.type() + " block is not a finite number)");
+                }
                 short half = Float.floatToFloat16(exact);
+                if (Float.float16ToFloat(half) < exact) {
+                    // the next f16 up: 127 steps then reach the block's largest weight. Rounded down, that
+                    // weight was clamped, off by up to 0.6 of a step where the scale is an f16 subnormal
+                    half++;
+                }
                 float scale = Float.float16ToFloat(half);
                 if (Float.isInfinite(scale)) {
                     throw new DamagedWeightsException("row " + r + ", the block of columns from " + kb + ": its int8 scale " + exact
@@ -330,7 +341,6 @@ final class PackedInt8 extends PackedMatrix {
                 }
                 data.set(ValueLayout.JAVA_SHORT_UNALIGNED, scaleAt(gb, p, lane), half);
                 for (int i = 0; i < BLOCK; i++) {
-                    // f16 rounding may lower the scale below max / 127
                     int q = scale == 0 ? 0 : Math.clamp(Math.round(row[kb + i] / scale), -127, 127);
                     data.set(ValueLayout.JAVA_BYTE, quantAt(gb, p, lane, i), (byte) q);
                 }

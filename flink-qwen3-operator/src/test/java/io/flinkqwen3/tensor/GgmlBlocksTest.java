@@ -18,7 +18,7 @@ import org.junit.jupiter.params.provider.EnumSource;
  * gguf/quants.py) dequantizes them to, written by src/test/resources/ggml-blocks/gen.py. The stored
  * matrix must give the same floats; the packed one the same, or for the types and blocks that are
  * requantized into int8 panels, within half an int8 step of the block (KernelsTest holds the
- * kernels to the packed weights).
+ * kernels of every panel type to its packed weights: int8 through Q8_0, Q5_0, Q5_K and Q6_K).
  */
 class GgmlBlocksTest {
     private static final int ROWS = 2, COLS = 512;
@@ -52,8 +52,8 @@ class GgmlBlocksTest {
 
     /**
      * 0 for the types whose panels keep the file's quants and scales (Q4_0, Q5_0, IQ4_NL, Q4_K), else
-     * half an int8 step of the weight's 32-column block, the step being max |w| / 127 rounded to the
-     * nearest f16 (the others are requantized, and so is a Q8_0 block with a negative scale).
+     * half an int8 step of the weight's 32-column block, the step being max |w| / 127 rounded up to
+     * an f16 (the others are requantized, and so is a Q8_0 block with a negative scale).
      */
     private static double halfInt8Step(DType type, float[] weights, int r, int c) {
         if (type == DType.Q4_0 || type == DType.Q5_0 || type == DType.IQ4_NL || type == DType.Q4_K) {
@@ -63,7 +63,7 @@ class GgmlBlocksTest {
         for (int i = c / 32 * 32; i < c / 32 * 32 + 32; i++) {
             max = Math.max(max, Math.abs(weights[r * COLS + i]));
         }
-        return 0.5 * max / 127 * (1 + 0x1p-11);
+        return 0.5 * (max / 127 * (1 + 0x1p-10) + 0x1p-24); // the step rounded up to an f16 (KernelsTest.halfInt8Step)
     }
 
     private static byte[] resource(String name) throws IOException {

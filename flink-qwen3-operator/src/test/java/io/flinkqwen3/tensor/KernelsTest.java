@@ -183,14 +183,15 @@ class KernelsTest {
 
     /**
      * How far a requantized weight may be from the stored one: half an int8 step of its 32-column
-     * block, the step being max |w| / 127 rounded to the nearest f16 (up by at most 2^-11).
+     * block, the step being max |w| / 127 rounded up to an f16 (by at most 2^-10 of it, or 2^-24
+     * where it is an f16 subnormal).
      */
     static double halfInt8Step(DType type, MemorySegment seg, int cols, int r, int c) {
         double blockMax = 0;
         for (int i = c / 32 * 32; i < c / 32 * 32 + 32; i++) {
             blockMax = Math.max(blockMax, Math.abs(reference(type, seg, cols, r, i)));
         }
-        return 0.5 * blockMax / 127 * (1 + 0x1p-11);
+        return 0.5 * (blockMax / 127 * (1 + 0x1p-10) + 0x1p-24);
     }
 
     /**
@@ -463,7 +464,10 @@ class KernelsTest {
         }
     }
 
-    /** A Q4_K super-block whose d or dmin is not a number is refused, saying which of the two. */
+    /**
+     * A Q4_K super-block whose d or dmin is not a number is refused, saying which of the two; a
+     * requantized type's (Q5_K) names the first weight that decodes to NaN.
+     */
     @Test
     void aNonFiniteQ4_KdOrDminIsRefusedByName() {
         int rows = 20, cols = 512, row = 17;
@@ -479,6 +483,16 @@ class KernelsTest {
                 org.junit.jupiter.api.Assertions.assertEquals("row 17, the block of columns from 256: its "
                         + (field == 0 ? "scale" : "min scale (dmin)") + " is NaN, not a finite number", damaged.getMessage());
             }
+            // Q5_K is requantized from its decoded weights: the first weight of the block that is not a number is named
+            MemorySegment seg = randomWeights(DType.Q5_K, rows, cols, arena);
+            seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, (long) row * DType.Q5_K.byteSize(cols) + DType.Q5_K.blockBytes() + 2,
+                    Float.floatToFloat16(Float.NaN));
+            var e = org.junit.jupiter.api.Assertions.assertThrows(RuntimeException.class,
+                    () -> PackedMatrix.pack(Matrix.of(DType.Q5_K, seg, rows, cols), parallel, arena));
+            var damaged = e instanceof PackedMatrix.DamagedWeightsException d ? d
+                    : org.junit.jupiter.api.Assertions.assertInstanceOf(PackedMatrix.DamagedWeightsException.class, e.getCause());
+            org.junit.jupiter.api.Assertions.assertEquals("row 17, column 256: the weight decodes to NaN (a scale or min of the"
+                    + " file's Q5_K block is not a finite number)", damaged.getMessage());
         }
     }
 
