@@ -90,7 +90,8 @@ public final class Qwen3Engine implements AutoCloseable {
         this.pool = KvBlockPool.of(config, options.kvPrecision(), kvBytes, options.prefixCaching());
         this.metrics = new EngineMetrics(options.maxSequences());
         metrics.kvCache(pool);
-        LOG.info("KV cache: {} blocks of {} positions, {} ({}){}", pool.blocks(), KvBlockPool.BLOCK_TOKENS,
+        LOG.info("KV cache: {} blocks of {} positions, {} of address space ({}; memory is taken as blocks fill){}",
+                pool.blocks(), KvBlockPool.BLOCK_TOKENS,
                 KvBlockPool.formatBytes(pool.byteSize()), options.kvPrecision(), options.prefixCaching() ? ", prefix cache on" : "");
         this.templateOpensThinkBlock = ChatTemplate.opensThinkBlock(Checkpoints.chatTemplate(model.checkpoint()));
         this.scheduler = Thread.ofPlatform().daemon().name("qwen3-engine-scheduler").start(this::runSteps);
