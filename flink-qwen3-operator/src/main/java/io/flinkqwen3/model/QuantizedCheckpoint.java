@@ -3,6 +3,7 @@ package io.flinkqwen3.model;
 import io.flinkqwen3.tensor.DType;
 import io.flinkqwen3.tensor.Matrix;
 import io.flinkqwen3.tensor.NativeMemory;
+import io.flinkqwen3.tensor.PackedMatrix;
 import io.flinkqwen3.tensor.Parallel;
 import io.flinkqwen3.tensor.Q4_0Matrix;
 import io.flinkqwen3.tensor.Q8_0Matrix;
@@ -87,11 +88,13 @@ public final class QuantizedCheckpoint implements Checkpoint {
         parallel.forEach(rows, r -> {
             float[] row = new float[cols];
             from.rowTo(r, row, 0);
-            for (int c = 0; c < cols; c++) {
-                if (!Float.isFinite(row[c])) { // quantized, it would become a block scale that is not a number
-                    damaged.compareAndSet(null, "row " + r + ", column " + c + ": the weight is " + row[c] + ", not a finite number");
-                    return;
+            try { // quantized, a weight that is not a number would become a block scale that is not one
+                for (int c = 0; c < cols; c++) {
+                    PackedMatrix.checkFiniteWeight(row[c], r, c);
                 }
+            } catch (PackedMatrix.DamagedWeightsException e) {
+                damaged.compareAndSet(null, e.getMessage());
+                return;
             }
             if (type == DType.Q8_0) {
                 Q8_0Matrix.quantize(row, 0, cols, out, r * rowBytes);
@@ -100,8 +103,7 @@ public final class QuantizedCheckpoint implements Checkpoint {
             }
         });
         if (damaged.get() != null) {
-            throw new ModelFormatException(t.file() + ": tensor '" + t.name() + "' (" + t.type() + "): " + damaged.get()
-                    + " (the file is damaged: download or convert it again)");
+            throw t.damaged(damaged.get(), null);
         }
         LOG.debug("quantized {} to {}", t.name(), type);
         return new Tensor(t.name(), t.file() + " (" + type + ")", type, t.shape(), out);

@@ -17,4 +17,13 @@ public record Tensor(String name, String file, DType type, long[] shape, MemoryS
     public String shapeString() {
         return Arrays.toString(shape);
     }
+
+    /**
+     * The error for damaged contents: "FILE: tensor 'NAME' (TYPE): {@code detail} (the file is
+     * damaged: download or convert it again)".
+     */
+    public ModelFormatException damaged(String detail, Throwable cause) {
+        return new ModelFormatException(file + ": tensor '" + name + "' (" + type + "): " + detail
+                + " (the file is damaged: download or convert it again)", cause);
+    }
 }

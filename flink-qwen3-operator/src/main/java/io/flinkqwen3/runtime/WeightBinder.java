@@ -27,10 +27,10 @@ record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed, Long
         try {
             matrix = PackedMatrix.pack(source, parallel, packed);
         } catch (PackedMatrix.DamagedWeightsException e) {
-            throw damaged(t, name, e);
+            throw t.damaged(e.getMessage(), e);
         } catch (RuntimeException e) { // Parallel wraps what a packing thread threw
             if (e.getCause() instanceof PackedMatrix.DamagedWeightsException damaged) {
-                throw damaged(t, name, damaged);
+                throw t.damaged(damaged.getMessage(), damaged);
             }
             throw e;
         }
@@ -41,11 +41,6 @@ record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed, Long
         }
         bound.add((long) rows * cols);
         return matrix;
-    }
-
-    private static ModelFormatException damaged(Tensor t, String name, PackedMatrix.DamagedWeightsException e) {
-        return new ModelFormatException(t.file() + ": tensor '" + name + "' (" + t.type() + "): " + e.getMessage()
-                + " (the file is damaged: download or convert it again)", e);
     }
 
     /** A [size] weight (a norm's scale), copied to fp32. */
@@ -59,8 +54,7 @@ record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed, Long
         Matrix.of(t.type(), t.data(), 1, size).rowTo(0, out, 0);
         for (int i = 0; i < size; i++) {
             if (!Float.isFinite(out[i])) {
-                throw new ModelFormatException(t.file() + ": tensor '" + name + "': element " + i + " is " + out[i]
-                        + ", not a finite number (the file is damaged: download or convert it again)");
+                throw t.damaged("element " + i + " is " + out[i] + ", not a finite number", null);
             }
         }
         return out;

@@ -3,7 +3,6 @@ package io.flinkqwen3.tensor;
 import static io.flinkqwen3.tensor.Kernels.F;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.VectorShape;
@@ -23,16 +22,12 @@ abstract sealed class Block32Matrix extends Matrix permits Q8_0Matrix, Q4_0Matri
 
     /** The block's scale d. */
     float scale(long block) {
-        return Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, block));
+        return f16(block);
     }
 
     /** Lane-count bytes of quants, starting j bytes after the block's scale. */
     ByteVector quantBytes(long block, int j) {
         return ByteVector.fromMemorySegment(B, data, block + 2 + j, ByteOrder.LITTLE_ENDIAN);
-    }
-
-    int u8(long offset) {
-        return data.get(ValueLayout.JAVA_BYTE, offset) & 0xFF;
     }
 
     /**

@@ -28,14 +28,6 @@ public abstract sealed class KQuantMatrix extends Matrix permits Q2_KMatrix, Q3_
         }
     }
 
-    int u8(long offset) {
-        return data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, offset) & 0xFF;
-    }
-
-    float f16(long offset) {
-        return Float.float16ToFloat(data.get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, offset));
-    }
-
     /** ggml's get_scale_min_k4 (Q4_K, Q5_K): 6-bit sub-block scale j (0..7) of the 12 packed bytes at {@code s}. */
     int scaleK4(long s, int j) {
         return j < 4 ? u8(s + j) & 63 : (u8(s + j + 4) & 15) | ((u8(s + j - 4) >> 6) << 4);

@@ -51,6 +51,16 @@ public abstract sealed class Matrix permits F32Matrix, BF16Matrix, F16Matrix, Bl
         };
     }
 
+    /** The byte at {@code offset} of the data, unsigned. */
+    int u8(long offset) {
+        return data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, offset) & 0xFF;
+    }
+
+    /** The f16 at {@code offset} of the data (little-endian, as ggml writes it), as a float. */
+    float f16(long offset) {
+        return Float.float16ToFloat(data.get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, offset));
+    }
+
     public int rows() {
         return rows;
     }

@@ -5,35 +5,29 @@ import static jdk.incubator.vector.VectorOperators.AND;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * bfloat16 in panels: per column pair (2k, 2k+1), P ints; int lane l holds row l's weight of column
- * 2k in its low half and of column 2k+1 in its high half. bf16 is the top half of an fp32, so a
- * shift (even column) or a mask (odd column) widens a whole vector exactly: one integer operation
- * per P weights, no block scales. The kernels for one, two and four input rows add column 2k, then
- * 2k+1, into one accumulator per row and panel, so a row's result is bit for bit the same in each.
+ * bfloat16 in the panels of {@link PackedHalves} (column pairs, a pair per int lane). bf16 is the
+ * top half of an fp32, so a shift (even column) or a mask (odd column) widens a whole vector
+ * exactly: one integer operation per P weights, no block scales. The kernels for one, two and four
+ * input rows add column 2k, then 2k+1, into one accumulator per row and panel, so a row's result
+ * is bit for bit the same in each.
  *
  * <p>Every batch streams through them, prefill too: with one integer operation per P weights the
  * 4-row passes run at the FMA peak, above the dequantize-and-tile path (AMD EPYC Zen 4, 4096x2048,
  * 2 threads, G weight-rows/s: 64 rows 112 against 89, 256 rows 112 against 100, 512 rows 113
  * against 99).
  */
-final class PackedBF16 extends PackedMatrix {
+final class PackedBF16 extends PackedHalves {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    private static final int PAIR_BYTES = 4 * P;
 
     PackedBF16(MemorySegment data, int rows, int cols) {
-        super(data, rows, cols, panelBytes(cols), Integer.MAX_VALUE); // every batch streams: see the class comment
-    }
-
-    static long panelBytes(int cols) {
-        return (long) cols / 2 * PAIR_BYTES;
+        super(data, rows, cols, 0x7F80); // every batch streams: see the class comment
     }
 
     @Override
@@ -225,24 +219,7 @@ final class PackedBF16 extends PackedMatrix {
     }
 
     @Override
-    float weight(int row, int col) {
-        int bits = data.get(ValueLayout.JAVA_INT_UNALIGNED, offset(row / P, col / 2, PAIR_BYTES) + 4L * (row % P));
-        return Float.intBitsToFloat(col % 2 == 0 ? bits << 16 : bits & 0xFFFF0000);
-    }
-
-    @Override
-    void packPanel(Matrix source, int panel) {
-        var bf16 = (BF16Matrix) source;
-        for (int lane = 0; lane < P && panel * P + lane < rows; lane++) {
-            long from = (long) (panel * P + lane) * cols * 2, to = offset(panel, 0, PAIR_BYTES) + 4L * lane;
-            for (int k = 0; k < cols; k += 2, from += 4, to += 4L * PAIR_BYTES) {
-                int pair = bf16.data.get(ValueLayout.JAVA_INT_UNALIGNED, from);
-                if ((pair & 0x7F80) == 0x7F80 || (pair & 0x7F800000) == 0x7F800000) { // an exponent of all ones: inf or NaN
-                    checkFiniteWeight(Float.intBitsToFloat(pair << 16), panel * P + lane, k);
-                    checkFiniteWeight(Float.intBitsToFloat(pair & 0xFFFF0000), panel * P + lane, k + 1);
-                }
-                data.set(ValueLayout.JAVA_INT_UNALIGNED, to, pair);
-            }
-        }
+    float toFloat(short bits) {
+        return Float.intBitsToFloat(bits << 16);
     }
 }

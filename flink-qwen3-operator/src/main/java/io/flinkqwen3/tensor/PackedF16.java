@@ -6,7 +6,6 @@ import static jdk.incubator.vector.VectorOperators.ASHR;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -14,9 +13,8 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * IEEE half precision (F16, llama.cpp's default GGUF type when converting from Hugging Face) in the
- * panels of {@link PackedBF16}: per column pair (2k, 2k+1), P ints, int lane l holding row l's
- * weight of column 2k in its low half and of column 2k+1 in its high half; 2 bytes per weight, as in
- * the file (they used to be widened to fp32 panels at load: twice the memory and the bytes read per
+ * panels of {@link PackedHalves} (column pairs, a pair per int lane, 2 bytes per weight as in the
+ * file; they used to be widened to fp32 panels at load: twice the memory and the bytes read per
  * token). The kernels decode a half with integer operations, as the f16 block scales of {@link
  * PackedQ4_0}: its sign, exponent and mantissa moved to fp32's positions and the rest masked off
  * ((v << 16) >> 3, or v >> 3, then & 0x8FFFE000, arithmetic shifts), which reads the weight times
@@ -34,17 +32,12 @@ import jdk.incubator.vector.VectorSpecies;
  * weight-rows/s, 64 rows 82.8-84.0 -> 109.2-109.6, 128 rows 89.8-90.0 -> 109.7-109.9, 512 rows
  * 98.7-98.9 -> 110.6-110.9; Qwen3-0.6B F16 prefill of 512 tokens 181.8-186.1 -> 200.8-201.1 tok/s.
  */
-final class PackedF16 extends PackedMatrix {
+final class PackedF16 extends PackedHalves {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    private static final int PAIR_BYTES = 4 * P;
 
     PackedF16(MemorySegment data, int rows, int cols) {
-        super(data, rows, cols, panelBytes(cols), Integer.MAX_VALUE); // every batch streams: see the class comment
-    }
-
-    static long panelBytes(int cols) {
-        return (long) cols / 2 * PAIR_BYTES;
+        super(data, rows, cols, 0x7C00); // every batch streams: see the class comment
     }
 
     @Override
@@ -236,24 +229,7 @@ final class PackedF16 extends PackedMatrix {
     }
 
     @Override
-    float weight(int row, int col) {
-        int bits = data.get(ValueLayout.JAVA_INT_UNALIGNED, offset(row / P, col / 2, PAIR_BYTES) + 4L * (row % P));
-        return Float.float16ToFloat((short) (col % 2 == 0 ? bits : bits >>> 16));
-    }
-
-    @Override
-    void packPanel(Matrix source, int panel) {
-        var f16 = (F16Matrix) source;
-        for (int lane = 0; lane < P && panel * P + lane < rows; lane++) {
-            long from = (long) (panel * P + lane) * cols * 2, to = offset(panel, 0, PAIR_BYTES) + 4L * lane;
-            for (int k = 0; k < cols; k += 2, from += 4, to += 4L * PAIR_BYTES) {
-                int pair = f16.data.get(ValueLayout.JAVA_INT_UNALIGNED, from);
-                if ((pair & 0x7C00) == 0x7C00 || (pair & 0x7C000000) == 0x7C000000) { // an exponent of all ones: inf or NaN
-                    checkFiniteWeight(Float.float16ToFloat((short) pair), panel * P + lane, k);
-                    checkFiniteWeight(Float.float16ToFloat((short) (pair >>> 16)), panel * P + lane, k + 1);
-                }
-                data.set(ValueLayout.JAVA_INT_UNALIGNED, to, pair);
-            }
-        }
+    float toFloat(short bits) {
+        return Float.float16ToFloat(bits);
     }
 }

@@ -33,7 +33,7 @@ import java.util.Arrays;
  * (of 256 for Q4_K, as its format already requires).
  * The storage lives off-heap ({@link NativeMemory}) until the arena given to {@link #pack} closes.
  */
-public abstract sealed class PackedMatrix extends Matrix permits PackedF32, PackedF16, PackedBF16, PackedInt8, PackedQ4_0, PackedQ4_K {
+public abstract sealed class PackedMatrix extends Matrix permits PackedF32, PackedHalves, PackedInt8, PackedQ4_0, PackedQ4_K {
     /** Rows per panel: the float lanes of this CPU. */
     static final int P = F.length();
     /** Rows one kernel call produces: four panels. */
@@ -92,8 +92,8 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
         int panels = (m.rows() + GROUP - 1) / GROUP * 4;
         PackedMatrix packed = switch (m.type()) {
             case F32 -> new PackedF32(allocate(arena, panels, PackedF32.panelBytes(m.cols())), m.rows(), m.cols());
-            case F16 -> new PackedF16(allocate(arena, panels, PackedF16.panelBytes(m.cols())), m.rows(), m.cols());
-            case BF16 -> new PackedBF16(allocate(arena, panels, PackedBF16.panelBytes(m.cols())), m.rows(), m.cols());
+            case F16 -> new PackedF16(allocate(arena, panels, PackedHalves.panelBytes(m.cols())), m.rows(), m.cols());
+            case BF16 -> new PackedBF16(allocate(arena, panels, PackedHalves.panelBytes(m.cols())), m.rows(), m.cols());
             case Q8_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q5_K, Q6_K, IQ4_XS -> new PackedInt8(allocate(arena, panels, PackedInt8.panelBytes(m.cols())), m.rows(), m.cols(), m.type());
             case Q4_K -> new PackedQ4_K(allocate(arena, panels, PackedQ4_K.panelBytes(m.cols())), m.rows(), m.cols());
             case Q4_0 -> new PackedQ4_0(allocate(arena, panels, PackedQ4_0.panelBytes(m.cols())), m.rows(), m.cols());
@@ -136,8 +136,10 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
      * Refuses a weight stored as a float (F32, F16, BF16) that is not a finite number, naming its row
      * and column: one NaN turns every output it meets into NaN, and greedy decoding then emits
      * token 0 forever.
+     *
+     * @throws DamagedWeightsException "row R, column C: the weight is NaN, not a finite number"
      */
-    static void checkFiniteWeight(float weight, int row, int col) {
+    public static void checkFiniteWeight(float weight, int row, int col) {
         if (!Float.isFinite(weight)) {
             throw new DamagedWeightsException("row " + row + ", column " + col + ": the weight is " + weight + ", not a finite number");
         }

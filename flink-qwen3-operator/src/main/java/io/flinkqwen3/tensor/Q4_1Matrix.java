@@ -20,7 +20,7 @@ public final class Q4_1Matrix extends Block32Matrix {
     public void rowTo(int row, float[] out, int outOff) {
         long base = row * rowBytes;
         for (int c = 0; c < cols; c += BLOCK, base += DType.Q4_1.blockBytes()) {
-            float d = scale(base), m = scale(base + 2);
+            float d = scale(base), m = f16(base + 2);
             for (int j = 0; j < 16; j++) {
                 int q = u8(base + 4 + j);
                 out[outOff + c + j] = d * (q & 15) + m;

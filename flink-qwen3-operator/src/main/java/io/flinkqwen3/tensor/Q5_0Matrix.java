@@ -35,7 +35,7 @@ public final class Q5_0Matrix extends Block32Matrix {
     @Override
     int quant(long block, int i) {
         int qh = data.get(ValueLayout.JAVA_INT_UNALIGNED, block + 2);
-        int q = data.get(ValueLayout.JAVA_BYTE, block + 6 + i % 16) & 0xFF;
+        int q = u8(block + 6 + i % 16);
         return ((i < 16 ? q & 15 : q >> 4) | (qh >>> i & 1) << 4) - 16;
     }
 }

@@ -63,7 +63,7 @@ class GgmlBlocksTest {
         for (int i = c / 32 * 32; i < c / 32 * 32 + 32; i++) {
             max = Math.max(max, Math.abs(weights[r * COLS + i]));
         }
-        return 0.5 * (max / 127 * (1 + 0x1p-10) + 0x1p-24); // the step rounded up to an f16 (KernelsTest.halfInt8Step)
+        return KernelsTest.halfInt8Step(max);
     }
 
     private static byte[] resource(String name) throws IOException {

@@ -139,24 +139,15 @@ class KernelsTest {
                 int high = s.get(ValueLayout.JAVA_INT_UNALIGNED, block + 2) >>> i & 1;
                 yield f16(s, block) * ((low | high << 4) - 16);
             }
-            case Q5_K -> {
+            case Q4_K, Q5_K -> { // Q5_K: Q4_K's layout with qh[32] (the fifth bits) before the nibbles
                 int chunk = i / 64, l = i % 32;
                 int j = 2 * chunk + (i % 64 >= 32 ? 1 : 0);
                 long sc = block + 4;
                 int scale = j < 4 ? u8(s, sc + j) & 63 : (u8(s, sc + j + 4) & 15) | ((u8(s, sc + j - 4) >> 6) << 4);
                 int min = j < 4 ? u8(s, sc + j + 4) & 63 : (u8(s, sc + j + 4) >> 4) | ((u8(s, sc + j) >> 6) << 4);
-                int q = u8(s, block + 48 + 32L * chunk + l);
-                q = (i % 64 >= 32 ? q >> 4 : q & 15) | (u8(s, block + 16 + l) >> j & 1) << 4;
-                yield f16(s, block) * scale * q - f16(s, block + 2) * min;
-            }
-            case Q4_K -> {
-                int chunk = i / 64, l = i % 32;
-                int j = 2 * chunk + (i % 64 >= 32 ? 1 : 0);
-                long sc = block + 4;
-                int scale = j < 4 ? u8(s, sc + j) & 63 : (u8(s, sc + j + 4) & 15) | ((u8(s, sc + j - 4) >> 6) << 4);
-                int min = j < 4 ? u8(s, sc + j + 4) & 63 : (u8(s, sc + j + 4) >> 4) | ((u8(s, sc + j) >> 6) << 4);
-                int q = u8(s, block + 16 + 32L * chunk + l);
-                q = i % 64 >= 32 ? q >> 4 : q & 15;
+                boolean five = type == DType.Q5_K;
+                int q = u8(s, block + (five ? 48 : 16) + 32L * chunk + l);
+                q = (i % 64 >= 32 ? q >> 4 : q & 15) | (five ? (u8(s, block + 16 + l) >> j & 1) << 4 : 0);
                 yield f16(s, block) * scale * q - f16(s, block + 2) * min;
             }
             case Q6_K -> {
@@ -191,6 +182,11 @@ class KernelsTest {
         for (int i = c / 32 * 32; i < c / 32 * 32 + 32; i++) {
             blockMax = Math.max(blockMax, Math.abs(reference(type, seg, cols, r, i)));
         }
+        return halfInt8Step(blockMax);
+    }
+
+    /** Half an int8 step of a block whose largest |weight| is {@code blockMax} (see above). */
+    static double halfInt8Step(double blockMax) {
         return 0.5 * (blockMax / 127 * (1 + 0x1p-10) + 0x1p-24);
     }
 
