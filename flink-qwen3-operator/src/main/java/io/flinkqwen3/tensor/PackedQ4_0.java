@@ -5,30 +5,45 @@ import static jdk.incubator.vector.VectorOperators.AND;
 import static jdk.incubator.vector.VectorOperators.ASHR;
 import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.LSHR;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Q4_0 in panels: per 32-column block, the P rows' f16 scales, then 4 chunks of P ints; int lane l
- * of chunk c holds row l's quants q (0..15, the weight being scale * (q - 8)) of columns 8c .. 8c+7,
- * one per nibble: nibbles 0..6 as q, nibble 7 as (q - 8) in 4-bit two's complement (q xor 8). The
- * streaming kernels decode nibble j with one AND and a convert, no shift: q * 2^4j as an int (j < 7)
- * or (q - 8) * 2^28 (j = 7, the sign bit), and multiply it by the input prescaled by 2^-4j
- * ({@link #streamInput}); the 8 * (sum of the block's inputs in columns j < 7) that the unsigned
- * nibbles add to a block's sum is subtracted once per block and row before the block's scale (as
- * llama.cpp's VNNI kernels correct their unsigned operand). 18 bytes per 32 weights, as in ggml.
- * Lossless storage: ggml's scales and quants as they are. A block's sum adds q * x (up to 15 |x|)
- * before the correction comes off, so its rounding error is a few times that of summing (q - 8) * x
- * (KernelsTest holds it to the scalar reference). Measured on AMD EPYC Zen 4, 4096x2048, MatBench,
- * builds alternating, against the shift-and-mask decode before it: one row, one thread 368-388 ->
- * 306-323 us, two threads (from DRAM) 191-194 -> 169-171 us; 16 rows, two threads 1568-1577 ->
- * 1401-1461 us.
+ * Q4_0 in panels, multiplied in 16-bit integers against int8 inputs, as llama.cpp multiplies Q4_0
+ * by Q8_0 activations (ggml-cpu's ggml_vec_dot_q4_0_q8_0).
+ *
+ * <p>Layout: per 32-column block, the P rows' f16 scales, then 4 chunks of P ints; int lane l of
+ * chunk c holds row l's quants q (0..15, the weight being scale * (q - 8)), one per nibble j at bits
+ * 4j: columns 4c .. 4c+3 in nibbles 0..3 and 16+4c .. 16+4c+3 in nibbles 4..7 (the low and high
+ * nibbles of ggml's bytes 4c .. 4c+3). 18 bytes per 32 weights, as in ggml; lossless.
+ *
+ * <p>Streaming kernels ({@link #matvec}, {@link #matvec2}, {@link #matvec4}): {@link #streamInput}
+ * quantizes each input row per 32-column block as ggml's Q8_0 does (d = max |x| / 127, x_q =
+ * round(x / d)). Read as 16-bit lanes, a chunk holds columns 4c .. 4c+3 of row l in lane 2l and
+ * 16+4c .. 16+4c+3 in lane 2l+1, so one broadcast int carries the two inputs a nibble position needs.
+ * Nibble j of a lane is one AND (j = 0), a shift and an AND (j = 1, 2) or a shift (j = 3); a 16-bit
+ * multiply and add accumulate it against the input. Each lane starts at -8 * (the sum of its 16
+ * columns' x_q), so it sums (q - 8) * x_q, exactly: every partial sum stays within 16 * 8 * 127 =
+ * 16256, and a row's two lanes add within 2^15, in three integer operations (the int's top half of
+ * (i << 16) + i). The block's integer dot product is converted once and multiplied by d and the
+ * block's scale. 16-bit multiply and add run on more ports than the fp32 FMA (register-only, one
+ * core: 98 G multiply-adds/s against 58.6) and a nibble needs no int -> float convert. Measured on
+ * AMD EPYC Zen 4, MatBench Q4_0 4096x2048 from DRAM, two threads, builds alternating, against the
+ * fp32 kernels before (nibble AND + convert + FMA against prescaled fp32 inputs): 1 row 48-49 ->
+ * 60-67 G weight-rows/s (27 -> 34-38 GB/s), 2 rows 70 -> 87-90, 4 rows 89 -> 97-101, 16 rows 92-97
+ * -> 97-101; one row, one thread, in cache 27 -> 42.
+ *
+ * <p>The quantized inputs differ from x by up to half a step (d / 2) per element, the error
+ * llama.cpp's Q4_0 products have; batches above {@link #STREAM_ROWS} (prefill) run the fp32 tiles on
+ * x as it is.
  *
  * <p>The scales stay f16 because decode streams the weights from DRAM: f32 scales would read 20
  * bytes per 32 weights instead of 18 (11% more). They are often negative (ggml writes d = max / -8),
@@ -36,21 +51,16 @@ import jdk.incubator.vector.VectorSpecies;
  */
 final class PackedQ4_0 extends PackedMatrix {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, F.vectorShape());
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final short NIBBLE = 0xF;
     /** Bytes per 32-column block of a panel: P f16 scales, then 32 x P nibbles. */
     private static final int BLOCK_BYTES = 2 * P + 16 * P;
+    /** Floats per 32-column block of a {@link #streamInput} row: 16 input pairs, d, the lanes' start values. */
+    private static final int INPUT_BLOCK = 18;
 
     PackedQ4_0(MemorySegment data, int rows, int cols) {
         super(data, rows, cols, panelBytes(cols), STREAM_ROWS);
-    }
-
-    /** 2^-4j for column j of each 8: the prescaling of the inputs, repeated over a vector. */
-    private static final float[] PRESCALE = new float[Math.max(8, F.length())];
-
-    static {
-        for (int i = 0; i < PRESCALE.length; i++) {
-            PRESCALE[i] = Math.scalb(1f, -4 * (i % 8));
-        }
     }
 
     static long panelBytes(int cols) {
@@ -63,42 +73,50 @@ final class PackedQ4_0 extends PackedMatrix {
     }
 
     /**
-     * Each row as the kernels read it ({@link #streamStride} floats): x[k] * 2^-4(k % 8) for every
-     * column k, then per 32-column block 8 * (sum of x[k] over its columns with k % 8 < 7), summed in
-     * column order so that a row gets the same correction in every call.
+     * Each row as the kernels read it ({@link #streamStride} floats), per 32-column block of x:
+     * <ul>
+     *   <li>16 floats whose bits are each two 16-bit inputs: float w holds x_q of column w in its low
+     *       half and of column 16 + w in its high half;</li>
+     *   <li>d = max |x| / 127 (NaN or infinite if x is, which the outputs then are);</li>
+     *   <li>a float whose bits are the two lanes' start values: -8 * (sum of x_q over columns 0..15)
+     *       low, -8 * (sum over columns 16..31) high.</li>
+     * </ul>
+     * The bits of the first and last travel as floats: loads, stores and broadcasts only, which move
+     * every pattern unchanged (signaling NaNs included) on the CPUs the Vector API compiles for;
+     * KernelsTest's random inputs cover such patterns.
      */
     @Override
     float[] streamInput(float[] x, int batch) {
-        int stride = streamStride();
-        float[] prepared = new float[batch * stride];
-        for (int b = 0; b < batch; b++) {
-            int from = b * cols, to = b * stride;
-            prescale(x, from, prepared, to, cols);
-            for (int kb = 0; kb < cols; kb += 32) {
-                float sum = 0;
-                for (int k = kb; k < kb + 32; k++) {
-                    sum += k % 8 == 7 ? 0 : x[from + k];
-                }
-                prepared[to + cols + kb / 32] = 8 * sum;
+        float[] prepared = new float[batch * streamStride()];
+        int[] q = new int[32];
+        int lanes = F.length();
+        for (int from = 0, to = 0; from < batch * cols; from += 32, to += INPUT_BLOCK) {
+            var max = FloatVector.zero(F);
+            for (int k = 0; k < 32; k += lanes) {
+                max = max.max(FloatVector.fromArray(F, x, from + k).abs()); // NaN stays NaN
             }
+            float d = max.reduceLanes(VectorOperators.MAX) / 127, inverse = d == 0 ? 0 : 1 / d;
+            for (int k = 0; k < 32; k += lanes) { // round to nearest (even), |x_q| <= 127: 1.5 * 2^23 leaves no fraction bits
+                FloatVector.fromArray(F, x, from + k).mul(inverse).add(0x1.8p23f).sub(0x1.8p23f).convert(VectorOperators.F2I, 0)
+                        .reinterpretAsInts().intoArray(q, k);
+            }
+            int low = 0, high = 0;
+            for (int k = 0; k < 16; k += lanes) { // word w: x_q of column w low, of column 16 + w high
+                var lo = IntVector.fromArray(I, q, k);
+                var hi = IntVector.fromArray(I, q, 16 + k);
+                lo.lanewise(AND, 0xFFFF).or(hi.lanewise(LSHL, 16)).reinterpretAsFloats().intoArray(prepared, to + k);
+                low += lo.reduceLanes(VectorOperators.ADD);
+                high += hi.reduceLanes(VectorOperators.ADD);
+            }
+            prepared[to + 16] = d;
+            prepared[to + 17] = Float.intBitsToFloat(-8 * low & 0xFFFF | -8 * high << 16);
         }
         return prepared;
     }
 
-    /** out[to + k] = x[from + k] * 2^-4(k % 8) for k in [0, cols): the nibble kernels' prescaled input. */
-    static void prescale(float[] x, int from, float[] out, int to, int cols) {
-        int k = 0;
-        for (; k < F.loopBound(cols); k += F.length()) { // lanes are a power of two: k % 8 is where the pattern starts
-            FloatVector.fromArray(F, x, from + k).mul(FloatVector.fromArray(F, PRESCALE, k % 8)).intoArray(out, to + k);
-        }
-        for (; k < cols; k++) {
-            out[to + k] = x[from + k] * PRESCALE[k % 8];
-        }
-    }
-
     @Override
     int streamStride() {
-        return cols + cols / 32;
+        return cols / 32 * INPUT_BLOCK;
     }
 
     /*
@@ -112,17 +130,11 @@ final class PackedQ4_0 extends PackedMatrix {
      * methods, and a helper left out of line boxes every vector it takes or returns, while the
      * Vector API's own methods are always inlined, late if need be.
      *
-     * Decoding, per 16 lanes:
-     * - nibble j of a chunk v:  v & (0xF << 4j), then int -> float: q * 2^4j (j < 7) or (q - 8) * 2^28
-     *   (j = 7), exact; times the input of its column prescaled by 2^-4j (exact unless it underflows,
-     *   below 2^-98 for j = 7), so
-     *   a block's sum is sum((q - 8) * x) + 8 * sum(x over columns j < 7), and the second term,
-     *   kept per row and block at the end of each row of {@link #streamInput}, is subtracted;
-     * - f16 scales of a pair s:  even panel ((s << 16) >> 3) & 0x8FFFE000, odd panel (s >> 3) &
-     *   0x8FFFE000 (arithmetic shifts): the f16's sign at fp32's (its copies cleared), its exponent
-     *   and mantissa at fp32's positions, which reads the value times 2^-112 (the exponent biases are
-     *   127 and 15; f16 subnormals become fp32 subnormals), and one multiply by 2^112 gives the
-     *   value, exactly (checked for every finite f16).
+     * The f16 scales of a pair s: even panel ((s << 16) >> 3) & 0x8FFFE000, odd panel (s >> 3) &
+     * 0x8FFFE000 (arithmetic shifts): the f16's sign at fp32's (its copies cleared), its exponent
+     * and mantissa at fp32's positions, which reads the value times 2^-112 (the exponent biases are
+     * 127 and 15; f16 subnormals become fp32 subnormals), and one multiply by 2^112 gives the
+     * value, exactly (checked for every finite f16).
      */
 
     /** Start of block {@code block} of the group holding panel {@code panel}. */
@@ -145,33 +157,58 @@ final class PackedQ4_0 extends PackedMatrix {
         var a1 = FloatVector.zero(F);
         var a2 = FloatVector.zero(F);
         var a3 = FloatVector.zero(F);
-        for (int kb = 0; kb < cols; kb += 32, gb += step) {
-            // block sums without the scale, scaled once per block
-            var t0 = FloatVector.zero(F);
-            var t1 = FloatVector.zero(F);
-            var t2 = FloatVector.zero(F);
-            var t3 = FloatVector.zero(F);
+        for (int kb = 0, xb = 0; kb < cols; kb += 32, gb += step, xb += INPUT_BLOCK) {
+            var z = FloatVector.broadcast(F, x[xOff + xb + 17]).reinterpretAsShorts(); // -8 * (x_q sums), the start of each sum
+            var t0 = z;
+            var t1 = z;
+            var t2 = z;
+            var t3 = z;
             for (int c = 0; c < 4; c++) {
                 long at = gb + 4L * P * (2 + 4 * c);
-                var q0 = IntVector.fromMemorySegment(I, data, at, LE);
-                var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
-                var q2 = IntVector.fromMemorySegment(I, data, at + 8 * P, LE);
-                var q3 = IntVector.fromMemorySegment(I, data, at + 12 * P, LE);
-                for (int j = 0; j < 8; j++) {
-                    var xv = FloatVector.broadcast(F, x[xOff + kb + 8 * c + j]);
-                    t0 = ((FloatVector) q0.lanewise(AND, 0xF << 4 * j).convert(I2F, 0)).fma(xv, t0);
-                    t1 = ((FloatVector) q1.lanewise(AND, 0xF << 4 * j).convert(I2F, 0)).fma(xv, t1);
-                    t2 = ((FloatVector) q2.lanewise(AND, 0xF << 4 * j).convert(I2F, 0)).fma(xv, t2);
-                    t3 = ((FloatVector) q3.lanewise(AND, 0xF << 4 * j).convert(I2F, 0)).fma(xv, t3);
+                var q0 = ShortVector.fromMemorySegment(S, data, at, LE);
+                var q1 = ShortVector.fromMemorySegment(S, data, at + 4 * P, LE);
+                var q2 = ShortVector.fromMemorySegment(S, data, at + 8 * P, LE);
+                var q3 = ShortVector.fromMemorySegment(S, data, at + 12 * P, LE);
+                for (int j = 0; j < 4; j++) {
+                    ShortVector w0, w1, w2, w3;
+                    if (j == 0) {
+                        w0 = q0.lanewise(AND, NIBBLE);
+                        w1 = q1.lanewise(AND, NIBBLE);
+                        w2 = q2.lanewise(AND, NIBBLE);
+                        w3 = q3.lanewise(AND, NIBBLE);
+                    } else if (j < 3) {
+                        w0 = q0.lanewise(LSHR, 4 * j).lanewise(AND, NIBBLE);
+                        w1 = q1.lanewise(LSHR, 4 * j).lanewise(AND, NIBBLE);
+                        w2 = q2.lanewise(LSHR, 4 * j).lanewise(AND, NIBBLE);
+                        w3 = q3.lanewise(LSHR, 4 * j).lanewise(AND, NIBBLE);
+                    } else {
+                        w0 = q0.lanewise(LSHR, 12);
+                        w1 = q1.lanewise(LSHR, 12);
+                        w2 = q2.lanewise(LSHR, 12);
+                        w3 = q3.lanewise(LSHR, 12);
+                    }
+                    var xv = FloatVector.broadcast(F, x[xOff + xb + 4 * c + j]).reinterpretAsShorts();
+                    t0 = t0.add(w0.mul(xv));
+                    t1 = t1.add(w1.mul(xv));
+                    t2 = t2.add(w2.mul(xv));
+                    t3 = t3.add(w3.mul(xv));
                 }
             }
-            var offset = FloatVector.broadcast(F, -x[xOff + cols + kb / 32]); // the unsigned nibbles' excess
             var s01 = IntVector.fromMemorySegment(I, data, gb, LE);
             var s23 = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
-            a0 = t0.add(offset).fma(s01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f), a0);
-            a1 = t1.add(offset).fma(s01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f), a1);
-            a2 = t2.add(offset).fma(s23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f), a2);
-            a3 = t3.add(offset).fma(s23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f), a3);
+            var s0 = s01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            var s1 = s01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            var s2 = s23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            var s3 = s23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            var d = FloatVector.broadcast(F, x[xOff + xb + 16]);
+            var i0 = t0.reinterpretAsInts(); // row sum: (lo << 16) + lo + (hi << 16), its top half
+            a0 = ((FloatVector) i0.lanewise(LSHL, 16).add(i0).lanewise(ASHR, 16).convert(I2F, 0)).mul(d).fma(s0, a0);
+            var i1 = t1.reinterpretAsInts();
+            a1 = ((FloatVector) i1.lanewise(LSHL, 16).add(i1).lanewise(ASHR, 16).convert(I2F, 0)).mul(d).fma(s1, a1);
+            var i2 = t2.reinterpretAsInts();
+            a2 = ((FloatVector) i2.lanewise(LSHL, 16).add(i2).lanewise(ASHR, 16).convert(I2F, 0)).mul(d).fma(s2, a2);
+            var i3 = t3.reinterpretAsInts();
+            a3 = ((FloatVector) i3.lanewise(LSHL, 16).add(i3).lanewise(ASHR, 16).convert(I2F, 0)).mul(d).fma(s3, a3);
         }
         a0.intoArray(out, 0);
         a1.intoArray(out, P);
@@ -183,139 +220,211 @@ final class PackedQ4_0 extends PackedMatrix {
     void matvec2(int group, float[] x, int x0, int x1, float[] out) {
         java.util.Arrays.fill(out, 0, 2 * GROUP, 0f);
         long gb = groupBlock(4 * group, 0), step = 4L * BLOCK_BYTES;
-        for (int kb = 0; kb < cols; kb += 32, gb += step) {
-            var t00 = FloatVector.zero(F); // t<row><panel>: block sums without the scale
-            var t01 = FloatVector.zero(F);
-            var t02 = FloatVector.zero(F);
-            var t03 = FloatVector.zero(F);
-            var t10 = FloatVector.zero(F);
-            var t11 = FloatVector.zero(F);
-            var t12 = FloatVector.zero(F);
-            var t13 = FloatVector.zero(F);
+        for (int kb = 0, xb = 0; kb < cols; kb += 32, gb += step, xb += INPUT_BLOCK) {
+            var z0 = FloatVector.broadcast(F, x[x0 + xb + 17]).reinterpretAsShorts();
+            var z1 = FloatVector.broadcast(F, x[x1 + xb + 17]).reinterpretAsShorts();
+            var t00 = z0;
+            var t01 = z0;
+            var t02 = z0;
+            var t03 = z0;
+            var t10 = z1;
+            var t11 = z1;
+            var t12 = z1;
+            var t13 = z1;
             for (int c = 0; c < 4; c++) {
                 long at = gb + 4L * P * (2 + 4 * c);
-                var q0 = IntVector.fromMemorySegment(I, data, at, LE);
-                var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
-                var q2 = IntVector.fromMemorySegment(I, data, at + 8 * P, LE);
-                var q3 = IntVector.fromMemorySegment(I, data, at + 12 * P, LE);
-                for (int j = 0; j < 8; j++) {
-                    int k = kb + 8 * c + j;
-                    var v0 = FloatVector.broadcast(F, x[x0 + k]);
-                    var v1 = FloatVector.broadcast(F, x[x1 + k]);
-                    var w = (FloatVector) q0.lanewise(AND, 0xF << 4 * j).convert(I2F, 0);
-                    t00 = w.fma(v0, t00);
-                    t10 = w.fma(v1, t10);
-                    w = (FloatVector) q1.lanewise(AND, 0xF << 4 * j).convert(I2F, 0);
-                    t01 = w.fma(v0, t01);
-                    t11 = w.fma(v1, t11);
-                    w = (FloatVector) q2.lanewise(AND, 0xF << 4 * j).convert(I2F, 0);
-                    t02 = w.fma(v0, t02);
-                    t12 = w.fma(v1, t12);
-                    w = (FloatVector) q3.lanewise(AND, 0xF << 4 * j).convert(I2F, 0);
-                    t03 = w.fma(v0, t03);
-                    t13 = w.fma(v1, t13);
+                var q0 = ShortVector.fromMemorySegment(S, data, at, LE);
+                var q1 = ShortVector.fromMemorySegment(S, data, at + 4 * P, LE);
+                var q2 = ShortVector.fromMemorySegment(S, data, at + 8 * P, LE);
+                var q3 = ShortVector.fromMemorySegment(S, data, at + 12 * P, LE);
+                for (int j = 0; j < 4; j++) {
+                    ShortVector w0, w1, w2, w3;
+                    if (j == 0) {
+                        w0 = q0.lanewise(AND, NIBBLE);
+                        w1 = q1.lanewise(AND, NIBBLE);
+                        w2 = q2.lanewise(AND, NIBBLE);
+                        w3 = q3.lanewise(AND, NIBBLE);
+                    } else if (j < 3) {
+                        w0 = q0.lanewise(LSHR, 4 * j).lanewise(AND, NIBBLE);
+                        w1 = q1.lanewise(LSHR, 4 * j).lanewise(AND, NIBBLE);
+                        w2 = q2.lanewise(LSHR, 4 * j).lanewise(AND, NIBBLE);
+                        w3 = q3.lanewise(LSHR, 4 * j).lanewise(AND, NIBBLE);
+                    } else {
+                        w0 = q0.lanewise(LSHR, 12);
+                        w1 = q1.lanewise(LSHR, 12);
+                        w2 = q2.lanewise(LSHR, 12);
+                        w3 = q3.lanewise(LSHR, 12);
+                    }
+                    var v0 = FloatVector.broadcast(F, x[x0 + xb + 4 * c + j]).reinterpretAsShorts();
+                    var v1 = FloatVector.broadcast(F, x[x1 + xb + 4 * c + j]).reinterpretAsShorts();
+                    t00 = t00.add(w0.mul(v0));
+                    t10 = t10.add(w0.mul(v1));
+                    t01 = t01.add(w1.mul(v0));
+                    t11 = t11.add(w1.mul(v1));
+                    t02 = t02.add(w2.mul(v0));
+                    t12 = t12.add(w2.mul(v1));
+                    t03 = t03.add(w3.mul(v0));
+                    t13 = t13.add(w3.mul(v1));
                 }
             }
             var s01 = IntVector.fromMemorySegment(I, data, gb, LE);
             var s23 = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
-            var o0 = FloatVector.broadcast(F, -x[x0 + cols + kb / 32]);
-            var o1 = FloatVector.broadcast(F, -x[x1 + cols + kb / 32]);
             var s0 = s01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
             var s1 = s01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
             var s2 = s23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
             var s3 = s23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-            t00.add(o0).fma(s0, FloatVector.fromArray(F, out, 0)).intoArray(out, 0);
-            t01.add(o0).fma(s1, FloatVector.fromArray(F, out, P)).intoArray(out, P);
-            t02.add(o0).fma(s2, FloatVector.fromArray(F, out, 2 * P)).intoArray(out, 2 * P);
-            t03.add(o0).fma(s3, FloatVector.fromArray(F, out, 3 * P)).intoArray(out, 3 * P);
-            t10.add(o1).fma(s0, FloatVector.fromArray(F, out, GROUP)).intoArray(out, GROUP);
-            t11.add(o1).fma(s1, FloatVector.fromArray(F, out, GROUP + P)).intoArray(out, GROUP + P);
-            t12.add(o1).fma(s2, FloatVector.fromArray(F, out, GROUP + 2 * P)).intoArray(out, GROUP + 2 * P);
-            t13.add(o1).fma(s3, FloatVector.fromArray(F, out, GROUP + 3 * P)).intoArray(out, GROUP + 3 * P);
+            var d0 = FloatVector.broadcast(F, x[x0 + xb + 16]);
+            var i00 = t00.reinterpretAsInts();
+            ((FloatVector) i00.lanewise(LSHL, 16).add(i00).lanewise(ASHR, 16).convert(I2F, 0)).mul(d0)
+                    .fma(s0, FloatVector.fromArray(F, out, 0)).intoArray(out, 0);
+            var i01 = t01.reinterpretAsInts();
+            ((FloatVector) i01.lanewise(LSHL, 16).add(i01).lanewise(ASHR, 16).convert(I2F, 0)).mul(d0)
+                    .fma(s1, FloatVector.fromArray(F, out, P)).intoArray(out, P);
+            var i02 = t02.reinterpretAsInts();
+            ((FloatVector) i02.lanewise(LSHL, 16).add(i02).lanewise(ASHR, 16).convert(I2F, 0)).mul(d0)
+                    .fma(s2, FloatVector.fromArray(F, out, 2 * P)).intoArray(out, 2 * P);
+            var i03 = t03.reinterpretAsInts();
+            ((FloatVector) i03.lanewise(LSHL, 16).add(i03).lanewise(ASHR, 16).convert(I2F, 0)).mul(d0)
+                    .fma(s3, FloatVector.fromArray(F, out, 3 * P)).intoArray(out, 3 * P);
+            var d1 = FloatVector.broadcast(F, x[x1 + xb + 16]);
+            var i10 = t10.reinterpretAsInts();
+            ((FloatVector) i10.lanewise(LSHL, 16).add(i10).lanewise(ASHR, 16).convert(I2F, 0)).mul(d1)
+                    .fma(s0, FloatVector.fromArray(F, out, GROUP)).intoArray(out, GROUP);
+            var i11 = t11.reinterpretAsInts();
+            ((FloatVector) i11.lanewise(LSHL, 16).add(i11).lanewise(ASHR, 16).convert(I2F, 0)).mul(d1)
+                    .fma(s1, FloatVector.fromArray(F, out, GROUP + P)).intoArray(out, GROUP + P);
+            var i12 = t12.reinterpretAsInts();
+            ((FloatVector) i12.lanewise(LSHL, 16).add(i12).lanewise(ASHR, 16).convert(I2F, 0)).mul(d1)
+                    .fma(s2, FloatVector.fromArray(F, out, GROUP + 2 * P)).intoArray(out, GROUP + 2 * P);
+            var i13 = t13.reinterpretAsInts();
+            ((FloatVector) i13.lanewise(LSHL, 16).add(i13).lanewise(ASHR, 16).convert(I2F, 0)).mul(d1)
+                    .fma(s3, FloatVector.fromArray(F, out, GROUP + 3 * P)).intoArray(out, GROUP + 3 * P);
         }
     }
 
+    /**
+     * Every nibble as a shift and an AND here (matvec's j = 0 and j = 3 cases save one of them):
+     * with 16 accumulators the three-case form was too large for C1 ("out of virtual registers in
+     * linear scan"), and a method C1 gives up on can stay in tier-2 code, the Vector API's Java
+     * fallback, for the whole run (seen in {@code qwen3 bench}: KernelCheck's case). Keep this
+     * method's size in mind when changing it.
+     */
     @Override
     void matvec4(int group, float[] x, int x0, int x1, int x2, int x3, float[] out) {
         java.util.Arrays.fill(out, 0, 4 * GROUP, 0f);
         long gb = groupBlock(4 * group, 0), step = 4L * BLOCK_BYTES;
-        for (int kb = 0; kb < cols; kb += 32, gb += step) {
-            var t00 = FloatVector.zero(F); // t<row><panel>: block sums without the scale
-            var t01 = FloatVector.zero(F);
-            var t02 = FloatVector.zero(F);
-            var t03 = FloatVector.zero(F);
-            var t10 = FloatVector.zero(F);
-            var t11 = FloatVector.zero(F);
-            var t12 = FloatVector.zero(F);
-            var t13 = FloatVector.zero(F);
-            var t20 = FloatVector.zero(F);
-            var t21 = FloatVector.zero(F);
-            var t22 = FloatVector.zero(F);
-            var t23 = FloatVector.zero(F);
-            var t30 = FloatVector.zero(F);
-            var t31 = FloatVector.zero(F);
-            var t32 = FloatVector.zero(F);
-            var t33 = FloatVector.zero(F);
+        for (int kb = 0, xb = 0; kb < cols; kb += 32, gb += step, xb += INPUT_BLOCK) {
+            var z0 = FloatVector.broadcast(F, x[x0 + xb + 17]).reinterpretAsShorts();
+            var z1 = FloatVector.broadcast(F, x[x1 + xb + 17]).reinterpretAsShorts();
+            var z2 = FloatVector.broadcast(F, x[x2 + xb + 17]).reinterpretAsShorts();
+            var z3 = FloatVector.broadcast(F, x[x3 + xb + 17]).reinterpretAsShorts();
+            var t00 = z0;
+            var t01 = z0;
+            var t02 = z0;
+            var t03 = z0;
+            var t10 = z1;
+            var t11 = z1;
+            var t12 = z1;
+            var t13 = z1;
+            var t20 = z2;
+            var t21 = z2;
+            var t22 = z2;
+            var t23 = z2;
+            var t30 = z3;
+            var t31 = z3;
+            var t32 = z3;
+            var t33 = z3;
             for (int c = 0; c < 4; c++) {
                 long at = gb + 4L * P * (2 + 4 * c);
-                var q0 = IntVector.fromMemorySegment(I, data, at, LE);
-                var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
-                var q2 = IntVector.fromMemorySegment(I, data, at + 8 * P, LE);
-                var q3 = IntVector.fromMemorySegment(I, data, at + 12 * P, LE);
-                for (int j = 0; j < 8; j++) {
-                    int k = kb + 8 * c + j;
-                    var v0 = FloatVector.broadcast(F, x[x0 + k]);
-                    var v1 = FloatVector.broadcast(F, x[x1 + k]);
-                    var v2 = FloatVector.broadcast(F, x[x2 + k]);
-                    var v3 = FloatVector.broadcast(F, x[x3 + k]);
-                    var w = (FloatVector) q0.lanewise(AND, 0xF << 4 * j).convert(I2F, 0);
-                    t00 = w.fma(v0, t00);
-                    t10 = w.fma(v1, t10);
-                    t20 = w.fma(v2, t20);
-                    t30 = w.fma(v3, t30);
-                    w = (FloatVector) q1.lanewise(AND, 0xF << 4 * j).convert(I2F, 0);
-                    t01 = w.fma(v0, t01);
-                    t11 = w.fma(v1, t11);
-                    t21 = w.fma(v2, t21);
-                    t31 = w.fma(v3, t31);
-                    w = (FloatVector) q2.lanewise(AND, 0xF << 4 * j).convert(I2F, 0);
-                    t02 = w.fma(v0, t02);
-                    t12 = w.fma(v1, t12);
-                    t22 = w.fma(v2, t22);
-                    t32 = w.fma(v3, t32);
-                    w = (FloatVector) q3.lanewise(AND, 0xF << 4 * j).convert(I2F, 0);
-                    t03 = w.fma(v0, t03);
-                    t13 = w.fma(v1, t13);
-                    t23 = w.fma(v2, t23);
-                    t33 = w.fma(v3, t33);
+                var q0 = ShortVector.fromMemorySegment(S, data, at, LE);
+                var q1 = ShortVector.fromMemorySegment(S, data, at + 4 * P, LE);
+                var q2 = ShortVector.fromMemorySegment(S, data, at + 8 * P, LE);
+                var q3 = ShortVector.fromMemorySegment(S, data, at + 12 * P, LE);
+                for (int j = 0; j < 4; j++) {
+                    var w0 = q0.lanewise(LSHR, 4 * j).lanewise(AND, NIBBLE);
+                    var w1 = q1.lanewise(LSHR, 4 * j).lanewise(AND, NIBBLE);
+                    var w2 = q2.lanewise(LSHR, 4 * j).lanewise(AND, NIBBLE);
+                    var w3 = q3.lanewise(LSHR, 4 * j).lanewise(AND, NIBBLE);
+                    var v0 = FloatVector.broadcast(F, x[x0 + xb + 4 * c + j]).reinterpretAsShorts();
+                    var v1 = FloatVector.broadcast(F, x[x1 + xb + 4 * c + j]).reinterpretAsShorts();
+                    var v2 = FloatVector.broadcast(F, x[x2 + xb + 4 * c + j]).reinterpretAsShorts();
+                    var v3 = FloatVector.broadcast(F, x[x3 + xb + 4 * c + j]).reinterpretAsShorts();
+                    t00 = t00.add(w0.mul(v0));
+                    t10 = t10.add(w0.mul(v1));
+                    t20 = t20.add(w0.mul(v2));
+                    t30 = t30.add(w0.mul(v3));
+                    t01 = t01.add(w1.mul(v0));
+                    t11 = t11.add(w1.mul(v1));
+                    t21 = t21.add(w1.mul(v2));
+                    t31 = t31.add(w1.mul(v3));
+                    t02 = t02.add(w2.mul(v0));
+                    t12 = t12.add(w2.mul(v1));
+                    t22 = t22.add(w2.mul(v2));
+                    t32 = t32.add(w2.mul(v3));
+                    t03 = t03.add(w3.mul(v0));
+                    t13 = t13.add(w3.mul(v1));
+                    t23 = t23.add(w3.mul(v2));
+                    t33 = t33.add(w3.mul(v3));
                 }
             }
             var s01 = IntVector.fromMemorySegment(I, data, gb, LE);
             var s23 = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
-            var o0 = FloatVector.broadcast(F, -x[x0 + cols + kb / 32]);
-            var o1 = FloatVector.broadcast(F, -x[x1 + cols + kb / 32]);
-            var o2 = FloatVector.broadcast(F, -x[x2 + cols + kb / 32]);
-            var o3 = FloatVector.broadcast(F, -x[x3 + cols + kb / 32]);
             var s0 = s01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
             var s1 = s01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
             var s2 = s23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
             var s3 = s23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
-            t00.add(o0).fma(s0, FloatVector.fromArray(F, out, 0)).intoArray(out, 0);
-            t01.add(o0).fma(s1, FloatVector.fromArray(F, out, P)).intoArray(out, P);
-            t02.add(o0).fma(s2, FloatVector.fromArray(F, out, 2 * P)).intoArray(out, 2 * P);
-            t03.add(o0).fma(s3, FloatVector.fromArray(F, out, 3 * P)).intoArray(out, 3 * P);
-            t10.add(o1).fma(s0, FloatVector.fromArray(F, out, GROUP)).intoArray(out, GROUP);
-            t11.add(o1).fma(s1, FloatVector.fromArray(F, out, GROUP + P)).intoArray(out, GROUP + P);
-            t12.add(o1).fma(s2, FloatVector.fromArray(F, out, GROUP + 2 * P)).intoArray(out, GROUP + 2 * P);
-            t13.add(o1).fma(s3, FloatVector.fromArray(F, out, GROUP + 3 * P)).intoArray(out, GROUP + 3 * P);
-            t20.add(o2).fma(s0, FloatVector.fromArray(F, out, 2 * GROUP)).intoArray(out, 2 * GROUP);
-            t21.add(o2).fma(s1, FloatVector.fromArray(F, out, 2 * GROUP + P)).intoArray(out, 2 * GROUP + P);
-            t22.add(o2).fma(s2, FloatVector.fromArray(F, out, 2 * GROUP + 2 * P)).intoArray(out, 2 * GROUP + 2 * P);
-            t23.add(o2).fma(s3, FloatVector.fromArray(F, out, 2 * GROUP + 3 * P)).intoArray(out, 2 * GROUP + 3 * P);
-            t30.add(o3).fma(s0, FloatVector.fromArray(F, out, 3 * GROUP)).intoArray(out, 3 * GROUP);
-            t31.add(o3).fma(s1, FloatVector.fromArray(F, out, 3 * GROUP + P)).intoArray(out, 3 * GROUP + P);
-            t32.add(o3).fma(s2, FloatVector.fromArray(F, out, 3 * GROUP + 2 * P)).intoArray(out, 3 * GROUP + 2 * P);
-            t33.add(o3).fma(s3, FloatVector.fromArray(F, out, 3 * GROUP + 3 * P)).intoArray(out, 3 * GROUP + 3 * P);
+            var d0 = FloatVector.broadcast(F, x[x0 + xb + 16]);
+            var i00 = t00.reinterpretAsInts();
+            ((FloatVector) i00.lanewise(LSHL, 16).add(i00).lanewise(ASHR, 16).convert(I2F, 0)).mul(d0)
+                    .fma(s0, FloatVector.fromArray(F, out, 0)).intoArray(out, 0);
+            var i01 = t01.reinterpretAsInts();
+            ((FloatVector) i01.lanewise(LSHL, 16).add(i01).lanewise(ASHR, 16).convert(I2F, 0)).mul(d0)
+                    .fma(s1, FloatVector.fromArray(F, out, P)).intoArray(out, P);
+            var i02 = t02.reinterpretAsInts();
+            ((FloatVector) i02.lanewise(LSHL, 16).add(i02).lanewise(ASHR, 16).convert(I2F, 0)).mul(d0)
+                    .fma(s2, FloatVector.fromArray(F, out, 2 * P)).intoArray(out, 2 * P);
+            var i03 = t03.reinterpretAsInts();
+            ((FloatVector) i03.lanewise(LSHL, 16).add(i03).lanewise(ASHR, 16).convert(I2F, 0)).mul(d0)
+                    .fma(s3, FloatVector.fromArray(F, out, 3 * P)).intoArray(out, 3 * P);
+            var d1 = FloatVector.broadcast(F, x[x1 + xb + 16]);
+            var i10 = t10.reinterpretAsInts();
+            ((FloatVector) i10.lanewise(LSHL, 16).add(i10).lanewise(ASHR, 16).convert(I2F, 0)).mul(d1)
+                    .fma(s0, FloatVector.fromArray(F, out, GROUP)).intoArray(out, GROUP);
+            var i11 = t11.reinterpretAsInts();
+            ((FloatVector) i11.lanewise(LSHL, 16).add(i11).lanewise(ASHR, 16).convert(I2F, 0)).mul(d1)
+                    .fma(s1, FloatVector.fromArray(F, out, GROUP + P)).intoArray(out, GROUP + P);
+            var i12 = t12.reinterpretAsInts();
+            ((FloatVector) i12.lanewise(LSHL, 16).add(i12).lanewise(ASHR, 16).convert(I2F, 0)).mul(d1)
+                    .fma(s2, FloatVector.fromArray(F, out, GROUP + 2 * P)).intoArray(out, GROUP + 2 * P);
+            var i13 = t13.reinterpretAsInts();
+            ((FloatVector) i13.lanewise(LSHL, 16).add(i13).lanewise(ASHR, 16).convert(I2F, 0)).mul(d1)
+                    .fma(s3, FloatVector.fromArray(F, out, GROUP + 3 * P)).intoArray(out, GROUP + 3 * P);
+            var d2 = FloatVector.broadcast(F, x[x2 + xb + 16]);
+            var i20 = t20.reinterpretAsInts();
+            ((FloatVector) i20.lanewise(LSHL, 16).add(i20).lanewise(ASHR, 16).convert(I2F, 0)).mul(d2)
+                    .fma(s0, FloatVector.fromArray(F, out, 2 * GROUP)).intoArray(out, 2 * GROUP);
+            var i21 = t21.reinterpretAsInts();
+            ((FloatVector) i21.lanewise(LSHL, 16).add(i21).lanewise(ASHR, 16).convert(I2F, 0)).mul(d2)
+                    .fma(s1, FloatVector.fromArray(F, out, 2 * GROUP + P)).intoArray(out, 2 * GROUP + P);
+            var i22 = t22.reinterpretAsInts();
+            ((FloatVector) i22.lanewise(LSHL, 16).add(i22).lanewise(ASHR, 16).convert(I2F, 0)).mul(d2)
+                    .fma(s2, FloatVector.fromArray(F, out, 2 * GROUP + 2 * P)).intoArray(out, 2 * GROUP + 2 * P);
+            var i23 = t23.reinterpretAsInts();
+            ((FloatVector) i23.lanewise(LSHL, 16).add(i23).lanewise(ASHR, 16).convert(I2F, 0)).mul(d2)
+                    .fma(s3, FloatVector.fromArray(F, out, 2 * GROUP + 3 * P)).intoArray(out, 2 * GROUP + 3 * P);
+            var d3 = FloatVector.broadcast(F, x[x3 + xb + 16]);
+            var i30 = t30.reinterpretAsInts();
+            ((FloatVector) i30.lanewise(LSHL, 16).add(i30).lanewise(ASHR, 16).convert(I2F, 0)).mul(d3)
+                    .fma(s0, FloatVector.fromArray(F, out, 3 * GROUP)).intoArray(out, 3 * GROUP);
+            var i31 = t31.reinterpretAsInts();
+            ((FloatVector) i31.lanewise(LSHL, 16).add(i31).lanewise(ASHR, 16).convert(I2F, 0)).mul(d3)
+                    .fma(s1, FloatVector.fromArray(F, out, 3 * GROUP + P)).intoArray(out, 3 * GROUP + P);
+            var i32 = t32.reinterpretAsInts();
+            ((FloatVector) i32.lanewise(LSHL, 16).add(i32).lanewise(ASHR, 16).convert(I2F, 0)).mul(d3)
+                    .fma(s2, FloatVector.fromArray(F, out, 3 * GROUP + 2 * P)).intoArray(out, 3 * GROUP + 2 * P);
+            var i33 = t33.reinterpretAsInts();
+            ((FloatVector) i33.lanewise(LSHL, 16).add(i33).lanewise(ASHR, 16).convert(I2F, 0)).mul(d3)
+                    .fma(s3, FloatVector.fromArray(F, out, 3 * GROUP + 3 * P)).intoArray(out, 3 * GROUP + 3 * P);
         }
     }
 
@@ -323,19 +432,24 @@ final class PackedQ4_0 extends PackedMatrix {
     void dequantize(int panel, int k0, int kc, float[] buf, int off, int stride) {
         long gb = groupBlock(panel, k0 / 32);
         int p = panel % 4, left = 16 - 16 * (p % 2); // an even panel's scale is the low half
-        var zero = FloatVector.zero(F);
         for (int kb = 0; kb < kc; kb += 32, gb += 4L * BLOCK_BYTES) {
             var s = IntVector.fromMemorySegment(I, data, gb + 2L * P * (p & ~1), LE)
                     .lanewise(LSHL, left).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
             var minus8s = s.mul(-8f);
             for (int c = 0; c < 4; c++) {
                 var q = IntVector.fromMemorySegment(I, data, gb + 4L * P * (2 + 4 * c + p), LE);
-                for (int j = 0; j < 8; j++) { // q * 2^4j * (scale * 2^-4j) - 8 * scale, or for j = 7 (q - 8) * 2^28 * (scale * 2^-28)
-                    ((FloatVector) q.lanewise(AND, 0xF << 4 * j).convert(I2F, 0)).fma(s.mul(Math.scalb(1f, -4 * j)), j == 7 ? zero : minus8s)
-                            .intoArray(buf, off + (kb + 8 * c + j) * stride);
+                for (int j = 0; j < 8; j++) { // q * 2^4j * (scale * 2^-4j) - 8 * scale; nibble 7 shifted down (q * 2^28 would take the sign bit)
+                    var w = j == 7 ? q.lanewise(LSHR, 28) : q.lanewise(AND, 0xF << 4 * j);
+                    ((FloatVector) w.convert(I2F, 0)).fma(s.mul(Math.scalb(1f, j == 7 ? 0 : -4 * j)), minus8s)
+                            .intoArray(buf, off + (kb + column(c, j)) * stride);
                 }
             }
         }
+    }
+
+    /** The column of a block that nibble j of chunk c holds: 4c + j, or for the high half 16 + 4c + j - 4. */
+    private static int column(int c, int j) {
+        return j < 4 ? 4 * c + j : 12 + 4 * c + j;
     }
 
     @Override
@@ -343,9 +457,9 @@ final class PackedQ4_0 extends PackedMatrix {
         int panel = row / P, p = panel % 4, lane = row % P, i = col % 32;
         long gb = groupBlock(panel, col / 32);
         float scale = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, scaleAt(gb, p, lane)));
-        int packed = data.get(ValueLayout.JAVA_INT_UNALIGNED, chunkAt(gb, p, lane, i / 8));
-        int j = i % 8;
-        return scale * (j == 7 ? packed >> 28 : (packed >>> 4 * j & 15) - 8);
+        int packed = data.get(ValueLayout.JAVA_INT_UNALIGNED, chunkAt(gb, p, lane, i % 16 / 4));
+        int j = i % 4 + (i < 16 ? 0 : 4);
+        return scale * ((packed >>> 4 * j & 15) - 8);
     }
 
     @Override
@@ -361,10 +475,10 @@ final class PackedQ4_0 extends PackedMatrix {
                 for (int c = 0; c < 4; c++) {
                     int packed = 0;
                     for (int j = 0; j < 8; j++) {
-                        int i = 8 * c + j;
+                        int i = column(c, j);
                         int b = q4.data.get(ValueLayout.JAVA_BYTE, from + 2 + i % 16) & 0xFF;
                         int q = i < 16 ? b & 15 : b >> 4;
-                        packed |= (j == 7 ? q ^ 8 : q) << (4 * j); // nibble 7 signed: see the class comment
+                        packed |= q << (4 * j);
                     }
                     data.set(ValueLayout.JAVA_INT_UNALIGNED, chunkAt(gb, p, lane, c), packed);
                 }

@@ -18,8 +18,8 @@ import jdk.incubator.vector.VectorSpecies;
  * 256-column super-block is d * sc_j * q - dmin * m_j (q 0..15; sc_j, m_j 6-bit; d, dmin f16), so a
  * sub-block's dot product with x is d * sc_j * sum(q * x) - dmin * m_j * sum(x). Per super-block
  * and row the panels keep d and dmin as f16, per sub-block and row sc_j and m_j as bytes, and the
- * quants as {@link PackedQ4_0} keeps its own: 8 per int lane, nibble 7 as q xor 8, decoded with one
- * AND and a convert against the input prescaled by 2^-4i for nibble i ({@link PackedQ4_0#prescale}). Each input
+ * quants in {@link PackedQ4_0}'s chunk layout (8 per int lane), nibble 7 stored as q xor 8, decoded with one
+ * AND and a convert against the input prescaled by 2^-4i for nibble i ({@link #prescale}). Each input
  * row carries per sub-block A = 8 * (sum of x over its columns k % 8 == 7), which gives back the 8
  * that nibble 7's encoding took off, and B = sum of x, for the mins: the sub-block adds
  * d * sc_j * (t + A) - dmin * m_j * B to a row, t being the kernel's sum. Lossless: ggml's scales,
@@ -69,7 +69,7 @@ final class PackedQ4_K extends PackedMatrix {
         float[] prepared = new float[batch * stride];
         for (int b = 0; b < batch; b++) {
             int from = b * cols, to = b * stride;
-            PackedQ4_0.prescale(x, from, prepared, to, cols);
+            prescale(x, from, prepared, to, cols);
             for (int kb = 0; kb < cols; kb += 32) {
                 float last = 0, all = 0;
                 for (int k = kb; k < kb + 32; k++) {
@@ -88,6 +88,26 @@ final class PackedQ4_K extends PackedMatrix {
         return cols + cols / 16;
     }
 
+    /** 2^-4i for column i of each 8: the prescaling of the inputs, repeated over a vector. */
+    private static final float[] PRESCALE = new float[Math.max(8, F.length())];
+
+    static {
+        for (int i = 0; i < PRESCALE.length; i++) {
+            PRESCALE[i] = Math.scalb(1f, -4 * (i % 8));
+        }
+    }
+
+    /** out[to + k] = x[from + k] * 2^-4(k % 8) for k in [0, cols): the nibble kernels' prescaled input. */
+    private static void prescale(float[] x, int from, float[] out, int to, int cols) {
+        int k = 0;
+        for (; k < F.loopBound(cols); k += F.length()) { // lanes are a power of two: k % 8 is where the pattern starts
+            FloatVector.fromArray(F, x, from + k).mul(FloatVector.fromArray(F, PRESCALE, k % 8)).intoArray(out, to + k);
+        }
+        for (; k < cols; k++) {
+            out[to + k] = x[from + k] * PRESCALE[k % 8];
+        }
+    }
+
     /*
      * A group's four panels share each super-block: [d of panels 0|1][d 2|3][dmin 0|1][dmin 2|3] (int
      * lane l of a pair: row l's f16 of the even panel in the low half, of the odd panel in the high
@@ -98,7 +118,8 @@ final class PackedQ4_K extends PackedMatrix {
      *
      * The kernels write their Vector API calls out, as PackedQ4_0's do (C2 inlining; see there), and
      * decode, per 16 lanes:
-     * - nibble i of a chunk as PackedQ4_0 does;
+     * - nibble i of a chunk v:  v & (0xF << 4i), then int -> float: q * 2^4i (i < 7) or (q - 8) * 2^28
+     *   (i = 7, the sign bit), exact; times the input prescaled by 2^-4i;
      * - d or dmin of a pair s:  even panel ((s << 16) >> 3) & 0x8FFFE000, odd panel (s >> 3) &
      *   0x8FFFE000: the value times 2^-112, exactly (see PackedQ4_0), times 2^(112 - 8p) for panel p,
      *   and for dmin times -2^(112 - 8p): the kernels add the min term, negated;
@@ -438,7 +459,7 @@ final class PackedQ4_K extends PackedMatrix {
                             int w = 32 * j + 8 * c + i; // ggml: 64-weight chunks, low nibbles first
                             int b = q4.data.get(ValueLayout.JAVA_BYTE, from + 16 + 32 * (w / 64) + w % 32) & 0xFF;
                             int q = w % 64 < 32 ? b & 15 : b >> 4;
-                            packed |= (i == 7 ? q ^ 8 : q) << (4 * i); // nibble 7 signed: see PackedQ4_0
+                            packed |= (i == 7 ? q ^ 8 : q) << (4 * i); // nibble 7 signed: see the class comment
                         }
                         data.set(ValueLayout.JAVA_INT_UNALIGNED, chunkAt(gb, p, lane, c), packed);
                     }

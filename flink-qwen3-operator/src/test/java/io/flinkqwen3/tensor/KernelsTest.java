@@ -28,6 +28,30 @@ class KernelsTest {
         return x;
     }
 
+    /**
+     * The inputs as a matrix multiplies them: packed Q4_0 streams batches of up to
+     * {@link PackedMatrix#STREAM_ROWS} rows against int8 inputs, each 32-column block quantized as
+     * ggml's Q8_0 quantizes activations (d = max |x| / 127, x_q = x / d rounded to nearest even,
+     * x_q * d multiplied); everything else multiplies x as it is.
+     */
+    static float[] inputAsMultiplied(Matrix m, float[] x, int batch, int cols) {
+        if (!(m instanceof PackedMatrix && m.type() == DType.Q4_0 && batch <= PackedMatrix.STREAM_ROWS)) {
+            return x;
+        }
+        float[] q = new float[x.length];
+        for (int from = 0; from < batch * cols; from += 32) {
+            float max = 0;
+            for (int k = from; k < from + 32; k++) {
+                max = Math.max(max, Math.abs(x[k]));
+            }
+            float d = max / 127;
+            for (int k = from; k < from + 32; k++) {
+                q[k] = d == 0 ? 0 : (float) Math.rint(x[k] * (1 / d)) * d;
+            }
+        }
+        return q;
+    }
+
     @ParameterizedTest
     @ValueSource(ints = {1, 3, 15, 16, 17, 64, 100, 1027})
     void elementwiseKernelsMatchScalarCode(int n) {
@@ -230,11 +254,12 @@ class KernelsTest {
                         for (int batch : new int[] {1, 2, 3, 4, 5, 6, 9, 13}) {
                             float[] x = random(batch * cols), out = new float[batch * rows];
                             m.matmul(x, batch, out, parallel);
+                            float[] multiplied = inputAsMultiplied(m, x, batch, cols);
                             for (int b = 0; b < batch; b++) {
                                 for (int r = 0; r < rows; r++) {
                                     double expected = 0, magnitude = 0;
                                     for (int c = 0; c < cols; c++) {
-                                        double term = weights[r][c] * x[b * cols + c];
+                                        double term = weights[r][c] * multiplied[b * cols + c];
                                         expected += term;
                                         magnitude += Math.abs(term);
                                     }
@@ -279,12 +304,14 @@ class KernelsTest {
                     java.util.stream.IntStream.of(PackedMatrix.STREAM_ROWS + 1, 40)).toArray()) {
                 float[] x = random(batch * cols), out = new float[batch * rows], alone = new float[rows];
                 packed.matmul(x, batch, out, parallel);
+                float[] multiplied = inputAsMultiplied(packed, x, batch, cols);
                 for (int b = 0; b < batch; b++) {
                     for (int r = 0; r < rows; r++) {
                         double expected = 0, magnitude = 0;
                         for (int c = 0; c < cols; c++) {
-                            expected += weights[r][c] * x[b * cols + c];
-                            magnitude += Math.abs(weights[r][c] * x[b * cols + c]);
+                            double term = weights[r][c] * multiplied[b * cols + c];
+                            expected += term;
+                            magnitude += Math.abs(term);
                         }
                         assertEquals(expected, out[b * rows + r], 1e-5 * Math.max(1, magnitude), type + " batch " + batch + " (" + b + ", " + r + ")");
                     }
@@ -489,6 +516,32 @@ class KernelsTest {
                     : org.junit.jupiter.api.Assertions.assertInstanceOf(PackedMatrix.DamagedWeightsException.class, e.getCause());
             org.junit.jupiter.api.Assertions.assertEquals("row 17, column 256: the weight decodes to NaN (a scale or min of the"
                     + " file's Q5_K block is not a finite number)", damaged.getMessage());
+        }
+    }
+
+    /**
+     * A NaN or infinite input makes its row's outputs non-finite, also where the kernels quantize
+     * the input (packed Q4_0: a block's d is then NaN or infinite), alone and in a batch; the other
+     * rows stay finite.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"Q4_0", "Q8_0"})
+    void aNonFiniteInputGivesNonFiniteOutputs(DType type) {
+        int rows = 70, cols = 256;
+        try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
+            Matrix packed = PackedMatrix.pack(Matrix.of(type, randomWeights(type, rows, cols, arena), rows, cols), parallel, arena);
+            float[] x = random(3 * cols);
+            x[5] = Float.NaN;
+            x[cols + 40] = Float.POSITIVE_INFINITY;
+            float[] out = new float[3 * rows], alone = new float[rows];
+            packed.matmul(x, 3, out, parallel);
+            for (int b = 0; b < 3; b++) {
+                packed.matmul(java.util.Arrays.copyOfRange(x, b * cols, (b + 1) * cols), 1, alone, parallel);
+                for (int r = 0; r < rows; r++) {
+                    assertEquals(b < 2, !Float.isFinite(out[b * rows + r]), type + " batch 3, row " + b + ", output " + r + ": " + out[b * rows + r]);
+                    assertEquals(b < 2, !Float.isFinite(alone[r]), type + " alone, row " + b + ", output " + r + ": " + alone[r]);
+                }
+            }
         }
     }
 
