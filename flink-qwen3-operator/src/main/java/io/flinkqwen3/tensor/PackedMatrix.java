@@ -14,8 +14,9 @@ import java.util.Arrays;
  * <p>Why: in ggml's row-major blocks a dot product widens bytes with lane-crossing conversions and
  * ends in a horizontal sum per row; with panels one load holds {@link #P} rows' weights of one
  * column of four panels (int8: a byte of each int) or of eight columns of one panel (Q4_0, Q4_K: a
- * nibble each), widening is an integer operation or two and a convert per vector, and the kernels
- * multiply a whole vector of output rows by one broadcast input value, with no horizontal sums.
+ * nibble each), widening is an integer operation or two (and a convert, except for Q4_0, which
+ * multiplies in 16-bit integers), and the kernels multiply a whole vector of output rows by one
+ * broadcast input value, with no horizontal sums.
  * Measured on the 151936x1024 output matrix of Qwen3-0.6B (read from DRAM), AMD EPYC Zen 4, 2
  * threads: Q8_0 7 -> 39 G weights/s, Q4_0 7 -> 43, BF16 63 GB/s, the DRAM read rate
  * ({@link Kernels#readBandwidth}: 61).

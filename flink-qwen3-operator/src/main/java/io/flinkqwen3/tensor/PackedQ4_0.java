@@ -42,8 +42,10 @@ import jdk.incubator.vector.VectorSpecies;
  * -> 97-101; one row, one thread, in cache 27 -> 42.
  *
  * <p>The quantized inputs differ from x by up to half a step (d / 2) per element, the error
- * llama.cpp's Q4_0 products have; batches above {@link #STREAM_ROWS} (prefill) run the fp32 tiles on
- * x as it is.
+ * llama.cpp's Q4_0 products have; batches above {@link #STREAM_ROWS} (prefill, or a step that mixes
+ * decode tokens with a prompt chunk) run the fp32 tiles on x as it is, so a row's result depends on
+ * its batch's size at that level (up to 32 rows it does not, bit for bit). Inputs beyond ~1e36
+ * overflow d * (integer sum) where fp32 sums would not.
  *
  * <p>The scales stay f16 because decode streams the weights from DRAM: f32 scales would read 20
  * bytes per 32 weights instead of 18 (11% more). They are often negative (ggml writes d = max / -8),
@@ -89,13 +91,16 @@ final class PackedQ4_0 extends PackedMatrix {
     float[] streamInput(float[] x, int batch) {
         float[] prepared = new float[batch * streamStride()];
         int[] q = new int[32];
-        int lanes = F.length();
+        int lanes = F.length(); // vectors of up to 512 bits: the loops below step through 32 and 16 columns
         for (int from = 0, to = 0; from < batch * cols; from += 32, to += INPUT_BLOCK) {
             var max = FloatVector.zero(F);
             for (int k = 0; k < 32; k += lanes) {
                 max = max.max(FloatVector.fromArray(F, x, from + k).abs()); // NaN stays NaN
             }
-            float d = max.reduceLanes(VectorOperators.MAX) / 127, inverse = d == 0 ? 0 : 1 / d;
+            // a block below 2^-100 counts as zeros: 1 / d would overflow for d below 2^-128 (and its
+            // products are far below anything the fp32 sums keep); NaN and infinities pass on in d
+            float m = max.reduceLanes(VectorOperators.MAX), d = m < 0x1p-100f ? 0 : m / 127;
+            float inverse = d == 0 ? 0 : 1 / d;
             for (int k = 0; k < 32; k += lanes) { // round to nearest (even), |x_q| <= 127: 1.5 * 2^23 leaves no fraction bits
                 FloatVector.fromArray(F, x, from + k).mul(inverse).add(0x1.8p23f).sub(0x1.8p23f).convert(VectorOperators.F2I, 0)
                         .reinterpretAsInts().intoArray(q, k);

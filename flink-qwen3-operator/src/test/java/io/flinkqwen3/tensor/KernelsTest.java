@@ -44,7 +44,7 @@ class KernelsTest {
             for (int k = from; k < from + 32; k++) {
                 max = Math.max(max, Math.abs(x[k]));
             }
-            float d = max / 127;
+            float d = max < 0x1p-100f ? 0 : max / 127; // tinier blocks count as zeros
             for (int k = from; k < from + 32; k++) {
                 q[k] = d == 0 ? 0 : (float) Math.rint(x[k] * (1 / d)) * d;
             }
@@ -540,6 +540,41 @@ class KernelsTest {
                 for (int r = 0; r < rows; r++) {
                     assertEquals(b < 2, !Float.isFinite(out[b * rows + r]), type + " batch 3, row " + b + ", output " + r + ": " + out[b * rows + r]);
                     assertEquals(b < 2, !Float.isFinite(alone[r]), type + " alone, row " + b + ", output " + r + ": " + alone[r]);
+                }
+            }
+        }
+    }
+
+    /**
+     * Packed Q4_0's 16-bit sums at their limits: every nibble 15 or every nibble 0 (weights 7 and
+     * -8 times the scale) against inputs all +1 or all -1 (x_q = +-127: a lane's sum reaches
+     * +-16256 and a row's two lanes +-32512), and a block of inputs below 2^-100, which counts as
+     * zeros (its 1 / d would overflow).
+     */
+    @Test
+    void q4_0SixteenBitSumsAtTheirLimits() {
+        int rows = 70, cols = 96;
+        try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
+            for (int nibbles : new int[] {0xFF, 0x00}) {
+                MemorySegment seg = arena.allocate(DType.Q4_0.byteSize((long) rows * cols), 64);
+                for (long o = 0; o < seg.byteSize(); o += DType.Q4_0.blockBytes()) {
+                    seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, Float.floatToFloat16(0.5f));
+                    for (int i = 0; i < 16; i++) {
+                        seg.set(ValueLayout.JAVA_BYTE, o + 2 + i, (byte) nibbles);
+                    }
+                }
+                Matrix packed = PackedMatrix.pack(Matrix.of(DType.Q4_0, seg, rows, cols), parallel, arena);
+                float weight = nibbles == 0xFF ? 3.5f : -4f;
+                for (float sign : new float[] {1, -1}) {
+                    float[] x = new float[2 * cols];
+                    java.util.Arrays.fill(x, 0, cols, sign);
+                    java.util.Arrays.fill(x, cols, cols + 32, sign * 1e-38f); // row 1: a tiny block, then zeros
+                    float[] out = new float[2 * rows];
+                    packed.matmul(x, 2, out, parallel);
+                    for (int r = 0; r < rows; r++) {
+                        assertEquals(weight * sign * cols, out[r], 1e-5 * Math.abs(weight) * cols, "nibbles " + nibbles + ", x " + sign + ", row " + r);
+                        assertEquals(0f, out[rows + r], "nibbles " + nibbles + ", x " + sign + ", a tiny block, row " + r);
+                    }
                 }
             }
         }
