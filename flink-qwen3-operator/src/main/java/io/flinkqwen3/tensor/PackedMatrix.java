@@ -184,7 +184,9 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
      * {@link #matvec} for two input rows at x0 and x1 at once, each weight decoded once for both:
      * out[0 .. GROUP) for x0, out[GROUP .. 2*GROUP) for x1. Each row's result is bit for bit what
      * matvec gives it (the same sums in the same order), so a row's output does not depend on the
-     * batch it came in. This default, for types without a kernel of their own, runs matvec per row.
+     * batch it came in (except for Q4_K, whose {@link #matvec4} multiplies fp32 inputs where matvec
+     * and matvec2 multiply int8 ones). This default, for types without a kernel of their own, runs
+     * matvec per row.
      */
     void matvec2(int group, float[] x, int x0, int x1, float[] out) {
         matvecEach(group, x, new int[] {x0, x1}, out);

@@ -91,32 +91,41 @@ final class PackedQ4_0 extends PackedMatrix {
     float[] streamInput(float[] x, int batch) {
         float[] prepared = new float[batch * streamStride()];
         int[] q = new int[32];
-        int lanes = F.length(); // vectors of up to 512 bits: the loops below step through 32 and 16 columns
         for (int from = 0, to = 0; from < batch * cols; from += 32, to += INPUT_BLOCK) {
-            var max = FloatVector.zero(F);
-            for (int k = 0; k < 32; k += lanes) {
-                max = max.max(FloatVector.fromArray(F, x, from + k).abs()); // NaN stays NaN
-            }
-            // a block below 2^-100 counts as zeros: 1 / d would overflow for d below 2^-128 (and its
-            // products are far below anything the fp32 sums keep); NaN and infinities pass on in d
-            float m = max.reduceLanes(VectorOperators.MAX), d = m < 0x1p-100f ? 0 : m / 127;
-            float inverse = d == 0 ? 0 : 1 / d;
-            for (int k = 0; k < 32; k += lanes) { // round to nearest (even), |x_q| <= 127: 1.5 * 2^23 leaves no fraction bits
-                FloatVector.fromArray(F, x, from + k).mul(inverse).add(0x1.8p23f).sub(0x1.8p23f).convert(VectorOperators.F2I, 0)
-                        .reinterpretAsInts().intoArray(q, k);
-            }
-            int low = 0, high = 0;
-            for (int k = 0; k < 16; k += lanes) { // word w: x_q of column w low, of column 16 + w high
-                var lo = IntVector.fromArray(I, q, k);
-                var hi = IntVector.fromArray(I, q, 16 + k);
-                lo.lanewise(AND, 0xFFFF).or(hi.lanewise(LSHL, 16)).reinterpretAsFloats().intoArray(prepared, to + k);
-                low += lo.reduceLanes(VectorOperators.ADD);
-                high += hi.reduceLanes(VectorOperators.ADD);
-            }
-            prepared[to + 16] = d;
-            prepared[to + 17] = Float.intBitsToFloat(-8 * low & 0xFFFF | -8 * high << 16);
+            quantizeBlock(x, from, prepared, to, q);
         }
         return prepared;
+    }
+
+    /**
+     * Writes the 18 floats above for x[from .. from + 32) at prepared[to ..] (q: scratch for 32 ints)
+     * and returns the sum of the block's x_q. PackedQ4_K prepares its sub-blocks so too.
+     */
+    static int quantizeBlock(float[] x, int from, float[] prepared, int to, int[] q) {
+        int lanes = F.length();
+        var max = FloatVector.zero(F);
+        for (int k = 0; k < 32; k += lanes) {
+            max = max.max(FloatVector.fromArray(F, x, from + k).abs()); // NaN stays NaN
+        }
+        // a block below 2^-100 counts as zeros: 1 / d would overflow for d below 2^-128 (and its
+        // products are far below anything the fp32 sums keep); NaN and infinities pass on in d
+        float m = max.reduceLanes(VectorOperators.MAX), d = m < 0x1p-100f ? 0 : m / 127;
+        float inverse = d == 0 ? 0 : 1 / d;
+        for (int k = 0; k < 32; k += lanes) { // round to nearest (even), |x_q| <= 127: 1.5 * 2^23 leaves no fraction bits
+            FloatVector.fromArray(F, x, from + k).mul(inverse).add(0x1.8p23f).sub(0x1.8p23f).convert(VectorOperators.F2I, 0)
+                    .reinterpretAsInts().intoArray(q, k);
+        }
+        int low = 0, high = 0;
+        for (int k = 0; k < 16; k += lanes) { // word w: x_q of column w low, of column 16 + w high
+            var lo = IntVector.fromArray(I, q, k);
+            var hi = IntVector.fromArray(I, q, 16 + k);
+            lo.lanewise(AND, 0xFFFF).or(hi.lanewise(LSHL, 16)).reinterpretAsFloats().intoArray(prepared, to + k);
+            low += lo.reduceLanes(VectorOperators.ADD);
+            high += hi.reduceLanes(VectorOperators.ADD);
+        }
+        prepared[to + 16] = d;
+        prepared[to + 17] = Float.intBitsToFloat(-8 * low & 0xFFFF | -8 * high << 16);
+        return low + high;
     }
 
     @Override
@@ -453,7 +462,7 @@ final class PackedQ4_0 extends PackedMatrix {
     }
 
     /** The column of a block that nibble j of chunk c holds: 4c + j, or for the high half 16 + 4c + j - 4. */
-    private static int column(int c, int j) {
+    static int column(int c, int j) {
         return j < 4 ? 4 * c + j : 12 + 4 * c + j;
     }
 

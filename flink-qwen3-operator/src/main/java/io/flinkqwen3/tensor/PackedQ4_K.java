@@ -5,12 +5,14 @@ import static jdk.incubator.vector.VectorOperators.AND;
 import static jdk.incubator.vector.VectorOperators.ASHR;
 import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.LSHR;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -18,25 +20,39 @@ import jdk.incubator.vector.VectorSpecies;
  * 256-column super-block is d * sc_j * q - dmin * m_j (q 0..15; sc_j, m_j 6-bit; d, dmin f16), so a
  * sub-block's dot product with x is d * sc_j * sum(q * x) - dmin * m_j * sum(x). Per super-block
  * and row the panels keep d and dmin as f16, per sub-block and row sc_j and m_j as bytes, and the
- * quants in {@link PackedQ4_0}'s chunk layout (8 per int lane), nibble 7 stored as q xor 8, decoded with one
- * AND and a convert against the input prescaled by 2^-4i for nibble i ({@link #prescale}). Each input
- * row carries per sub-block A = 8 * (sum of x over its columns k % 8 == 7), which gives back the 8
- * that nibble 7's encoding took off, and B = sum of x, for the mins: the sub-block adds
- * d * sc_j * (t + A) - dmin * m_j * B to a row, t being the kernel's sum. Lossless: ggml's scales,
- * mins and quants as they are, and every product of an f16 and a 6-bit integer is exact in fp32.
+ * quants as they are in {@link PackedQ4_0}'s chunk layout (8 per int lane). Lossless: ggml's
+ * scales, mins and quants as they are, and every product of an f16 and a 6-bit integer is exact in
+ * fp32.
+ *
+ * <p>Two kernels, by the rows that share a pass over the weights:
+ * <ul>
+ *   <li>one and two rows (decode of one sequence, and the one or two tokens most MoE experts get in
+ *       a step of many sequences) multiply in 16-bit integers against the input quantized to int8
+ *       per 32 columns, as {@link PackedQ4_0} does and as llama.cpp multiplies Q4_K by Q8_K
+ *       activations: per sub-block sum((q - 8) * x_q) exactly in 16-bit lanes, plus 8 * d * sum(x_q)
+ *       given back, times d * sc_j; the min term dmin * m_j * B against B = the fp32 sum of x;
+ *   <li>four rows (three run as four) multiply fp32 inputs with FMAs: four rows share each decoded
+ *       weight, so the multiply-adds bind, and 16-bit sums would need twice the registers (such a
+ *       method is too large for C1, and C2's ran 13-19% below this one).
+ * </ul>
+ * So a row's result depends on the kernel that took it, by up to half an int8 step of each input
+ * block (llama.cpp's error for every row). Measured on AMD EPYC Zen 4, 2 threads, builds
+ * alternating, against fp32 kernels for every batch: MatBench 4096x2048 from DRAM, 1 row 46 ->
+ * 58-65 G weight-rows/s, 2 rows 39-50 -> 75-77, 4 and 16 rows the same (75-82, 84-90); {@code
+ * qwen3 bench} on the MoE Q4_K_M file 16 sequences 74.3 and 74.5 -> 80.1 and 80.3 tok/s, one
+ * sequence 37.0 and 40.8 -> 44.2 and 42.2.
  *
  * <p>Why not int8 panels, as Q6_K: they read 34 bytes per 32 weights instead of 18.5, and decoding
- * one sequence streams every weight from DRAM per token. The price is a heavier per-sub-block
- * epilogue (the scales, mins and their corrections) where several rows share the decoded weights.
- * Measured on Qwen3-0.6B Q4_K_M (its other matrices Q6_K), AMD EPYC Zen 4, 2 threads, {@code qwen3
- * bench --prompt 16 --gen 64}, builds alternating, against int8 panels: one sequence 46.5 and 57.8
- * -> 61.1 and 61.1 tok/s, 16 sequences 131.9 and 130.2 -> 124.2 and 122.2; side by side with
- * llama.cpp in README "Performance".
+ * one sequence streams every weight from DRAM per token.
  */
 final class PackedQ4_K extends PackedMatrix {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, F.vectorShape());
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final short NIBBLE = 0xF;
     private static final int SUPER = 256;
+    /** Floats per 32-column sub-block of a {@link #streamInput} row: PackedQ4_0's 18, 8 d sum(x_q), B. */
+    private static final int INPUT_BLOCK = 20;
     /** Bytes per 32-column sub-block of a panel: P scales, P mins, 32 x P nibbles. */
     private static final int BLOCK_BYTES = 2 * P + 16 * P;
     /** Bytes per super-block of a panel: P f16 d, P f16 dmin, then its 8 sub-blocks. */
@@ -59,53 +75,52 @@ final class PackedQ4_K extends PackedMatrix {
     }
 
     /**
-     * Each row as the kernels read it ({@link #streamStride} floats): x[k] * 2^-4(k % 8) for every
-     * column k, then per 32-column sub-block A and B (see the class comment), summed in column order
-     * so that a row gets the same corrections in every call.
+     * Each row as the kernels read it ({@link #streamStride} floats). First, per 32-column
+     * sub-block: PackedQ4_0's 18 floats (the int8 inputs in pairs, d, the lanes' start values), then 8
+     * * d * (sum of x_q), which gives back what the start values took off, and B = sum of x in fp32 in
+     * column order, for the mins; the 16-bit kernels read them all, the fp32 kernel B. Then, for the
+     * rows that the fp32 kernel takes, x in the panels' nibble order (nibble i of chunk c of a
+     * sub-block at 8c + i) times 2^-4i (i < 7; nibble 7 is shifted down, so its input is x as it is).
+     * Only the part a row's kernel reads is filled.
      */
     @Override
     float[] streamInput(float[] x, int batch) {
-        int stride = streamStride();
+        int stride = streamStride(), quantized = cols / 32 * INPUT_BLOCK;
+        int tail = batch <= 2 ? batch : batch % 4 == 3 ? 0 : batch % 4; // the rows matvec and matvec2 take (three run as four)
         float[] prepared = new float[batch * stride];
+        int[] q = new int[32];
         for (int b = 0; b < batch; b++) {
-            int from = b * cols, to = b * stride;
-            prescale(x, from, prepared, to, cols);
-            for (int kb = 0; kb < cols; kb += 32) {
-                float last = 0, all = 0;
-                for (int k = kb; k < kb + 32; k++) {
-                    last += k % 8 == 7 ? x[from + k] : 0;
-                    all += x[from + k];
+            for (int from = b * cols, to = b * stride; from < (b + 1) * cols; from += 32, to += INPUT_BLOCK) {
+                if (b >= batch - tail) {
+                    int sum = PackedQ4_0.quantizeBlock(x, from, prepared, to, q);
+                    prepared[to + 18] = 8 * sum * prepared[to + 16];
                 }
-                prepared[to + cols + kb / 16] = 8 * last;
-                prepared[to + cols + kb / 16 + 1] = all;
+                float all = 0;
+                for (int k = from; k < from + 32; k++) {
+                    all += x[k];
+                }
+                prepared[to + 19] = all;
+            }
+            if (b < batch - tail) {
+                for (int kb = 0, from = b * cols, to = b * stride + quantized; kb < cols; kb += 32) {
+                    for (int c = 0; c < 4; c++) { // nibbles 0..3: columns 4c.., 4..7: 16 + 4c.. (PackedQ4_0.column)
+                        FloatVector.fromArray(F4, x, from + kb + 4 * c).mul(LOW).intoArray(prepared, to + kb + 8 * c);
+                        FloatVector.fromArray(F4, x, from + kb + 16 + 4 * c).mul(HIGH).intoArray(prepared, to + kb + 8 * c + 4);
+                    }
+                }
             }
         }
         return prepared;
     }
 
+    private static final VectorSpecies<Float> F4 = FloatVector.SPECIES_128;
+    /** The fp32 kernel's input factors for nibbles 0..3 and 4..7: 2^-4i, and 1 for nibble 7, which it shifts down. */
+    private static final FloatVector LOW = FloatVector.fromArray(F4, new float[] {1, 0x1p-4f, 0x1p-8f, 0x1p-12f}, 0);
+    private static final FloatVector HIGH = FloatVector.fromArray(F4, new float[] {0x1p-16f, 0x1p-20f, 0x1p-24f, 1}, 0);
+
     @Override
     int streamStride() {
-        return cols + cols / 16;
-    }
-
-    /** 2^-4i for column i of each 8: the prescaling of the inputs, repeated over a vector. */
-    private static final float[] PRESCALE = new float[Math.max(8, F.length())];
-
-    static {
-        for (int i = 0; i < PRESCALE.length; i++) {
-            PRESCALE[i] = Math.scalb(1f, -4 * (i % 8));
-        }
-    }
-
-    /** out[to + k] = x[from + k] * 2^-4(k % 8) for k in [0, cols): the nibble kernels' prescaled input. */
-    private static void prescale(float[] x, int from, float[] out, int to, int cols) {
-        int k = 0;
-        for (; k < F.loopBound(cols); k += F.length()) { // lanes are a power of two: k % 8 is where the pattern starts
-            FloatVector.fromArray(F, x, from + k).mul(FloatVector.fromArray(F, PRESCALE, k % 8)).intoArray(out, to + k);
-        }
-        for (; k < cols; k++) {
-            out[to + k] = x[from + k] * PRESCALE[k % 8];
-        }
+        return cols / 32 * INPUT_BLOCK + cols;
     }
 
     /*
@@ -113,13 +128,16 @@ final class PackedQ4_K extends PackedMatrix {
      * lane l of a pair: row l's f16 of the even panel in the low half, of the odd panel in the high
      * half), then 8 sub-blocks of [scales][mins][chunk 0 of panels 0..3][chunk 1 ...]: byte p of int
      * lane l of the scales (mins) is row l's sc_j (m_j) of panel p; int lane l of chunk c of a panel
-     * holds row l's quants of columns 8c .. 8c+7 of the sub-block, one per nibble. The kernels read
-     * ascending addresses.
+     * holds row l's quants of the sub-block's columns PackedQ4_0.column(c, i), nibble i. The kernels
+     * read ascending addresses.
      *
      * The kernels write their Vector API calls out, as PackedQ4_0's do (C2 inlining; see there), and
      * decode, per 16 lanes:
-     * - nibble i of a chunk v:  v & (0xF << 4i), then int -> float: q * 2^4i (i < 7) or (q - 8) * 2^28
-     *   (i = 7, the sign bit), exact; times the input prescaled by 2^-4i;
+     * - fp32 (matvec4), nibble i of a chunk v:  v & (0xF << 4i), converted: q * 2^4i, exact, times
+     *   the input prescaled by 2^-4i; nibble 7 v >>> 28 (q * 2^28 would take the sign bit), times
+     *   the input as it is;
+     * - 16-bit (matvec, matvec2), a chunk as 2 x 16 short lanes:  nibble i of a lane (v >>> 4i) &
+     *   0xF, nibble 3 v >>> 12, times the int8 input pair words, as PackedQ4_0 multiplies;
      * - d or dmin of a pair s:  even panel ((s << 16) >> 3) & 0x8FFFE000, odd panel (s >> 3) &
      *   0x8FFFE000: the value times 2^-112, exactly (see PackedQ4_0), times 2^(112 - 8p) for panel p,
      *   and for dmin times -2^(112 - 8p): the kernels add the min term, negated;
@@ -153,145 +171,201 @@ final class PackedQ4_K extends PackedMatrix {
         var a1 = FloatVector.zero(F);
         var a2 = FloatVector.zero(F);
         var a3 = FloatVector.zero(F);
-        for (int sb = 0; sb < cols; sb += SUPER, gs += step) {
+        var m0 = FloatVector.zero(F); // the min terms, added at the end
+        var m1 = FloatVector.zero(F);
+        var m2 = FloatVector.zero(F);
+        var m3 = FloatVector.zero(F);
+        for (int sb = 0, xb = 0; sb < cols; sb += SUPER, gs += step) {
             var d01 = IntVector.fromMemorySegment(I, data, gs, LE);
             var d23 = IntVector.fromMemorySegment(I, data, gs + 4 * P, LE);
-            var n01 = IntVector.fromMemorySegment(I, data, gs + 8 * P, LE);
-            var n23 = IntVector.fromMemorySegment(I, data, gs + 12 * P, LE);
             var d0 = d01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
             var d1 = d01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p104f);
             var d2 = d23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p96f);
             var d3 = d23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p88f);
-            var m0 = n01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p112f);
-            var m1 = n01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p104f);
-            var m2 = n23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p96f);
-            var m3 = n23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p88f);
-            for (int j = 0; j < 8; j++) {
+            var n01 = IntVector.fromMemorySegment(I, data, gs + 8 * P, LE);
+            var n23 = IntVector.fromMemorySegment(I, data, gs + 12 * P, LE);
+            var dn0 = n01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p112f);
+            var dn1 = n01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p104f);
+            var dn2 = n23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p96f);
+            var dn3 = n23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p88f);
+            for (int j = 0; j < 8; j++, xb += INPUT_BLOCK) {
                 long gb = subBlock(gs, j);
-                int kb = sb + 32 * j;
-                // sub-block sums without the scale, scaled once per sub-block
-                var t0 = FloatVector.zero(F);
-                var t1 = FloatVector.zero(F);
-                var t2 = FloatVector.zero(F);
-                var t3 = FloatVector.zero(F);
+                var z0 = FloatVector.broadcast(F, x[xOff + xb + 17]).reinterpretAsShorts(); // -8 * (x_q sums): sums of (q - 8) * x_q
+                var t00 = z0;
+                var t01 = z0;
+                var t02 = z0;
+                var t03 = z0;
                 for (int c = 0; c < 4; c++) {
                     long at = gb + 4L * P * (2 + 4 * c);
-                    var q0 = IntVector.fromMemorySegment(I, data, at, LE);
-                    var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
-                    var q2 = IntVector.fromMemorySegment(I, data, at + 8 * P, LE);
-                    var q3 = IntVector.fromMemorySegment(I, data, at + 12 * P, LE);
-                    for (int i = 0; i < 8; i++) {
-                        var xv = FloatVector.broadcast(F, x[xOff + kb + 8 * c + i]);
-                        t0 = ((FloatVector) q0.lanewise(AND, 0xF << 4 * i).convert(I2F, 0)).fma(xv, t0);
-                        t1 = ((FloatVector) q1.lanewise(AND, 0xF << 4 * i).convert(I2F, 0)).fma(xv, t1);
-                        t2 = ((FloatVector) q2.lanewise(AND, 0xF << 4 * i).convert(I2F, 0)).fma(xv, t2);
-                        t3 = ((FloatVector) q3.lanewise(AND, 0xF << 4 * i).convert(I2F, 0)).fma(xv, t3);
+                    var q0 = ShortVector.fromMemorySegment(S, data, at, LE);
+                    var q1 = ShortVector.fromMemorySegment(S, data, at + 4 * P, LE);
+                    var q2 = ShortVector.fromMemorySegment(S, data, at + 8 * P, LE);
+                    var q3 = ShortVector.fromMemorySegment(S, data, at + 12 * P, LE);
+                    for (int i = 0; i < 4; i++) {
+                        ShortVector w0, w1, w2, w3;
+                        if (i == 0) {
+                            w0 = q0.lanewise(AND, NIBBLE);
+                            w1 = q1.lanewise(AND, NIBBLE);
+                            w2 = q2.lanewise(AND, NIBBLE);
+                            w3 = q3.lanewise(AND, NIBBLE);
+                        } else if (i < 3) {
+                            w0 = q0.lanewise(LSHR, 4 * i).lanewise(AND, NIBBLE);
+                            w1 = q1.lanewise(LSHR, 4 * i).lanewise(AND, NIBBLE);
+                            w2 = q2.lanewise(LSHR, 4 * i).lanewise(AND, NIBBLE);
+                            w3 = q3.lanewise(LSHR, 4 * i).lanewise(AND, NIBBLE);
+                        } else {
+                            w0 = q0.lanewise(LSHR, 12);
+                            w1 = q1.lanewise(LSHR, 12);
+                            w2 = q2.lanewise(LSHR, 12);
+                            w3 = q3.lanewise(LSHR, 12);
+                        }
+                        var v0 = FloatVector.broadcast(F, x[xOff + xb + 4 * c + i]).reinterpretAsShorts();
+                        t00 = t00.add(w0.mul(v0));
+                        t01 = t01.add(w1.mul(v0));
+                        t02 = t02.add(w2.mul(v0));
+                        t03 = t03.add(w3.mul(v0));
                     }
                 }
                 var sc = IntVector.fromMemorySegment(I, data, gb, LE);
                 var mn = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
-                var last = FloatVector.broadcast(F, x[xOff + cols + kb / 16]);
-                var all = FloatVector.broadcast(F, x[xOff + cols + kb / 16 + 1]);
-                a0 = t0.add(last).fma(((FloatVector) sc.lanewise(AND, 63).convert(I2F, 0)).mul(d0),
-                        ((FloatVector) mn.lanewise(AND, 63).convert(I2F, 0)).mul(m0).fma(all, a0));
-                a1 = t1.add(last).fma(((FloatVector) sc.lanewise(AND, 63 << 8).convert(I2F, 0)).mul(d1),
-                        ((FloatVector) mn.lanewise(AND, 63 << 8).convert(I2F, 0)).mul(m1).fma(all, a1));
-                a2 = t2.add(last).fma(((FloatVector) sc.lanewise(AND, 63 << 16).convert(I2F, 0)).mul(d2),
-                        ((FloatVector) mn.lanewise(AND, 63 << 16).convert(I2F, 0)).mul(m2).fma(all, a2));
-                a3 = t3.add(last).fma(((FloatVector) sc.lanewise(AND, 63 << 24).convert(I2F, 0)).mul(d3),
-                        ((FloatVector) mn.lanewise(AND, 63 << 24).convert(I2F, 0)).mul(m3).fma(all, a3));
+                var dx0 = FloatVector.broadcast(F, x[xOff + xb + 16]);
+                var e0 = FloatVector.broadcast(F, x[xOff + xb + 18]);
+                var all = FloatVector.broadcast(F, x[xOff + xb + 19]);
+                var s0 = ((FloatVector) sc.lanewise(AND, 63).convert(I2F, 0)).mul(d0);
+                var i00 = t00.reinterpretAsInts();
+                a0 = ((FloatVector) i00.lanewise(LSHL, 16).add(i00).lanewise(ASHR, 16).convert(I2F, 0)).fma(dx0, e0).fma(s0, a0);
+                m0 = ((FloatVector) mn.lanewise(AND, 63).convert(I2F, 0)).mul(dn0).fma(all, m0);
+                var s1 = ((FloatVector) sc.lanewise(AND, 63 << 8).convert(I2F, 0)).mul(d1);
+                var i01 = t01.reinterpretAsInts();
+                a1 = ((FloatVector) i01.lanewise(LSHL, 16).add(i01).lanewise(ASHR, 16).convert(I2F, 0)).fma(dx0, e0).fma(s1, a1);
+                m1 = ((FloatVector) mn.lanewise(AND, 63 << 8).convert(I2F, 0)).mul(dn1).fma(all, m1);
+                var s2 = ((FloatVector) sc.lanewise(AND, 63 << 16).convert(I2F, 0)).mul(d2);
+                var i02 = t02.reinterpretAsInts();
+                a2 = ((FloatVector) i02.lanewise(LSHL, 16).add(i02).lanewise(ASHR, 16).convert(I2F, 0)).fma(dx0, e0).fma(s2, a2);
+                m2 = ((FloatVector) mn.lanewise(AND, 63 << 16).convert(I2F, 0)).mul(dn2).fma(all, m2);
+                var s3 = ((FloatVector) sc.lanewise(AND, 63 << 24).convert(I2F, 0)).mul(d3);
+                var i03 = t03.reinterpretAsInts();
+                a3 = ((FloatVector) i03.lanewise(LSHL, 16).add(i03).lanewise(ASHR, 16).convert(I2F, 0)).fma(dx0, e0).fma(s3, a3);
+                m3 = ((FloatVector) mn.lanewise(AND, 63 << 24).convert(I2F, 0)).mul(dn3).fma(all, m3);
             }
         }
-        a0.intoArray(out, 0);
-        a1.intoArray(out, P);
-        a2.intoArray(out, 2 * P);
-        a3.intoArray(out, 3 * P);
+        a0.add(m0).intoArray(out, 0);
+        a1.add(m1).intoArray(out, P);
+        a2.add(m2).intoArray(out, 2 * P);
+        a3.add(m3).intoArray(out, 3 * P);
     }
 
     @Override
     void matvec2(int group, float[] x, int x0, int x1, float[] out) {
         java.util.Arrays.fill(out, 0, 2 * GROUP, 0f);
         long gs = groupSuper(4 * group, 0), step = 4L * SUPER_BYTES;
-        for (int sb = 0; sb < cols; sb += SUPER, gs += step) {
-            for (int j = 0; j < 8; j++) {
+        for (int sb = 0, xb = 0; sb < cols; sb += SUPER, gs += step) {
+            var d01 = IntVector.fromMemorySegment(I, data, gs, LE);
+            var d23 = IntVector.fromMemorySegment(I, data, gs + 4 * P, LE);
+            var d0 = d01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+            var d1 = d01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p104f);
+            var d2 = d23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p96f);
+            var d3 = d23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p88f);
+            for (int j = 0; j < 8; j++, xb += INPUT_BLOCK) {
                 long gb = subBlock(gs, j);
-                int kb = sb + 32 * j;
-                var t00 = FloatVector.zero(F); // t<row><panel>: sub-block sums without the scale
-                var t01 = FloatVector.zero(F);
-                var t02 = FloatVector.zero(F);
-                var t03 = FloatVector.zero(F);
-                var t10 = FloatVector.zero(F);
-                var t11 = FloatVector.zero(F);
-                var t12 = FloatVector.zero(F);
-                var t13 = FloatVector.zero(F);
+                var z0 = FloatVector.broadcast(F, x[x0 + xb + 17]).reinterpretAsShorts(); // -8 * (x_q sums): sums of (q - 8) * x_q
+                var z1 = FloatVector.broadcast(F, x[x1 + xb + 17]).reinterpretAsShorts();
+                var t00 = z0;
+                var t01 = z0;
+                var t02 = z0;
+                var t03 = z0;
+                var t10 = z1;
+                var t11 = z1;
+                var t12 = z1;
+                var t13 = z1;
                 for (int c = 0; c < 4; c++) {
                     long at = gb + 4L * P * (2 + 4 * c);
-                    var q0 = IntVector.fromMemorySegment(I, data, at, LE);
-                    var q1 = IntVector.fromMemorySegment(I, data, at + 4 * P, LE);
-                    var q2 = IntVector.fromMemorySegment(I, data, at + 8 * P, LE);
-                    var q3 = IntVector.fromMemorySegment(I, data, at + 12 * P, LE);
-                    for (int i = 0; i < 8; i++) {
-                        int k = kb + 8 * c + i;
-                        var v0 = FloatVector.broadcast(F, x[x0 + k]);
-                        var v1 = FloatVector.broadcast(F, x[x1 + k]);
-                        var w = (FloatVector) q0.lanewise(AND, 0xF << 4 * i).convert(I2F, 0);
-                        t00 = w.fma(v0, t00);
-                        t10 = w.fma(v1, t10);
-                        w = (FloatVector) q1.lanewise(AND, 0xF << 4 * i).convert(I2F, 0);
-                        t01 = w.fma(v0, t01);
-                        t11 = w.fma(v1, t11);
-                        w = (FloatVector) q2.lanewise(AND, 0xF << 4 * i).convert(I2F, 0);
-                        t02 = w.fma(v0, t02);
-                        t12 = w.fma(v1, t12);
-                        w = (FloatVector) q3.lanewise(AND, 0xF << 4 * i).convert(I2F, 0);
-                        t03 = w.fma(v0, t03);
-                        t13 = w.fma(v1, t13);
+                    var q0 = ShortVector.fromMemorySegment(S, data, at, LE);
+                    var q1 = ShortVector.fromMemorySegment(S, data, at + 4 * P, LE);
+                    var q2 = ShortVector.fromMemorySegment(S, data, at + 8 * P, LE);
+                    var q3 = ShortVector.fromMemorySegment(S, data, at + 12 * P, LE);
+                    for (int i = 0; i < 4; i++) {
+                        ShortVector w0, w1, w2, w3;
+                        if (i == 0) {
+                            w0 = q0.lanewise(AND, NIBBLE);
+                            w1 = q1.lanewise(AND, NIBBLE);
+                            w2 = q2.lanewise(AND, NIBBLE);
+                            w3 = q3.lanewise(AND, NIBBLE);
+                        } else if (i < 3) {
+                            w0 = q0.lanewise(LSHR, 4 * i).lanewise(AND, NIBBLE);
+                            w1 = q1.lanewise(LSHR, 4 * i).lanewise(AND, NIBBLE);
+                            w2 = q2.lanewise(LSHR, 4 * i).lanewise(AND, NIBBLE);
+                            w3 = q3.lanewise(LSHR, 4 * i).lanewise(AND, NIBBLE);
+                        } else {
+                            w0 = q0.lanewise(LSHR, 12);
+                            w1 = q1.lanewise(LSHR, 12);
+                            w2 = q2.lanewise(LSHR, 12);
+                            w3 = q3.lanewise(LSHR, 12);
+                        }
+                        var v0 = FloatVector.broadcast(F, x[x0 + xb + 4 * c + i]).reinterpretAsShorts();
+                        var v1 = FloatVector.broadcast(F, x[x1 + xb + 4 * c + i]).reinterpretAsShorts();
+                        t00 = t00.add(w0.mul(v0));
+                        t10 = t10.add(w0.mul(v1));
+                        t01 = t01.add(w1.mul(v0));
+                        t11 = t11.add(w1.mul(v1));
+                        t02 = t02.add(w2.mul(v0));
+                        t12 = t12.add(w2.mul(v1));
+                        t03 = t03.add(w3.mul(v0));
+                        t13 = t13.add(w3.mul(v1));
                     }
                 }
-                var d01 = IntVector.fromMemorySegment(I, data, gs, LE);
-                var d23 = IntVector.fromMemorySegment(I, data, gs + 4 * P, LE);
-                var n01 = IntVector.fromMemorySegment(I, data, gs + 8 * P, LE);
-                var n23 = IntVector.fromMemorySegment(I, data, gs + 12 * P, LE);
                 var sc = IntVector.fromMemorySegment(I, data, gb, LE);
-                var mn = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
-                var s0 = ((FloatVector) sc.lanewise(AND, 63).convert(I2F, 0))
-                        .mul(d01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f));
-                var s1 = ((FloatVector) sc.lanewise(AND, 63 << 8).convert(I2F, 0))
-                        .mul(d01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p104f));
-                var s2 = ((FloatVector) sc.lanewise(AND, 63 << 16).convert(I2F, 0))
-                        .mul(d23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p96f));
-                var s3 = ((FloatVector) sc.lanewise(AND, 63 << 24).convert(I2F, 0))
-                        .mul(d23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p88f));
-                var m0 = ((FloatVector) mn.lanewise(AND, 63).convert(I2F, 0))
-                        .mul(n01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p112f));
-                var m1 = ((FloatVector) mn.lanewise(AND, 63 << 8).convert(I2F, 0))
-                        .mul(n01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p104f));
-                var m2 = ((FloatVector) mn.lanewise(AND, 63 << 16).convert(I2F, 0))
-                        .mul(n23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p96f));
-                var m3 = ((FloatVector) mn.lanewise(AND, 63 << 24).convert(I2F, 0))
-                        .mul(n23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p88f));
-                var l0 = FloatVector.broadcast(F, x[x0 + cols + kb / 16]);
-                var l1 = FloatVector.broadcast(F, x[x1 + cols + kb / 16]);
-                var b0 = FloatVector.broadcast(F, x[x0 + cols + kb / 16 + 1]);
-                var b1 = FloatVector.broadcast(F, x[x1 + cols + kb / 16 + 1]);
-                t00.add(l0).fma(s0, m0.fma(b0, FloatVector.fromArray(F, out, 0))).intoArray(out, 0);
-                t01.add(l0).fma(s1, m1.fma(b0, FloatVector.fromArray(F, out, P))).intoArray(out, P);
-                t02.add(l0).fma(s2, m2.fma(b0, FloatVector.fromArray(F, out, 2 * P))).intoArray(out, 2 * P);
-                t03.add(l0).fma(s3, m3.fma(b0, FloatVector.fromArray(F, out, 3 * P))).intoArray(out, 3 * P);
-                t10.add(l1).fma(s0, m0.fma(b1, FloatVector.fromArray(F, out, GROUP))).intoArray(out, GROUP);
-                t11.add(l1).fma(s1, m1.fma(b1, FloatVector.fromArray(F, out, GROUP + P))).intoArray(out, GROUP + P);
-                t12.add(l1).fma(s2, m2.fma(b1, FloatVector.fromArray(F, out, GROUP + 2 * P))).intoArray(out, GROUP + 2 * P);
-                t13.add(l1).fma(s3, m3.fma(b1, FloatVector.fromArray(F, out, GROUP + 3 * P))).intoArray(out, GROUP + 3 * P);
+                var dx0 = FloatVector.broadcast(F, x[x0 + xb + 16]);
+                var e0 = FloatVector.broadcast(F, x[x0 + xb + 18]);
+                var dx1 = FloatVector.broadcast(F, x[x1 + xb + 16]);
+                var e1 = FloatVector.broadcast(F, x[x1 + xb + 18]);
+                var s0 = ((FloatVector) sc.lanewise(AND, 63).convert(I2F, 0)).mul(d0);
+                var i00 = t00.reinterpretAsInts();
+                ((FloatVector) i00.lanewise(LSHL, 16).add(i00).lanewise(ASHR, 16).convert(I2F, 0)).fma(dx0, e0)
+                        .fma(s0, FloatVector.fromArray(F, out, 0)).intoArray(out, 0);
+                var i10 = t10.reinterpretAsInts();
+                ((FloatVector) i10.lanewise(LSHL, 16).add(i10).lanewise(ASHR, 16).convert(I2F, 0)).fma(dx1, e1)
+                        .fma(s0, FloatVector.fromArray(F, out, GROUP)).intoArray(out, GROUP);
+                var s1 = ((FloatVector) sc.lanewise(AND, 63 << 8).convert(I2F, 0)).mul(d1);
+                var i01 = t01.reinterpretAsInts();
+                ((FloatVector) i01.lanewise(LSHL, 16).add(i01).lanewise(ASHR, 16).convert(I2F, 0)).fma(dx0, e0)
+                        .fma(s1, FloatVector.fromArray(F, out, P)).intoArray(out, P);
+                var i11 = t11.reinterpretAsInts();
+                ((FloatVector) i11.lanewise(LSHL, 16).add(i11).lanewise(ASHR, 16).convert(I2F, 0)).fma(dx1, e1)
+                        .fma(s1, FloatVector.fromArray(F, out, GROUP + P)).intoArray(out, GROUP + P);
+                var s2 = ((FloatVector) sc.lanewise(AND, 63 << 16).convert(I2F, 0)).mul(d2);
+                var i02 = t02.reinterpretAsInts();
+                ((FloatVector) i02.lanewise(LSHL, 16).add(i02).lanewise(ASHR, 16).convert(I2F, 0)).fma(dx0, e0)
+                        .fma(s2, FloatVector.fromArray(F, out, 2 * P)).intoArray(out, 2 * P);
+                var i12 = t12.reinterpretAsInts();
+                ((FloatVector) i12.lanewise(LSHL, 16).add(i12).lanewise(ASHR, 16).convert(I2F, 0)).fma(dx1, e1)
+                        .fma(s2, FloatVector.fromArray(F, out, GROUP + 2 * P)).intoArray(out, GROUP + 2 * P);
+                var s3 = ((FloatVector) sc.lanewise(AND, 63 << 24).convert(I2F, 0)).mul(d3);
+                var i03 = t03.reinterpretAsInts();
+                ((FloatVector) i03.lanewise(LSHL, 16).add(i03).lanewise(ASHR, 16).convert(I2F, 0)).fma(dx0, e0)
+                        .fma(s3, FloatVector.fromArray(F, out, 3 * P)).intoArray(out, 3 * P);
+                var i13 = t13.reinterpretAsInts();
+                ((FloatVector) i13.lanewise(LSHL, 16).add(i13).lanewise(ASHR, 16).convert(I2F, 0)).fma(dx1, e1)
+                        .fma(s3, FloatVector.fromArray(F, out, GROUP + 3 * P)).intoArray(out, GROUP + 3 * P);
             }
         }
+        addMins2(group, x, x0, x1, out);
     }
 
+    /**
+     * Four rows in fp32 FMAs against the fp32 part of {@link #streamInput}: four rows share each
+     * decoded weight, so the multiply-adds bind, and 16-bit sums would need twice the registers of a
+     * four-row pass (C1 gives up on such a method, and C2 spilled: measured 13-19% below this
+     * kernel). Nibble i < 7 is masked where it lies, nibble 7 shifted down.
+     */
     @Override
     void matvec4(int group, float[] x, int x0, int x1, int x2, int x3, float[] out) {
         java.util.Arrays.fill(out, 0, 4 * GROUP, 0f);
         long gs = groupSuper(4 * group, 0), step = 4L * SUPER_BYTES;
-        for (int sb = 0; sb < cols; sb += SUPER, gs += step) {
-            for (int j = 0; j < 8; j++) {
+        int f0 = x0 + cols / 32 * INPUT_BLOCK, f1 = x1 + cols / 32 * INPUT_BLOCK; // the rows' fp32 inputs
+        int f2 = x2 + cols / 32 * INPUT_BLOCK, f3 = x3 + cols / 32 * INPUT_BLOCK;
+        for (int sb = 0, xb = 0; sb < cols; sb += SUPER, gs += step) {
+            for (int j = 0; j < 8; j++, xb += INPUT_BLOCK) {
                 long gb = subBlock(gs, j);
                 int kb = sb + 32 * j;
                 var t00 = FloatVector.zero(F); // t<row><panel>: sub-block sums without the scale
@@ -318,41 +392,36 @@ final class PackedQ4_K extends PackedMatrix {
                     var q3 = IntVector.fromMemorySegment(I, data, at + 12 * P, LE);
                     for (int i = 0; i < 8; i++) {
                         int k = kb + 8 * c + i;
-                        var v0 = FloatVector.broadcast(F, x[x0 + k]);
-                        var v1 = FloatVector.broadcast(F, x[x1 + k]);
-                        var v2 = FloatVector.broadcast(F, x[x2 + k]);
-                        var v3 = FloatVector.broadcast(F, x[x3 + k]);
-                        var w = (FloatVector) q0.lanewise(AND, 0xF << 4 * i).convert(I2F, 0);
+                        var v0 = FloatVector.broadcast(F, x[f0 + k]);
+                        var v1 = FloatVector.broadcast(F, x[f1 + k]);
+                        var v2 = FloatVector.broadcast(F, x[f2 + k]);
+                        var v3 = FloatVector.broadcast(F, x[f3 + k]);
+                        var w = (FloatVector) (i == 7 ? q0.lanewise(LSHR, 28) : q0.lanewise(AND, 0xF << 4 * i)).convert(I2F, 0);
                         t00 = w.fma(v0, t00);
                         t10 = w.fma(v1, t10);
                         t20 = w.fma(v2, t20);
                         t30 = w.fma(v3, t30);
-                        w = (FloatVector) q1.lanewise(AND, 0xF << 4 * i).convert(I2F, 0);
+                        w = (FloatVector) (i == 7 ? q1.lanewise(LSHR, 28) : q1.lanewise(AND, 0xF << 4 * i)).convert(I2F, 0);
                         t01 = w.fma(v0, t01);
                         t11 = w.fma(v1, t11);
                         t21 = w.fma(v2, t21);
                         t31 = w.fma(v3, t31);
-                        w = (FloatVector) q2.lanewise(AND, 0xF << 4 * i).convert(I2F, 0);
+                        w = (FloatVector) (i == 7 ? q2.lanewise(LSHR, 28) : q2.lanewise(AND, 0xF << 4 * i)).convert(I2F, 0);
                         t02 = w.fma(v0, t02);
                         t12 = w.fma(v1, t12);
                         t22 = w.fma(v2, t22);
                         t32 = w.fma(v3, t32);
-                        w = (FloatVector) q3.lanewise(AND, 0xF << 4 * i).convert(I2F, 0);
+                        w = (FloatVector) (i == 7 ? q3.lanewise(LSHR, 28) : q3.lanewise(AND, 0xF << 4 * i)).convert(I2F, 0);
                         t03 = w.fma(v0, t03);
                         t13 = w.fma(v1, t13);
                         t23 = w.fma(v2, t23);
                         t33 = w.fma(v3, t33);
                     }
                 }
-                int c0 = cols + kb / 16;
-                var l0 = FloatVector.broadcast(F, x[x0 + c0]);
-                var l1 = FloatVector.broadcast(F, x[x1 + c0]);
-                var l2 = FloatVector.broadcast(F, x[x2 + c0]);
-                var l3 = FloatVector.broadcast(F, x[x3 + c0]);
-                var b0 = FloatVector.broadcast(F, x[x0 + c0 + 1]);
-                var b1 = FloatVector.broadcast(F, x[x1 + c0 + 1]);
-                var b2 = FloatVector.broadcast(F, x[x2 + c0 + 1]);
-                var b3 = FloatVector.broadcast(F, x[x3 + c0 + 1]);
+                var b0 = FloatVector.broadcast(F, x[x0 + xb + 19]);
+                var b1 = FloatVector.broadcast(F, x[x1 + xb + 19]);
+                var b2 = FloatVector.broadcast(F, x[x2 + xb + 19]);
+                var b3 = FloatVector.broadcast(F, x[x3 + xb + 19]);
                 var sc = IntVector.fromMemorySegment(I, data, gb, LE);
                 var mn = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
                 // panel by panel, so that few scales are live at once
@@ -362,38 +431,87 @@ final class PackedQ4_K extends PackedMatrix {
                         .mul(d.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f));
                 var m = ((FloatVector) mn.lanewise(AND, 63).convert(I2F, 0))
                         .mul(n.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p112f));
-                t00.add(l0).fma(s, m.fma(b0, FloatVector.fromArray(F, out, 0))).intoArray(out, 0);
-                t10.add(l1).fma(s, m.fma(b1, FloatVector.fromArray(F, out, GROUP))).intoArray(out, GROUP);
-                t20.add(l2).fma(s, m.fma(b2, FloatVector.fromArray(F, out, 2 * GROUP))).intoArray(out, 2 * GROUP);
-                t30.add(l3).fma(s, m.fma(b3, FloatVector.fromArray(F, out, 3 * GROUP))).intoArray(out, 3 * GROUP);
+                t00.fma(s, m.fma(b0, FloatVector.fromArray(F, out, 0))).intoArray(out, 0);
+                t10.fma(s, m.fma(b1, FloatVector.fromArray(F, out, GROUP))).intoArray(out, GROUP);
+                t20.fma(s, m.fma(b2, FloatVector.fromArray(F, out, 2 * GROUP))).intoArray(out, 2 * GROUP);
+                t30.fma(s, m.fma(b3, FloatVector.fromArray(F, out, 3 * GROUP))).intoArray(out, 3 * GROUP);
                 s = ((FloatVector) sc.lanewise(AND, 63 << 8).convert(I2F, 0))
                         .mul(d.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p104f));
                 m = ((FloatVector) mn.lanewise(AND, 63 << 8).convert(I2F, 0))
                         .mul(n.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p104f));
-                t01.add(l0).fma(s, m.fma(b0, FloatVector.fromArray(F, out, P))).intoArray(out, P);
-                t11.add(l1).fma(s, m.fma(b1, FloatVector.fromArray(F, out, GROUP + P))).intoArray(out, GROUP + P);
-                t21.add(l2).fma(s, m.fma(b2, FloatVector.fromArray(F, out, 2 * GROUP + P))).intoArray(out, 2 * GROUP + P);
-                t31.add(l3).fma(s, m.fma(b3, FloatVector.fromArray(F, out, 3 * GROUP + P))).intoArray(out, 3 * GROUP + P);
+                t01.fma(s, m.fma(b0, FloatVector.fromArray(F, out, P))).intoArray(out, P);
+                t11.fma(s, m.fma(b1, FloatVector.fromArray(F, out, GROUP + P))).intoArray(out, GROUP + P);
+                t21.fma(s, m.fma(b2, FloatVector.fromArray(F, out, 2 * GROUP + P))).intoArray(out, 2 * GROUP + P);
+                t31.fma(s, m.fma(b3, FloatVector.fromArray(F, out, 3 * GROUP + P))).intoArray(out, 3 * GROUP + P);
                 d = IntVector.fromMemorySegment(I, data, gs + 4 * P, LE);
                 n = IntVector.fromMemorySegment(I, data, gs + 12 * P, LE);
                 s = ((FloatVector) sc.lanewise(AND, 63 << 16).convert(I2F, 0))
                         .mul(d.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p96f));
                 m = ((FloatVector) mn.lanewise(AND, 63 << 16).convert(I2F, 0))
                         .mul(n.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p96f));
-                t02.add(l0).fma(s, m.fma(b0, FloatVector.fromArray(F, out, 2 * P))).intoArray(out, 2 * P);
-                t12.add(l1).fma(s, m.fma(b1, FloatVector.fromArray(F, out, GROUP + 2 * P))).intoArray(out, GROUP + 2 * P);
-                t22.add(l2).fma(s, m.fma(b2, FloatVector.fromArray(F, out, 2 * GROUP + 2 * P))).intoArray(out, 2 * GROUP + 2 * P);
-                t32.add(l3).fma(s, m.fma(b3, FloatVector.fromArray(F, out, 3 * GROUP + 2 * P))).intoArray(out, 3 * GROUP + 2 * P);
+                t02.fma(s, m.fma(b0, FloatVector.fromArray(F, out, 2 * P))).intoArray(out, 2 * P);
+                t12.fma(s, m.fma(b1, FloatVector.fromArray(F, out, GROUP + 2 * P))).intoArray(out, GROUP + 2 * P);
+                t22.fma(s, m.fma(b2, FloatVector.fromArray(F, out, 2 * GROUP + 2 * P))).intoArray(out, 2 * GROUP + 2 * P);
+                t32.fma(s, m.fma(b3, FloatVector.fromArray(F, out, 3 * GROUP + 2 * P))).intoArray(out, 3 * GROUP + 2 * P);
                 s = ((FloatVector) sc.lanewise(AND, 63 << 24).convert(I2F, 0))
                         .mul(d.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p88f));
                 m = ((FloatVector) mn.lanewise(AND, 63 << 24).convert(I2F, 0))
                         .mul(n.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p88f));
-                t03.add(l0).fma(s, m.fma(b0, FloatVector.fromArray(F, out, 3 * P))).intoArray(out, 3 * P);
-                t13.add(l1).fma(s, m.fma(b1, FloatVector.fromArray(F, out, GROUP + 3 * P))).intoArray(out, GROUP + 3 * P);
-                t23.add(l2).fma(s, m.fma(b2, FloatVector.fromArray(F, out, 2 * GROUP + 3 * P))).intoArray(out, 2 * GROUP + 3 * P);
-                t33.add(l3).fma(s, m.fma(b3, FloatVector.fromArray(F, out, 3 * GROUP + 3 * P))).intoArray(out, 3 * GROUP + 3 * P);
+                t03.fma(s, m.fma(b0, FloatVector.fromArray(F, out, 3 * P))).intoArray(out, 3 * P);
+                t13.fma(s, m.fma(b1, FloatVector.fromArray(F, out, GROUP + 3 * P))).intoArray(out, GROUP + 3 * P);
+                t23.fma(s, m.fma(b2, FloatVector.fromArray(F, out, 2 * GROUP + 3 * P))).intoArray(out, 2 * GROUP + 3 * P);
+                t33.fma(s, m.fma(b3, FloatVector.fromArray(F, out, 3 * GROUP + 3 * P))).intoArray(out, 3 * GROUP + 3 * P);
             }
         }
+    }
+
+    /**
+     * out[r * GROUP ..] += the min terms of input row r (of 2), each summed over the sub-blocks in
+     * order as {@link #matvec} sums them, and added last as it adds them.
+     */
+    private void addMins2(int group, float[] x, int x0, int x1, float[] out) {
+        long gs = groupSuper(4 * group, 0), step = 4L * SUPER_BYTES;
+        var m00 = FloatVector.zero(F);
+        var m01 = FloatVector.zero(F);
+        var m02 = FloatVector.zero(F);
+        var m03 = FloatVector.zero(F);
+        var m10 = FloatVector.zero(F);
+        var m11 = FloatVector.zero(F);
+        var m12 = FloatVector.zero(F);
+        var m13 = FloatVector.zero(F);
+        for (int sb = 0, xb = 0; sb < cols; sb += SUPER, gs += step) {
+            var n01 = IntVector.fromMemorySegment(I, data, gs + 8 * P, LE);
+            var n23 = IntVector.fromMemorySegment(I, data, gs + 12 * P, LE);
+            var dn0 = n01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p112f);
+            var dn1 = n01.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p104f);
+            var dn2 = n23.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p96f);
+            var dn3 = n23.lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(-0x1p88f);
+            for (int j = 0; j < 8; j++, xb += INPUT_BLOCK) {
+                var mn = IntVector.fromMemorySegment(I, data, subBlock(gs, j) + 4 * P, LE);
+                var b0 = FloatVector.broadcast(F, x[x0 + xb + 19]);
+                var b1 = FloatVector.broadcast(F, x[x1 + xb + 19]);
+                var n0 = ((FloatVector) mn.lanewise(AND, 63).convert(I2F, 0)).mul(dn0);
+                m00 = n0.fma(b0, m00);
+                m10 = n0.fma(b1, m10);
+                var n1 = ((FloatVector) mn.lanewise(AND, 63 << 8).convert(I2F, 0)).mul(dn1);
+                m01 = n1.fma(b0, m01);
+                m11 = n1.fma(b1, m11);
+                var n2 = ((FloatVector) mn.lanewise(AND, 63 << 16).convert(I2F, 0)).mul(dn2);
+                m02 = n2.fma(b0, m02);
+                m12 = n2.fma(b1, m12);
+                var n3 = ((FloatVector) mn.lanewise(AND, 63 << 24).convert(I2F, 0)).mul(dn3);
+                m03 = n3.fma(b0, m03);
+                m13 = n3.fma(b1, m13);
+            }
+        }
+        FloatVector.fromArray(F, out, 0).add(m00).intoArray(out, 0);
+        FloatVector.fromArray(F, out, P).add(m01).intoArray(out, P);
+        FloatVector.fromArray(F, out, 2 * P).add(m02).intoArray(out, 2 * P);
+        FloatVector.fromArray(F, out, 3 * P).add(m03).intoArray(out, 3 * P);
+        FloatVector.fromArray(F, out, GROUP).add(m10).intoArray(out, GROUP);
+        FloatVector.fromArray(F, out, GROUP + P).add(m11).intoArray(out, GROUP + P);
+        FloatVector.fromArray(F, out, GROUP + 2 * P).add(m12).intoArray(out, GROUP + 2 * P);
+        FloatVector.fromArray(F, out, GROUP + 3 * P).add(m13).intoArray(out, GROUP + 3 * P);
     }
 
     @Override
@@ -410,13 +528,12 @@ final class PackedQ4_K extends PackedMatrix {
             var s = ((FloatVector) IntVector.fromMemorySegment(I, data, gb, LE).lanewise(AND, mask).convert(I2F, 0)).mul(d);
             var minus = ((FloatVector) IntVector.fromMemorySegment(I, data, gb + 4 * P, LE).lanewise(AND, mask).convert(I2F, 0))
                     .mul(dmin).neg();
-            // nibble 7 holds q - 8; its weights round twice ((q - 8) * s + (8s - dmin * m)), within an ulp
-            var last = s.fma(FloatVector.broadcast(F, 8f), minus);
             for (int c = 0; c < 4; c++) {
                 var q = IntVector.fromMemorySegment(I, data, gb + 4L * P * (2 + 4 * c + p), LE);
-                for (int i = 0; i < 8; i++) { // q * 2^4i * (d * sc * 2^-4i) - dmin * m, or for i = 7 (q - 8) * 2^28 * (d * sc * 2^-28) + 8 * d * sc - dmin * m
-                    ((FloatVector) q.lanewise(AND, 0xF << 4 * i).convert(I2F, 0)).fma(s.mul(Math.scalb(1f, -4 * i)), i == 7 ? last : minus)
-                            .intoArray(buf, off + (kb - k0 + 8 * c + i) * stride);
+                for (int i = 0; i < 8; i++) { // q * 2^4i * (d * sc * 2^-4i) - dmin * m; nibble 7 shifted down (q * 2^28 would take the sign bit)
+                    var w = i == 7 ? q.lanewise(LSHR, 28) : q.lanewise(AND, 0xF << 4 * i);
+                    ((FloatVector) w.convert(I2F, 0)).fma(s.mul(Math.scalb(1f, i == 7 ? 0 : -4 * i)), minus)
+                            .intoArray(buf, off + (kb - k0 + PackedQ4_0.column(c, i)) * stride);
                 }
             }
         }
@@ -429,8 +546,8 @@ final class PackedQ4_K extends PackedMatrix {
         float d = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, f16At(gs, 0, p, lane)));
         float dmin = Float.float16ToFloat(data.get(ValueLayout.JAVA_SHORT_UNALIGNED, f16At(gs, 1, p, lane)));
         int sc = data.get(ValueLayout.JAVA_BYTE, gb + 4L * lane + p), m = data.get(ValueLayout.JAVA_BYTE, gb + 4L * P + 4L * lane + p);
-        int packed = data.get(ValueLayout.JAVA_INT_UNALIGNED, chunkAt(gb, p, lane, i / 8));
-        int q = (packed >>> 4 * (i % 8) & 15) ^ (i % 8 == 7 ? 8 : 0);
+        int packed = data.get(ValueLayout.JAVA_INT_UNALIGNED, chunkAt(gb, p, lane, i % 16 / 4));
+        int q = packed >>> 4 * (i % 4 + (i < 16 ? 0 : 4)) & 15;
         float scale = d * sc, min = dmin * m; // as Q4_KMatrix computes them
         return scale * q - min;
     }
@@ -456,10 +573,10 @@ final class PackedQ4_K extends PackedMatrix {
                     for (int c = 0; c < 4; c++) {
                         int packed = 0;
                         for (int i = 0; i < 8; i++) {
-                            int w = 32 * j + 8 * c + i; // ggml: 64-weight chunks, low nibbles first
+                            int w = 32 * j + PackedQ4_0.column(c, i); // ggml: 64-weight chunks, low nibbles first
                             int b = q4.data.get(ValueLayout.JAVA_BYTE, from + 16 + 32 * (w / 64) + w % 32) & 0xFF;
                             int q = w % 64 < 32 ? b & 15 : b >> 4;
-                            packed |= (i == 7 ? q ^ 8 : q) << (4 * i); // nibble 7 signed: see the class comment
+                            packed |= q << (4 * i);
                         }
                         data.set(ValueLayout.JAVA_INT_UNALIGNED, chunkAt(gb, p, lane, c), packed);
                     }

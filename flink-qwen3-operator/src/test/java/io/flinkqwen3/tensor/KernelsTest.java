@@ -29,17 +29,31 @@ class KernelsTest {
     }
 
     /**
-     * The inputs as a matrix multiplies them: packed Q4_0 streams batches of up to
-     * {@link PackedMatrix#STREAM_ROWS} rows against int8 inputs, each 32-column block quantized as
-     * ggml's Q8_0 quantizes activations (d = max |x| / 127, x_q = x / d rounded to nearest even,
-     * x_q * d multiplied); everything else multiplies x as it is.
+     * Whether m multiplies row {@code row} of a batch of this size against quantized inputs ({@link
+     * #inputAsMultiplied}): packed Q4_0 every row of a streamed batch, packed Q4_K the rows its 16-bit
+     * one- and two-row kernels take (a batch of one or two, or the last one or two rows after the
+     * four-row passes; the four-row kernel multiplies fp32 inputs).
+     */
+    static boolean quantizesInput(Matrix m, int batch, int row) {
+        if (!(m instanceof PackedMatrix) || batch > PackedMatrix.STREAM_ROWS) {
+            return false;
+        }
+        int tail = batch % 4 == 3 ? 0 : batch % 4; // three rows run as four
+        return m.type() == DType.Q4_0 || m.type() == DType.Q4_K && row >= batch - tail;
+    }
+
+    /**
+     * The inputs as a matrix multiplies them: rows that {@link #quantizesInput} have each 32-column
+     * block quantized as ggml's Q8_0 quantizes activations (d = max |x| / 127, x_q = x / d rounded to
+     * nearest even, x_q * d multiplied; Q4_K's min terms, {@link #q4kMin}, against x as it is);
+     * everything else multiplies x as it is.
      */
     static float[] inputAsMultiplied(Matrix m, float[] x, int batch, int cols) {
-        if (!(m instanceof PackedMatrix && m.type() == DType.Q4_0 && batch <= PackedMatrix.STREAM_ROWS)) {
-            return x;
-        }
-        float[] q = new float[x.length];
+        float[] q = x.clone();
         for (int from = 0; from < batch * cols; from += 32) {
+            if (!quantizesInput(m, batch, from / cols)) {
+                continue;
+            }
             float max = 0;
             for (int k = from; k < from + 32; k++) {
                 max = Math.max(max, Math.abs(x[k]));
@@ -145,6 +159,16 @@ class KernelsTest {
 
     static float f16(MemorySegment s, long o) {
         return Float.float16ToFloat(s.get(ValueLayout.JAVA_SHORT_UNALIGNED, o));
+    }
+
+    /** The min term dmin * m_j of Q4_K weight (r, c) (the weight is d * sc_j * q - dmin * m_j). */
+    static double q4kMin(MemorySegment s, int cols, int r, int c) {
+        long index = (long) r * cols + c;
+        long block = index / 256 * DType.Q4_K.blockBytes();
+        int i = (int) (index % 256), j = 2 * (i / 64) + (i % 64 >= 32 ? 1 : 0);
+        long sc = block + 4;
+        int min = j < 4 ? u8(s, sc + j + 4) & 63 : (u8(s, sc + j + 4) >> 4) | ((u8(s, sc + j) >> 6) << 4);
+        return f16(s, block + 2) * min;
     }
 
     /** Weight (r, c) straight from the format description. */
@@ -259,7 +283,8 @@ class KernelsTest {
                                 for (int r = 0; r < rows; r++) {
                                     double expected = 0, magnitude = 0;
                                     for (int c = 0; c < cols; c++) {
-                                        double term = weights[r][c] * multiplied[b * cols + c];
+                                        double min = type == DType.Q4_K && quantizesInput(m, batch, b) ? q4kMin(seg, cols, r, c) : 0;
+                                        double term = (weights[r][c] + min) * multiplied[b * cols + c] - min * x[b * cols + c];
                                         expected += term;
                                         magnitude += Math.abs(term);
                                     }
@@ -279,7 +304,7 @@ class KernelsTest {
      * multi-row kernels for 1, 2 and 4 rows, three rows as four, and the dequantize-and-tile path
      * above {@link PackedMatrix#MATVEC_ROWS} or {@link PackedMatrix#STREAM_ROWS}; BF16 and F16
      * stream every batch) against a scalar reference, with row counts that leave the last panel group ragged; and
-     * a streamed row's result is bit for bit the one it gets alone.
+     * a streamed row's result is bit for bit the one it gets alone (when the kernels multiply it alike: {@link #quantizesInput}).
      */
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"Q8_0", "Q5_0", "Q5_K", "Q6_K", "Q4_0", "Q4_K", "BF16", "F16", "F32"})
@@ -309,13 +334,15 @@ class KernelsTest {
                     for (int r = 0; r < rows; r++) {
                         double expected = 0, magnitude = 0;
                         for (int c = 0; c < cols; c++) {
-                            double term = weights[r][c] * multiplied[b * cols + c];
+                            double min = type == DType.Q4_K && quantizesInput(packed, batch, b) ? q4kMin(seg, cols, r, c) : 0;
+                            double term = (weights[r][c] + min) * multiplied[b * cols + c] - min * x[b * cols + c];
                             expected += term;
                             magnitude += Math.abs(term);
                         }
                         assertEquals(expected, out[b * rows + r], 1e-5 * Math.max(1, magnitude), type + " batch " + batch + " (" + b + ", " + r + ")");
                     }
-                    if (type == DType.BF16 || type == DType.F16 || batch <= (type == DType.F32 ? PackedMatrix.MATVEC_ROWS : PackedMatrix.STREAM_ROWS)) {
+                    boolean streamed = type == DType.BF16 || type == DType.F16 || batch <= (type == DType.F32 ? PackedMatrix.MATVEC_ROWS : PackedMatrix.STREAM_ROWS);
+                    if (streamed && quantizesInput(packed, batch, b) == quantizesInput(packed, 1, 0)) { // multiplied as it is alone
                         packed.matmul(java.util.Arrays.copyOfRange(x, b * cols, (b + 1) * cols), 1, alone, parallel);
                         assertArrayEquals(alone, java.util.Arrays.copyOfRange(out, b * rows, (b + 1) * rows),
                                 type + " batch " + batch + ": row " + b + " differs from the same row alone");
