@@ -14,8 +14,8 @@ import java.util.Arrays;
  * <p>Why: in ggml's row-major blocks a dot product widens bytes with lane-crossing conversions and
  * ends in a horizontal sum per row; with panels one load holds {@link #P} rows' weights of one
  * column of four panels (int8: a byte of each int) or of eight columns of one panel (Q4_0, Q4_K: a
- * nibble each), widening is an integer operation or two (and a convert, except for Q4_0, which
- * multiplies in 16-bit integers), and the kernels multiply a whole vector of output rows by one
+ * nibble each), widening is an integer operation or two (and a convert, except for Q4_0, and Q4_K
+ * one or two rows at a time, which multiply in 16-bit integers), and the kernels multiply a whole vector of output rows by one
  * broadcast input value, with no horizontal sums.
  * Measured on the 151936x1024 output matrix of Qwen3-0.6B (read from DRAM), AMD EPYC Zen 4, 2
  * threads: Q8_0 7 -> 39 G weights/s, Q4_0 7 -> 43, BF16 63 GB/s, the DRAM read rate
@@ -272,25 +272,37 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     }
 
     /**
-     * out rows [g*GROUP, ..) for every input row, streaming the group's weights: four rows per pass,
-     * then two, then one; three rows run as four (the last one twice) as decoding the weights costs
-     * more than the multiply-adds of the extra row.
+     * out rows [g*GROUP, ..) for every input row, streaming the group's weights: four rows per pass
+     * ({@link #matvec4}; three rows run as four, the last one twice, as decoding the weights costs
+     * more than the multiply-adds of the extra row), then the {@link #streamedTail} in {@link
+     * #matvec2} or {@link #matvec}.
      */
     private void matvecRows(int g, float[] x, int batch, float[] out) {
         float[] tile = TILE.get();
         int r0 = g * GROUP, valid = Math.min(GROUP, rows - r0), stride = streamStride();
-        for (int b = 0; b < batch; ) {
-            int n = batch - b >= 3 ? 4 : batch - b, last = batch - 1;
-            switch (n) {
-                case 4 -> matvec4(g, x, b * stride, (b + 1) * stride, (b + 2) * stride, Math.min(b + 3, last) * stride, tile);
-                case 2 -> matvec2(g, x, b * stride, (b + 1) * stride, tile);
-                default -> matvec(g, x, b * stride, tile);
+        int tail = streamedTail(batch), last = batch - 1;
+        for (int b = 0; b < batch; b += 4) {
+            int n = Math.min(4, batch - b);
+            if (b < batch - tail) {
+                matvec4(g, x, b * stride, Math.min(b + 1, last) * stride, Math.min(b + 2, last) * stride, Math.min(b + 3, last) * stride, tile);
+            } else if (n == 2) {
+                matvec2(g, x, b * stride, (b + 1) * stride, tile);
+            } else {
+                matvec(g, x, b * stride, tile);
             }
-            for (int i = 0; i < n && b + i < batch; i++) {
+            for (int i = 0; i < n; i++) {
                 System.arraycopy(tile, i * GROUP, out, (b + i) * rows + r0, valid);
             }
-            b += Math.min(n, batch - b);
         }
+    }
+
+    /**
+     * How many of a streamed batch's rows the one- and two-row kernels take: the whole batch of one
+     * or two, else the one or two rows left after the four-row passes (none when three are left:
+     * they run as four). {@link #streamInput} may prepare those rows differently (Q4_K).
+     */
+    static int streamedTail(int batch) {
+        return batch <= 2 ? batch : batch % 4 == 3 ? 0 : batch % 4;
     }
 
     /** out rows [g*GROUP, ..) for every input row: dequantize KC columns of the group once, then tile the batch. */

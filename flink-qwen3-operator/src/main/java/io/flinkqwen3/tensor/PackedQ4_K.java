@@ -29,14 +29,17 @@ import jdk.incubator.vector.VectorSpecies;
  *   <li>one and two rows (decode of one sequence, and the one or two tokens most MoE experts get in
  *       a step of many sequences) multiply in 16-bit integers against the input quantized to int8
  *       per 32 columns, as {@link PackedQ4_0} does and as llama.cpp multiplies Q4_K by Q8_K
- *       activations: per sub-block sum((q - 8) * x_q) exactly in 16-bit lanes, plus 8 * d * sum(x_q)
- *       given back, times d * sc_j; the min term dmin * m_j * B against B = the fp32 sum of x;
+ *       activations: per sub-block sum((q - 8) * x_q) exactly in 16-bit lanes, times the input's
+ *       block scale d_x, plus 8 * d_x * sum(x_q) given back, times d * sc_j; the min term dmin * m_j
+ *       * B against B = the fp32 sum of x;
  *   <li>four rows (three run as four) multiply fp32 inputs with FMAs: four rows share each decoded
  *       weight, so the multiply-adds bind, and 16-bit sums would need twice the registers (such a
  *       method is too large for C1, and C2's ran 13-19% below this one).
  * </ul>
  * So a row's result depends on the kernel that took it, by up to half an int8 step of each input
- * block (llama.cpp's error for every row). Measured on AMD EPYC Zen 4, 2 threads, builds
+ * block (llama.cpp's error for every row). In the 16-bit kernels, as in PackedQ4_0's, an infinite
+ * input makes its row's outputs NaN (the fp32 kernel: infinite or NaN), and a block whose inputs
+ * reach ~1e36 overflows (8 * d_x * sum(x_q)) to infinity; no model's activations come near. Measured on AMD EPYC Zen 4, 2 threads, builds
  * alternating, against fp32 kernels for every batch: MatBench 4096x2048 from DRAM, 1 row 46 ->
  * 58-65 G weight-rows/s, 2 rows 39-50 -> 75-77, 4 and 16 rows the same (75-82, 84-90); {@code
  * qwen3 bench} on the MoE Q4_K_M file 16 sequences 74.3 and 74.5 -> 80.1 and 80.3 tok/s, one
@@ -86,7 +89,7 @@ final class PackedQ4_K extends PackedMatrix {
     @Override
     float[] streamInput(float[] x, int batch) {
         int stride = streamStride(), quantized = cols / 32 * INPUT_BLOCK;
-        int tail = batch <= 2 ? batch : batch % 4 == 3 ? 0 : batch % 4; // the rows matvec and matvec2 take (three run as four)
+        int tail = streamedTail(batch); // the rows matvec and matvec2 take
         float[] prepared = new float[batch * stride];
         int[] q = new int[32];
         for (int b = 0; b < batch; b++) {

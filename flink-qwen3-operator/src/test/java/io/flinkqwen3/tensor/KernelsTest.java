@@ -38,8 +38,7 @@ class KernelsTest {
         if (!(m instanceof PackedMatrix) || batch > PackedMatrix.STREAM_ROWS) {
             return false;
         }
-        int tail = batch % 4 == 3 ? 0 : batch % 4; // three rows run as four
-        return m.type() == DType.Q4_0 || m.type() == DType.Q4_K && row >= batch - tail;
+        return m.type() == DType.Q4_0 || m.type() == DType.Q4_K && row >= batch - PackedMatrix.streamedTail(batch);
     }
 
     /**
@@ -548,11 +547,11 @@ class KernelsTest {
 
     /**
      * A NaN or infinite input makes its row's outputs non-finite, also where the kernels quantize
-     * the input (packed Q4_0: a block's d is then NaN or infinite), alone and in a batch; the other
+     * the input (packed Q4_0, and Q4_K alone: a block's d is then NaN or infinite), alone and in a batch; the other
      * rows stay finite.
      */
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"Q4_0", "Q8_0"})
+    @EnumSource(value = DType.class, names = {"Q4_0", "Q4_K", "Q8_0"})
     void aNonFiniteInputGivesNonFiniteOutputs(DType type) {
         int rows = 70, cols = 256;
         try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
@@ -612,13 +611,13 @@ class KernelsTest {
     void matmulAllEqualsOneMatmulPerMatrix() {
         try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(2)) {
             int cols = 256;
-            DType[] types = {DType.Q8_0, DType.BF16, DType.Q4_0};
-            int[] rows = {70, 128, 16};
+            DType[] types = {DType.Q8_0, DType.BF16, DType.Q4_0, DType.Q4_K, DType.Q4_K}; // two Q4_K share one prepared input
+            int[] rows = {70, 128, 16, 40, 70};
             Matrix[] ws = new Matrix[types.length];
             for (int i = 0; i < ws.length; i++) {
                 ws[i] = PackedMatrix.pack(Matrix.of(types[i], randomWeights(types[i], rows[i], cols, arena), rows[i], cols), parallel, arena);
             }
-            for (int batch : new int[] {1, 7}) {
+            for (int batch : new int[] {1, 6, 7}) {
                 float[] x = random(batch * cols);
                 float[][] outs = new float[ws.length][];
                 for (int i = 0; i < ws.length; i++) {
