@@ -88,7 +88,7 @@ final class PackedQ4_K extends PackedMatrix {
      */
     @Override
     float[] streamInput(float[] x, int batch) {
-        int stride = streamStride(), quantized = cols / 32 * INPUT_BLOCK;
+        int stride = streamStride(), quantized = fp32Part();
         int tail = streamedTail(batch); // the rows matvec and matvec2 take
         float[] prepared = new float[batch * stride];
         int[] q = new int[32];
@@ -123,7 +123,12 @@ final class PackedQ4_K extends PackedMatrix {
 
     @Override
     int streamStride() {
-        return cols / 32 * INPUT_BLOCK + cols;
+        return fp32Part() + cols;
+    }
+
+    /** Where a {@link #streamInput} row's fp32 part starts: after its 16-bit kernels' part. */
+    private int fp32Part() {
+        return cols / 32 * INPUT_BLOCK;
     }
 
     /*
@@ -365,8 +370,7 @@ final class PackedQ4_K extends PackedMatrix {
     void matvec4(int group, float[] x, int x0, int x1, int x2, int x3, float[] out) {
         java.util.Arrays.fill(out, 0, 4 * GROUP, 0f);
         long gs = groupSuper(4 * group, 0), step = 4L * SUPER_BYTES;
-        int f0 = x0 + cols / 32 * INPUT_BLOCK, f1 = x1 + cols / 32 * INPUT_BLOCK; // the rows' fp32 inputs
-        int f2 = x2 + cols / 32 * INPUT_BLOCK, f3 = x3 + cols / 32 * INPUT_BLOCK;
+        int f0 = x0 + fp32Part(), f1 = x1 + fp32Part(), f2 = x2 + fp32Part(), f3 = x3 + fp32Part(); // the rows' fp32 inputs
         for (int sb = 0, xb = 0; sb < cols; sb += SUPER, gs += step) {
             for (int j = 0; j < 8; j++, xb += INPUT_BLOCK) {
                 long gb = subBlock(gs, j);

@@ -160,6 +160,25 @@ class KernelsTest {
         return Float.float16ToFloat(s.get(ValueLayout.JAVA_SHORT_UNALIGNED, o));
     }
 
+    /**
+     * Output (b, r) of m times a batch of inputs x against the dot product of weights row r with
+     * input row b as m multiplies it ({@link #inputAsMultiplied}: {@code multiplied}; Q4_K's min
+     * terms against x as it is), within 1e-5 of the terms' magnitude.
+     */
+    static void assertOutputMatches(Matrix m, MemorySegment seg, double[][] weights, float[] x, float[] multiplied, int batch, int b, int r,
+            float actual, String what) {
+        int cols = weights[r].length;
+        boolean q4kQuantized = m.type() == DType.Q4_K && quantizesInput(m, batch, b);
+        double expected = 0, magnitude = 0;
+        for (int c = 0; c < cols; c++) {
+            double min = q4kQuantized ? q4kMin(seg, cols, r, c) : 0;
+            double term = (weights[r][c] + min) * multiplied[b * cols + c] - min * x[b * cols + c];
+            expected += term;
+            magnitude += Math.abs(term);
+        }
+        assertEquals(expected, actual, 1e-5 * Math.max(1, magnitude), what + " batch " + batch + " (" + b + ", " + r + ")");
+    }
+
     /** The min term dmin * m_j of Q4_K weight (r, c) (the weight is d * sc_j * q - dmin * m_j). */
     static double q4kMin(MemorySegment s, int cols, int r, int c) {
         long index = (long) r * cols + c;
@@ -280,15 +299,7 @@ class KernelsTest {
                             float[] multiplied = inputAsMultiplied(m, x, batch, cols);
                             for (int b = 0; b < batch; b++) {
                                 for (int r = 0; r < rows; r++) {
-                                    double expected = 0, magnitude = 0;
-                                    for (int c = 0; c < cols; c++) {
-                                        double min = type == DType.Q4_K && quantizesInput(m, batch, b) ? q4kMin(seg, cols, r, c) : 0;
-                                        double term = (weights[r][c] + min) * multiplied[b * cols + c] - min * x[b * cols + c];
-                                        expected += term;
-                                        magnitude += Math.abs(term);
-                                    }
-                                    assertEquals(expected, out[b * rows + r], 1e-5 * Math.max(1, magnitude),
-                                            what + " batch " + batch + " (" + b + ", " + r + ")");
+                                    assertOutputMatches(m, seg, weights, x, multiplied, batch, b, r, out[b * rows + r], what);
                                 }
                             }
                         }
@@ -331,14 +342,7 @@ class KernelsTest {
                 float[] multiplied = inputAsMultiplied(packed, x, batch, cols);
                 for (int b = 0; b < batch; b++) {
                     for (int r = 0; r < rows; r++) {
-                        double expected = 0, magnitude = 0;
-                        for (int c = 0; c < cols; c++) {
-                            double min = type == DType.Q4_K && quantizesInput(packed, batch, b) ? q4kMin(seg, cols, r, c) : 0;
-                            double term = (weights[r][c] + min) * multiplied[b * cols + c] - min * x[b * cols + c];
-                            expected += term;
-                            magnitude += Math.abs(term);
-                        }
-                        assertEquals(expected, out[b * rows + r], 1e-5 * Math.max(1, magnitude), type + " batch " + batch + " (" + b + ", " + r + ")");
+                        assertOutputMatches(packed, seg, weights, x, multiplied, batch, b, r, out[b * rows + r], type.toString());
                     }
                     boolean streamed = type == DType.BF16 || type == DType.F16 || batch <= (type == DType.F32 ? PackedMatrix.MATVEC_ROWS : PackedMatrix.STREAM_ROWS);
                     if (streamed && quantizesInput(packed, batch, b) == quantizesInput(packed, 1, 0)) { // multiplied as it is alone
