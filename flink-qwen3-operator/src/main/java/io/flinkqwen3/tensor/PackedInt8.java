@@ -242,12 +242,109 @@ final class PackedInt8 extends PackedMatrix {
         return i < 4 * quarter ? i % 4 * quarter + i / 4 : i;
     }
 
+    /**
+     * Two streams: turns i and i + 1 of {@link #blockInTurn} (blocks of two different quarters of the
+     * columns) side by side, for the memory streams in flight that {@link #matvec} needs (a one- or
+     * two-token MoE expert reads its weights from DRAM); the blocks are added up in turn, as alone.
+     */
     @Override
     void matvec2(int group, float[] x, int x0, int x1, float[] out) {
         java.util.Arrays.fill(out, 0, 2 * GROUP, 0f);
+        int blocks = cols / BLOCK, paired = blocks / 4 * 4;
         long g0 = groupBlock(4 * group, 0), step = 4L * BLOCK_BYTES;
-        for (int i = 0, blocks = cols / BLOCK; i < blocks; i++) {
-            int block = blockInTurn(i, blocks), kb = block * BLOCK;
+        for (int i = 0; i < paired; i += 2) {
+            int blockA = blockInTurn(i, blocks), blockB = blockInTurn(i + 1, blocks), ka = blockA * BLOCK, kb = blockB * BLOCK;
+            long ga = g0 + blockA * step, gb = g0 + blockB * step;
+            // t, u: blocks A and B; t<row><panel>: block sums without the scale
+            var t00 = FloatVector.zero(F);
+            var t01 = FloatVector.zero(F);
+            var t02 = FloatVector.zero(F);
+            var t03 = FloatVector.zero(F);
+            var t10 = FloatVector.zero(F);
+            var t11 = FloatVector.zero(F);
+            var t12 = FloatVector.zero(F);
+            var t13 = FloatVector.zero(F);
+            var u00 = FloatVector.zero(F);
+            var u01 = FloatVector.zero(F);
+            var u02 = FloatVector.zero(F);
+            var u03 = FloatVector.zero(F);
+            var u10 = FloatVector.zero(F);
+            var u11 = FloatVector.zero(F);
+            var u12 = FloatVector.zero(F);
+            var u13 = FloatVector.zero(F);
+            for (int k = 0; k < BLOCK; k++) {
+                var qt = IntVector.fromMemorySegment(I, data, ga + 8L * P + 4L * P * k, LE);
+                var tv0 = FloatVector.broadcast(F, x[x0 + ka + k]);
+                var tv1 = FloatVector.broadcast(F, x[x1 + ka + k]);
+                var tw = (FloatVector) qt.lanewise(LSHL, 24).convert(I2F, 0);
+                t00 = tw.fma(tv0, t00);
+                t10 = tw.fma(tv1, t10);
+                tw = (FloatVector) qt.lanewise(LSHL, 16).lanewise(AND, 0xFF000000).convert(I2F, 0);
+                t01 = tw.fma(tv0, t01);
+                t11 = tw.fma(tv1, t11);
+                tw = (FloatVector) qt.lanewise(LSHL, 8).lanewise(AND, 0xFF000000).convert(I2F, 0);
+                t02 = tw.fma(tv0, t02);
+                t12 = tw.fma(tv1, t12);
+                tw = (FloatVector) qt.lanewise(AND, 0xFF000000).convert(I2F, 0);
+                t03 = tw.fma(tv0, t03);
+                t13 = tw.fma(tv1, t13);
+                var qu = IntVector.fromMemorySegment(I, data, gb + 8L * P + 4L * P * k, LE);
+                var uv0 = FloatVector.broadcast(F, x[x0 + kb + k]);
+                var uv1 = FloatVector.broadcast(F, x[x1 + kb + k]);
+                var uw = (FloatVector) qu.lanewise(LSHL, 24).convert(I2F, 0);
+                u00 = uw.fma(uv0, u00);
+                u10 = uw.fma(uv1, u10);
+                uw = (FloatVector) qu.lanewise(LSHL, 16).lanewise(AND, 0xFF000000).convert(I2F, 0);
+                u01 = uw.fma(uv0, u01);
+                u11 = uw.fma(uv1, u11);
+                uw = (FloatVector) qu.lanewise(LSHL, 8).lanewise(AND, 0xFF000000).convert(I2F, 0);
+                u02 = uw.fma(uv0, u02);
+                u12 = uw.fma(uv1, u12);
+                uw = (FloatVector) qu.lanewise(AND, 0xFF000000).convert(I2F, 0);
+                u03 = uw.fma(uv0, u03);
+                u13 = uw.fma(uv1, u13);
+            }
+            IntVector s01, s23;
+            FloatVector s0, s1, s2, s3;
+            s01 = IntVector.fromMemorySegment(I, data, ga, LE);
+            s23 = IntVector.fromMemorySegment(I, data, ga + 4 * P, LE);
+            s0 = s01.lanewise(LSHL, 16).lanewise(LSHR, 3).reinterpretAsFloats().mul(0x1p88f);
+            s1 = s01.lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000).reinterpretAsFloats().mul(0x1p88f);
+            s2 = s23.lanewise(LSHL, 16).lanewise(LSHR, 3).reinterpretAsFloats().mul(0x1p88f);
+            s3 = s23.lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000).reinterpretAsFloats().mul(0x1p88f);
+            t00.fma(s0, FloatVector.fromArray(F, out, 0)).intoArray(out, 0);
+            t01.fma(s1, FloatVector.fromArray(F, out, P)).intoArray(out, P);
+            t02.fma(s2, FloatVector.fromArray(F, out, 2 * P)).intoArray(out, 2 * P);
+            t03.fma(s3, FloatVector.fromArray(F, out, 3 * P)).intoArray(out, 3 * P);
+            t10.fma(s0, FloatVector.fromArray(F, out, GROUP)).intoArray(out, GROUP);
+            t11.fma(s1, FloatVector.fromArray(F, out, GROUP + P)).intoArray(out, GROUP + P);
+            t12.fma(s2, FloatVector.fromArray(F, out, GROUP + 2 * P)).intoArray(out, GROUP + 2 * P);
+            t13.fma(s3, FloatVector.fromArray(F, out, GROUP + 3 * P)).intoArray(out, GROUP + 3 * P);
+            s01 = IntVector.fromMemorySegment(I, data, gb, LE);
+            s23 = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
+            s0 = s01.lanewise(LSHL, 16).lanewise(LSHR, 3).reinterpretAsFloats().mul(0x1p88f);
+            s1 = s01.lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000).reinterpretAsFloats().mul(0x1p88f);
+            s2 = s23.lanewise(LSHL, 16).lanewise(LSHR, 3).reinterpretAsFloats().mul(0x1p88f);
+            s3 = s23.lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000).reinterpretAsFloats().mul(0x1p88f);
+            u00.fma(s0, FloatVector.fromArray(F, out, 0)).intoArray(out, 0);
+            u01.fma(s1, FloatVector.fromArray(F, out, P)).intoArray(out, P);
+            u02.fma(s2, FloatVector.fromArray(F, out, 2 * P)).intoArray(out, 2 * P);
+            u03.fma(s3, FloatVector.fromArray(F, out, 3 * P)).intoArray(out, 3 * P);
+            u10.fma(s0, FloatVector.fromArray(F, out, GROUP)).intoArray(out, GROUP);
+            u11.fma(s1, FloatVector.fromArray(F, out, GROUP + P)).intoArray(out, GROUP + P);
+            u12.fma(s2, FloatVector.fromArray(F, out, GROUP + 2 * P)).intoArray(out, GROUP + 2 * P);
+            u13.fma(s3, FloatVector.fromArray(F, out, GROUP + 3 * P)).intoArray(out, GROUP + 3 * P);
+        }
+        if (paired < blocks) {
+            matvec2Tail(group, x, x0, x1, paired, out);
+        }
+    }
+
+    /** {@link #matvec2}'s blocks from block {@code from} on (the tail, in turn), added to out; apart for C1, as {@link #matvecTail}. */
+    private void matvec2Tail(int group, float[] x, int x0, int x1, int from, float[] out) {
+        long g0 = groupBlock(4 * group, 0), step = 4L * BLOCK_BYTES;
+        for (int block = from, blocks = cols / BLOCK; block < blocks; block++) {
+            int kb = block * BLOCK;
             long gb = g0 + block * step;
             var t00 = FloatVector.zero(F); // t<row><panel>: block sums without the scale
             var t01 = FloatVector.zero(F);
