@@ -244,8 +244,9 @@ final class PackedInt8 extends PackedMatrix {
 
     /**
      * Two streams: turns i and i + 1 of {@link #blockInTurn} (blocks of two different quarters of the
-     * columns) side by side, for the memory streams in flight that {@link #matvec} needs (a one- or
-     * two-token MoE expert reads its weights from DRAM); the blocks are added up in turn, as alone.
+     * columns, up to the tail) side by side, for more memory in flight, as {@link #matvec}'s four
+     * streams (a two-token MoE expert reads its weights from DRAM); the blocks are added up in turn,
+     * as alone.
      */
     @Override
     void matvec2(int group, float[] x, int x0, int x1, float[] out) {
