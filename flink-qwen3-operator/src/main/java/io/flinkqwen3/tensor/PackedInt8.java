@@ -191,22 +191,22 @@ final class PackedInt8 extends PackedMatrix {
         a2.intoArray(out, 2 * P);
         a3.intoArray(out, 3 * P);
         if (4 * quarter < cols) {
-            matvecTail(group, x, xOff, 4 * quarter, out);
+            matvecTail(group, x, xOff, 4 * quarter / BLOCK, out);
         }
     }
 
     /**
-     * {@link #matvec}'s blocks from column {@code from} on, in one stream, added to out. A method of its
+     * {@link #matvec}'s blocks from block {@code from} on (the tail), in one stream, added to out. A method of its
      * own: in one method with the four streams the kernel is too large for C1 ("out of virtual
      * registers"), and a method C1 gives up on can stay in the Vector API's Java fallback.
      */
     private void matvecTail(int group, float[] x, int xOff, int from, float[] out) {
-        long gb = groupBlock(4 * group, from / BLOCK), step = 4L * BLOCK_BYTES;
+        long gb = groupBlock(4 * group, from), step = 4L * BLOCK_BYTES;
         var a0 = FloatVector.fromArray(F, out, 0);
         var a1 = FloatVector.fromArray(F, out, P);
         var a2 = FloatVector.fromArray(F, out, 2 * P);
         var a3 = FloatVector.fromArray(F, out, 3 * P);
-        for (int kb = from; kb < cols; kb += BLOCK, gb += step) {
+        for (int kb = from * BLOCK; kb < cols; kb += BLOCK, gb += step) {
             var t0 = FloatVector.zero(F);
             var t1 = FloatVector.zero(F);
             var t2 = FloatVector.zero(F);
