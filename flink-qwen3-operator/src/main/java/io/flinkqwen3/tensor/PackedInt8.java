@@ -467,6 +467,155 @@ final class PackedInt8 extends PackedMatrix {
         }
     }
 
+    /**
+     * Eight rows in two halves per block: panels 0 and 1 for all eight rows (16 accumulators), then
+     * panels 2 and 3 over the same block again (from L1): 32 accumulators at once would not fit the
+     * 32 vector registers. Each weight is still decoded once for eight rows, where two {@link
+     * #matvec4} passes decode it twice: the decode's shifts and conversions run on one port on
+     * Intel cores (p0), so fewer of them per multiply-add is what a multi-row pass gains there.
+     */
+    @Override
+    void matvec8(int group, float[] x, int x0, int stride, float[] out) {
+        java.util.Arrays.fill(out, 0, 8 * GROUP, 0f);
+        long g0 = groupBlock(4 * group, 0), step = 4L * BLOCK_BYTES;
+        for (int i = 0, blocks = cols / BLOCK; i < blocks; i++) {
+            int block = blockInTurn(i, blocks), kb = block * BLOCK;
+            long gb = g0 + block * step;
+            // panels 0 and 1: t<row><panel>, block sums without the scale
+            var t00 = FloatVector.zero(F);
+            var t01 = FloatVector.zero(F);
+            var t10 = FloatVector.zero(F);
+            var t11 = FloatVector.zero(F);
+            var t20 = FloatVector.zero(F);
+            var t21 = FloatVector.zero(F);
+            var t30 = FloatVector.zero(F);
+            var t31 = FloatVector.zero(F);
+            var t40 = FloatVector.zero(F);
+            var t41 = FloatVector.zero(F);
+            var t50 = FloatVector.zero(F);
+            var t51 = FloatVector.zero(F);
+            var t60 = FloatVector.zero(F);
+            var t61 = FloatVector.zero(F);
+            var t70 = FloatVector.zero(F);
+            var t71 = FloatVector.zero(F);
+            for (int k = 0; k < BLOCK; k++) {
+                var q = IntVector.fromMemorySegment(I, data, gb + 8L * P + 4L * P * k, LE);
+                var w0 = (FloatVector) q.lanewise(LSHL, 24).convert(I2F, 0);
+                var w1 = (FloatVector) q.lanewise(LSHL, 16).lanewise(AND, 0xFF000000).convert(I2F, 0);
+                int c = kb + k;
+                var v0 = FloatVector.broadcast(F, x[x0 + c]);
+                t00 = w0.fma(v0, t00);
+                t01 = w1.fma(v0, t01);
+                var v1 = FloatVector.broadcast(F, x[x0 + stride + c]);
+                t10 = w0.fma(v1, t10);
+                t11 = w1.fma(v1, t11);
+                var v2 = FloatVector.broadcast(F, x[x0 + 2 * stride + c]);
+                t20 = w0.fma(v2, t20);
+                t21 = w1.fma(v2, t21);
+                var v3 = FloatVector.broadcast(F, x[x0 + 3 * stride + c]);
+                t30 = w0.fma(v3, t30);
+                t31 = w1.fma(v3, t31);
+                var v4 = FloatVector.broadcast(F, x[x0 + 4 * stride + c]);
+                t40 = w0.fma(v4, t40);
+                t41 = w1.fma(v4, t41);
+                var v5 = FloatVector.broadcast(F, x[x0 + 5 * stride + c]);
+                t50 = w0.fma(v5, t50);
+                t51 = w1.fma(v5, t51);
+                var v6 = FloatVector.broadcast(F, x[x0 + 6 * stride + c]);
+                t60 = w0.fma(v6, t60);
+                t61 = w1.fma(v6, t61);
+                var v7 = FloatVector.broadcast(F, x[x0 + 7 * stride + c]);
+                t70 = w0.fma(v7, t70);
+                t71 = w1.fma(v7, t71);
+            }
+            var s01 = IntVector.fromMemorySegment(I, data, gb, LE);
+            var s0 = s01.lanewise(LSHL, 16).lanewise(LSHR, 3).reinterpretAsFloats().mul(0x1p88f);
+            var s1 = s01.lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000).reinterpretAsFloats().mul(0x1p88f);
+            t00.fma(s0, FloatVector.fromArray(F, out, 0)).intoArray(out, 0);
+            t01.fma(s1, FloatVector.fromArray(F, out, P)).intoArray(out, P);
+            t10.fma(s0, FloatVector.fromArray(F, out, GROUP)).intoArray(out, GROUP);
+            t11.fma(s1, FloatVector.fromArray(F, out, GROUP + P)).intoArray(out, GROUP + P);
+            t20.fma(s0, FloatVector.fromArray(F, out, 2 * GROUP)).intoArray(out, 2 * GROUP);
+            t21.fma(s1, FloatVector.fromArray(F, out, 2 * GROUP + P)).intoArray(out, 2 * GROUP + P);
+            t30.fma(s0, FloatVector.fromArray(F, out, 3 * GROUP)).intoArray(out, 3 * GROUP);
+            t31.fma(s1, FloatVector.fromArray(F, out, 3 * GROUP + P)).intoArray(out, 3 * GROUP + P);
+            t40.fma(s0, FloatVector.fromArray(F, out, 4 * GROUP)).intoArray(out, 4 * GROUP);
+            t41.fma(s1, FloatVector.fromArray(F, out, 4 * GROUP + P)).intoArray(out, 4 * GROUP + P);
+            t50.fma(s0, FloatVector.fromArray(F, out, 5 * GROUP)).intoArray(out, 5 * GROUP);
+            t51.fma(s1, FloatVector.fromArray(F, out, 5 * GROUP + P)).intoArray(out, 5 * GROUP + P);
+            t60.fma(s0, FloatVector.fromArray(F, out, 6 * GROUP)).intoArray(out, 6 * GROUP);
+            t61.fma(s1, FloatVector.fromArray(F, out, 6 * GROUP + P)).intoArray(out, 6 * GROUP + P);
+            t70.fma(s0, FloatVector.fromArray(F, out, 7 * GROUP)).intoArray(out, 7 * GROUP);
+            t71.fma(s1, FloatVector.fromArray(F, out, 7 * GROUP + P)).intoArray(out, 7 * GROUP + P);
+            // panels 2 and 3: t<row><panel>, block sums without the scale
+            var t02 = FloatVector.zero(F);
+            var t03 = FloatVector.zero(F);
+            var t12 = FloatVector.zero(F);
+            var t13 = FloatVector.zero(F);
+            var t22 = FloatVector.zero(F);
+            var t23 = FloatVector.zero(F);
+            var t32 = FloatVector.zero(F);
+            var t33 = FloatVector.zero(F);
+            var t42 = FloatVector.zero(F);
+            var t43 = FloatVector.zero(F);
+            var t52 = FloatVector.zero(F);
+            var t53 = FloatVector.zero(F);
+            var t62 = FloatVector.zero(F);
+            var t63 = FloatVector.zero(F);
+            var t72 = FloatVector.zero(F);
+            var t73 = FloatVector.zero(F);
+            for (int k = 0; k < BLOCK; k++) {
+                var q = IntVector.fromMemorySegment(I, data, gb + 8L * P + 4L * P * k, LE);
+                var w2 = (FloatVector) q.lanewise(LSHL, 8).lanewise(AND, 0xFF000000).convert(I2F, 0);
+                var w3 = (FloatVector) q.lanewise(AND, 0xFF000000).convert(I2F, 0);
+                int c = kb + k;
+                var v0 = FloatVector.broadcast(F, x[x0 + c]);
+                t02 = w2.fma(v0, t02);
+                t03 = w3.fma(v0, t03);
+                var v1 = FloatVector.broadcast(F, x[x0 + stride + c]);
+                t12 = w2.fma(v1, t12);
+                t13 = w3.fma(v1, t13);
+                var v2 = FloatVector.broadcast(F, x[x0 + 2 * stride + c]);
+                t22 = w2.fma(v2, t22);
+                t23 = w3.fma(v2, t23);
+                var v3 = FloatVector.broadcast(F, x[x0 + 3 * stride + c]);
+                t32 = w2.fma(v3, t32);
+                t33 = w3.fma(v3, t33);
+                var v4 = FloatVector.broadcast(F, x[x0 + 4 * stride + c]);
+                t42 = w2.fma(v4, t42);
+                t43 = w3.fma(v4, t43);
+                var v5 = FloatVector.broadcast(F, x[x0 + 5 * stride + c]);
+                t52 = w2.fma(v5, t52);
+                t53 = w3.fma(v5, t53);
+                var v6 = FloatVector.broadcast(F, x[x0 + 6 * stride + c]);
+                t62 = w2.fma(v6, t62);
+                t63 = w3.fma(v6, t63);
+                var v7 = FloatVector.broadcast(F, x[x0 + 7 * stride + c]);
+                t72 = w2.fma(v7, t72);
+                t73 = w3.fma(v7, t73);
+            }
+            var s23 = IntVector.fromMemorySegment(I, data, gb + 4 * P, LE);
+            var s2 = s23.lanewise(LSHL, 16).lanewise(LSHR, 3).reinterpretAsFloats().mul(0x1p88f);
+            var s3 = s23.lanewise(LSHR, 3).lanewise(AND, 0x0FFFE000).reinterpretAsFloats().mul(0x1p88f);
+            t02.fma(s2, FloatVector.fromArray(F, out, 2 * P)).intoArray(out, 2 * P);
+            t03.fma(s3, FloatVector.fromArray(F, out, 3 * P)).intoArray(out, 3 * P);
+            t12.fma(s2, FloatVector.fromArray(F, out, GROUP + 2 * P)).intoArray(out, GROUP + 2 * P);
+            t13.fma(s3, FloatVector.fromArray(F, out, GROUP + 3 * P)).intoArray(out, GROUP + 3 * P);
+            t22.fma(s2, FloatVector.fromArray(F, out, 2 * GROUP + 2 * P)).intoArray(out, 2 * GROUP + 2 * P);
+            t23.fma(s3, FloatVector.fromArray(F, out, 2 * GROUP + 3 * P)).intoArray(out, 2 * GROUP + 3 * P);
+            t32.fma(s2, FloatVector.fromArray(F, out, 3 * GROUP + 2 * P)).intoArray(out, 3 * GROUP + 2 * P);
+            t33.fma(s3, FloatVector.fromArray(F, out, 3 * GROUP + 3 * P)).intoArray(out, 3 * GROUP + 3 * P);
+            t42.fma(s2, FloatVector.fromArray(F, out, 4 * GROUP + 2 * P)).intoArray(out, 4 * GROUP + 2 * P);
+            t43.fma(s3, FloatVector.fromArray(F, out, 4 * GROUP + 3 * P)).intoArray(out, 4 * GROUP + 3 * P);
+            t52.fma(s2, FloatVector.fromArray(F, out, 5 * GROUP + 2 * P)).intoArray(out, 5 * GROUP + 2 * P);
+            t53.fma(s3, FloatVector.fromArray(F, out, 5 * GROUP + 3 * P)).intoArray(out, 5 * GROUP + 3 * P);
+            t62.fma(s2, FloatVector.fromArray(F, out, 6 * GROUP + 2 * P)).intoArray(out, 6 * GROUP + 2 * P);
+            t63.fma(s3, FloatVector.fromArray(F, out, 6 * GROUP + 3 * P)).intoArray(out, 6 * GROUP + 3 * P);
+            t72.fma(s2, FloatVector.fromArray(F, out, 7 * GROUP + 2 * P)).intoArray(out, 7 * GROUP + 2 * P);
+            t73.fma(s3, FloatVector.fromArray(F, out, 7 * GROUP + 3 * P)).intoArray(out, 7 * GROUP + 3 * P);
+        }
+    }
+
     @Override
     void dequantize(int panel, int k0, int kc, float[] buf, int off, int stride) {
         long gb = groupBlock(panel, k0 / BLOCK);

@@ -65,7 +65,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     static final int STREAM_ROWS = 32;
 
     private static final ThreadLocal<float[]> CHUNK = ThreadLocal.withInitial(() -> new float[KC * GROUP]);
-    private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[MB * GROUP]);
+    private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[Math.max(MB, 8) * GROUP]); // a tile, or a matvec8 pass
 
     protected final int groups;
     /** Batches up to this many rows stream through the matvec kernels, larger ones run the tiles (MAX_VALUE: none). */
@@ -197,6 +197,19 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
         matvecEach(group, x, new int[] {x0, x1, x2, x3}, out);
     }
 
+    /**
+     * {@link #matvec4} for the eight input rows at x0, x0 + stride, ..., x0 + 7 stride:
+     * out[i*GROUP .. (i+1)*GROUP) for row i. This default runs two four-row passes.
+     */
+    void matvec8(int group, float[] x, int x0, int stride, float[] out) {
+        float[] four = new float[4 * GROUP];
+        for (int half = 0; half < 2; half++) {
+            int first = x0 + 4 * half * stride;
+            matvec4(group, x, first, first + stride, first + 2 * stride, first + 3 * stride, four);
+            System.arraycopy(four, 0, out, 4 * half * GROUP, 4 * GROUP);
+        }
+    }
+
     private void matvecEach(int group, float[] x, int[] offsets, float[] out) {
         float[] one = new float[GROUP];
         for (int i = 0; i < offsets.length; i++) {
@@ -272,18 +285,20 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     }
 
     /**
-     * out rows [g*GROUP, ..) for every input row, streaming the group's weights: four rows per pass
-     * ({@link #matvec4}; three rows run as four, the last one twice, as decoding the weights costs
-     * more than the multiply-adds of the extra row), then the {@link #streamedTail} in {@link
-     * #matvec2} or {@link #matvec}.
+     * out rows [g*GROUP, ..) for every input row, streaming the group's weights: eight rows per pass
+     * while eight are left ({@link #matvec8}), then four ({@link #matvec4}; three rows run as four,
+     * the last one twice, as decoding the weights costs more than the multiply-adds of the extra
+     * row), then the {@link #streamedTail} in {@link #matvec2} or {@link #matvec}.
      */
     private void matvecRows(int g, float[] x, int batch, float[] out) {
         float[] tile = TILE.get();
         int r0 = g * GROUP, valid = Math.min(GROUP, rows - r0), stride = streamStride();
         int tail = streamedTail(batch), last = batch - 1;
-        for (int b = 0; b < batch; b += 4) {
-            int n = Math.min(4, batch - b);
-            if (b < batch - tail) {
+        for (int b = 0, n; b < batch; b += n) {
+            n = Math.min(b + 8 <= batch - tail ? 8 : 4, batch - b);
+            if (n == 8) {
+                matvec8(g, x, b * stride, stride, tile);
+            } else if (b < batch - tail) {
                 matvec4(g, x, b * stride, Math.min(b + 1, last) * stride, Math.min(b + 2, last) * stride, Math.min(b + 3, last) * stride, tile);
             } else if (n == 2) {
                 matvec2(g, x, b * stride, (b + 1) * stride, tile);
