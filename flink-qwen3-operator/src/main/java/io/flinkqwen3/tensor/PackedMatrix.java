@@ -24,8 +24,8 @@ import java.util.Arrays;
  * <p>Two paths: a few input rows (decode steps of up to {@link #STREAM_ROWS} sequences, and the
  * one to four tokens an MoE expert gets per step; {@link #MATVEC_ROWS} for F32, which has no
  * multi-row kernels; every batch for BF16 and F16) stream the weights through type-specific kernels over
- * four panels that decode each weight once for up to four input rows ({@link #matvec},
- * {@link #matvec2}, {@link #matvec4});
+ * four panels that decode each weight once for up to four input rows, eight for int8 ({@link #matvec},
+ * {@link #matvec2}, {@link #matvec4}, {@link #matvec8});
  * a larger batch dequantizes {@link #KC} columns of four panels into an fp32 buffer once and runs
  * the {@link Kernels#tile6x4} register tile (6 input rows x 4 panels, 24 accumulators) over the
  * batch, near the fp32 FMA peak.
@@ -162,7 +162,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
 
     /**
      * The input rows x ([batch, cols]) in the form this type's streaming kernels read ({@link
-     * #matvec}, {@link #matvec2}, {@link #matvec4}): rows of {@link #streamStride} floats. This
+     * #matvec}, {@link #matvec2}, {@link #matvec4}, {@link #matvec8}): rows of {@link #streamStride} floats. This
      * default passes x as it is.
      */
     float[] streamInput(float[] x, int batch) {
