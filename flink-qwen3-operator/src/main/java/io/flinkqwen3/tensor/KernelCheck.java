@@ -17,13 +17,15 @@ import java.util.SplittableRandom;
 public final class KernelCheck {
     /**
      * Expected share of the single-thread FMA peak, measured on Zen 4 and Xeon (AVX-512) with
-     * 1024x1024 matrices in L2/L3: single rows 30-45% (bf16 25%), batches of 14-16 55-90%.
+     * 1024x1024 matrices in L2/L3: single rows 30-45% (bf16 25%), batches of 16 55-90%.
      */
     private static final double SINGLE_ROW_SHARE = 0.25, BATCH_SHARE = 0.5;
     /** The least fp32 FMA rate of one thread that compiled vector code gives on any CPU we support. */
     private static final double MIN_PEAK_FLOPS = 4e9;
     /** How far below the expected rate a kernel may fall before it is reported. */
     private static final double TOLERANCE = 10;
+    /** Warm-ups and timings a kernel gets before it counts as slow. */
+    private static final int ATTEMPTS = 3;
 
     private KernelCheck() {}
 
@@ -86,14 +88,18 @@ public final class KernelCheck {
                 Matrix[] small = {randomPacked(type, 64, 4 * blockCols, random, arena, one),
                         randomPacked(type, 64, 5 * blockCols, random, arena, one)};
                 Matrix large = randomPacked(type, 1024, 1024, random, arena, one);
-                for (int batch : new int[] {1, 14}) { // 14: the eight-, four- and two-row passes (PackedMatrix#matvecRows)
+                // 14: the streamed types' eight- (PackedMatrix.EIGHT_ROW_PASSES), four- and two-row passes; F32's tiles
+                for (int batch : new int[] {1, 14}) {
                     // enough calls on small matrices for C2 to compile the kernel (interpreted or C1-compiled,
-                    // Vector API code runs the Java fallback), then the rate on a larger one
-                    for (int round = 0; round < 4; round++) {
-                        rate(small[round % 2], batch, one, 5_000, 750_000_000L);
+                    // Vector API code runs the Java fallback), then the rate on a larger one; on a busy machine C2's
+                    // queue can hold a kernel past the warm-up, so a slow one is warmed and timed again first
+                    double expected = peak / 1e9 * (batch == 1 ? SINGLE_ROW_SHARE : BATCH_SHARE), gflops = 0;
+                    for (int attempt = 0; attempt < ATTEMPTS && gflops < expected / TOLERANCE; attempt++) {
+                        for (int round = 0; round < 4; round++) {
+                            rate(small[round % 2], batch, one, 5_000, 750_000_000L);
+                        }
+                        gflops = rate(large, batch, one, 50, 300_000_000L) / 1e9;
                     }
-                    double gflops = rate(large, batch, one, 50, 300_000_000L) / 1e9;
-                    double expected = peak / 1e9 * (batch == 1 ? SINGLE_ROW_SHARE : BATCH_SHARE);
                     if (gflops < expected / TOLERANCE) {
                         slow.add(new Slow(type, batch, gflops, expected));
                     }

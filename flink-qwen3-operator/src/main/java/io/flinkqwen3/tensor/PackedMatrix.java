@@ -2,8 +2,12 @@ package io.flinkqwen3.tensor;
 
 import static io.flinkqwen3.tensor.Kernels.F;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
 
 /**
@@ -55,7 +59,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     static final int MATVEC_ROWS = 8;
     /**
      * Up to this many input rows, types with multi-row kernels (int8, Q4_0, Q4_K, F16 and BF16 panels)
-     * stream the weights four rows per pass: measured on 4096x2048 and 151936x2048 Q8_0 matrices, 2
+     * stream the weights four rows per pass (int8 on Intel: eight, {@link #EIGHT_ROW_PASSES}): measured on 4096x2048 and 151936x2048 Q8_0 matrices, 2
      * threads, AMD EPYC Zen 4, the 4-row passes ran at 69-77 G weight-rows/s from 8 to 32 rows, the tiles at 47
      * (12 rows), 54-55 (16), 65 (24), 70 (32), 85 (64); since the passes cover all four panels with
      * f16 scales, 81-88 at 8 and 16 rows (4096x2048); since int8 quants are decoded by shift and
@@ -63,6 +67,16 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
      * ({@link PackedBF16}, {@link PackedF16}).
      */
     static final int STREAM_ROWS = 32;
+
+    /**
+     * Whether steps of eight or more rows take eight per pass ({@link #matvec8}) rather than two
+     * four-row passes: on Intel cores with 512-bit vectors only, where the int8 decode's shifts and
+     * converts share one port (p0) and decoding once per eight rows paid (Xeon, family 6 model 207,
+     * MatBench Q8_0 4096x2048 16 rows: 66-71 -> 82-90 G weight-rows/s). On AMD Zen 4 an eight-row
+     * two-panel int8 kernel ran slower (84 against 96 at 16 rows; docs/performance-history.md), and
+     * with 16 vector registers (AVX2) its accumulators would spill. Results are the same either way.
+     */
+    static final boolean EIGHT_ROW_PASSES = P == 16 && intelCpu();
 
     private static final ThreadLocal<float[]> CHUNK = ThreadLocal.withInitial(() -> new float[KC * GROUP]);
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[Math.max(MB, 8) * GROUP]); // a tile, or a matvec8 pass
@@ -286,7 +300,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
 
     /**
      * out rows [g*GROUP, ..) for every input row, streaming the group's weights: eight rows per pass
-     * while eight are left ({@link #matvec8}), then four ({@link #matvec4}; three rows run as four,
+     * while eight are left ({@link #matvec8}, where {@link #EIGHT_ROW_PASSES}), then four ({@link #matvec4}; three rows run as four,
      * the last one twice, as decoding the weights costs more than the multiply-adds of the extra
      * row), then the {@link #streamedTail} in {@link #matvec2} or {@link #matvec}.
      */
@@ -295,7 +309,7 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
         int r0 = g * GROUP, valid = Math.min(GROUP, rows - r0), stride = streamStride();
         int tail = streamedTail(batch), last = batch - 1;
         for (int b = 0, n; b < batch; b += n) {
-            n = Math.min(b + 8 <= batch - tail ? 8 : 4, batch - b);
+            n = Math.min(EIGHT_ROW_PASSES && b + 8 <= batch - tail ? 8 : 4, batch - b);
             if (n == 8) {
                 matvec8(g, x, b * stride, stride, tile);
             } else if (b < batch - tail) {
@@ -313,11 +327,20 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
 
     /**
      * How many of a streamed batch's rows the one- and two-row kernels take: the whole batch of one
-     * or two, else the one or two rows left after the four-row passes (none when three are left:
+     * or two, else the one or two rows left after the eight- and four-row passes (none when three are left:
      * they run as four). {@link #streamInput} may prepare those rows differently (Q4_K).
      */
     static int streamedTail(int batch) {
         return batch <= 2 ? batch : batch % 4 == 3 ? 0 : batch % 4;
+    }
+
+    /** The first vendor_id of /proc/cpuinfo is Intel's (false where it cannot be read). */
+    private static boolean intelCpu() {
+        try (var lines = Files.lines(Path.of("/proc/cpuinfo"))) {
+            return lines.filter(l -> l.startsWith("vendor_id")).findFirst().map(l -> l.endsWith("GenuineIntel")).orElse(false);
+        } catch (IOException | UncheckedIOException e) {
+            return false;
+        }
     }
 
     /** out rows [g*GROUP, ..) for every input row: dequantize KC columns of the group once, then tile the batch. */

@@ -2,6 +2,7 @@ package io.flinkqwen3.tensor;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -32,7 +33,7 @@ class KernelsTest {
      * Whether m multiplies row {@code row} of a batch of this size against quantized inputs ({@link
      * #inputAsMultiplied}): packed Q4_0 every row of a streamed batch, packed Q4_K the rows its 16-bit
      * one- and two-row kernels take (a batch of one or two, or the last one or two rows after the
-     * four-row passes; the four-row kernel multiplies fp32 inputs).
+     * eight- and four-row passes; the four-row kernel multiplies fp32 inputs).
      */
     static boolean quantizesInput(Matrix m, int batch, int row) {
         if (!(m instanceof PackedMatrix) || batch > PackedMatrix.STREAM_ROWS) {
@@ -310,8 +311,38 @@ class KernelsTest {
     }
 
     /**
+     * The eight-row pass gives each of its rows bit for bit what two four-row passes give it, for
+     * every type (int8's own kernel, the others' default), whichever passes this CPU's steps take
+     * ({@link PackedMatrix#EIGHT_ROW_PASSES}); 14 blocks of 32 columns, as the one-row tail case.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"Q8_0", "Q6_K", "Q4_0", "Q4_K", "BF16", "F16", "F32"})
+    void eightRowPassEqualsTwoFourRowPasses(DType type) {
+        int cols = type.blockElements() == 256 ? 512 : 14 * 32, rows = 2 * PackedMatrix.GROUP;
+        try (Arena arena = Arena.ofShared(); Parallel parallel = new Parallel(1)) {
+            var packed = (PackedMatrix) PackedMatrix.pack(Matrix.of(type, randomWeights(type, rows, cols, arena), rows, cols), parallel, arena);
+            float[] x = packed.streamInput(random(8 * cols), 8);
+            int stride = packed.streamStride(), group = PackedMatrix.GROUP;
+            for (int g = 0; g < rows / group; g++) {
+                float[] eight = new float[8 * group], four = new float[8 * group], half = new float[4 * group];
+                packed.matvec8(g, x, 0, stride, eight);
+                for (int h = 0; h < 2; h++) {
+                    int first = 4 * h * stride;
+                    packed.matvec4(g, x, first, first + stride, first + 2 * stride, first + 3 * stride, half);
+                    System.arraycopy(half, 0, four, 4 * h * group, 4 * group);
+                }
+                for (int r = 0; r < 8; r++) { // each row's outputs were written (the buffers start as zeros)
+                    int from = r * group;
+                    assertTrue(java.util.stream.IntStream.range(from, from + group).anyMatch(i -> four[i] != 0), type + " row " + r);
+                }
+                assertArrayEquals(four, eight, type + " group " + g);
+            }
+        }
+    }
+
+    /**
      * Every batch size from 1 to 17, and 33 and 40, through the packed kernels (the streaming
-     * multi-row kernels for 1, 2 and 4 rows, three rows as four, and the dequantize-and-tile path
+     * multi-row kernels for 1, 2, 4 and 8 rows, three rows as four, and the dequantize-and-tile path
      * above {@link PackedMatrix#MATVEC_ROWS} or {@link PackedMatrix#STREAM_ROWS}; BF16 and F16
      * stream every batch) against a scalar reference, with row counts that leave the last panel group ragged; and
      * a streamed row's result is bit for bit the one it gets alone (when the kernels multiply it alike: {@link #quantizesInput}).
