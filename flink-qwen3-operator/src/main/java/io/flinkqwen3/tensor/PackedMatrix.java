@@ -213,15 +213,14 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
 
     /**
      * {@link #matvec4} for the eight input rows at x0, x0 + stride, ..., x0 + 7 stride:
-     * out[i*GROUP .. (i+1)*GROUP) for row i. This default runs two four-row passes.
+     * out[i*GROUP .. (i+1)*GROUP) for row i. This default runs two four-row passes: rows 4-7
+     * first, moved up, then rows 0-3 in place (no buffer).
      */
     void matvec8(int group, float[] x, int x0, int stride, float[] out) {
-        float[] four = new float[4 * GROUP];
-        for (int half = 0; half < 2; half++) {
-            int first = x0 + 4 * half * stride;
-            matvec4(group, x, first, first + stride, first + 2 * stride, first + 3 * stride, four);
-            System.arraycopy(four, 0, out, 4 * half * GROUP, 4 * GROUP);
-        }
+        int x4 = x0 + 4 * stride;
+        matvec4(group, x, x4, x4 + stride, x4 + 2 * stride, x4 + 3 * stride, out);
+        System.arraycopy(out, 0, out, 4 * GROUP, 4 * GROUP);
+        matvec4(group, x, x0, x0 + stride, x0 + 2 * stride, x0 + 3 * stride, out);
     }
 
     private void matvecEach(int group, float[] x, int[] offsets, float[] out) {
