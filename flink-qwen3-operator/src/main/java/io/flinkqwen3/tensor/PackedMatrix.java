@@ -59,8 +59,8 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
     static final int MATVEC_ROWS = 8;
     /**
      * Up to this many input rows, types with multi-row kernels (int8, Q4_0, Q4_K, F16 and BF16 panels)
-     * stream the weights four rows per pass (int8 on Intel: eight, {@link #EIGHT_ROW_PASSES}): measured on 4096x2048 and 151936x2048 Q8_0 matrices, 2
-     * threads, AMD EPYC Zen 4, the 4-row passes ran at 69-77 G weight-rows/s from 8 to 32 rows, the tiles at 47
+     * stream the weights four rows per pass (int8 on Intel: eight, {@link #EIGHT_ROW_PASSES}):
+     * measured on 4096x2048 and 151936x2048 Q8_0 matrices, 2 threads, AMD EPYC Zen 4, the 4-row passes ran at 69-77 G weight-rows/s from 8 to 32 rows, the tiles at 47
      * (12 rows), 54-55 (16), 65 (24), 70 (32), 85 (64); since the passes cover all four panels with
      * f16 scales, 81-88 at 8 and 16 rows (4096x2048); since int8 quants are decoded by shift and
      * mask, 92-96 at 16 rows (4096x2048), the tiles 67 (151936x2048). BF16 and F16 stream every batch
@@ -299,9 +299,10 @@ public abstract sealed class PackedMatrix extends Matrix permits PackedF32, Pack
 
     /**
      * out rows [g*GROUP, ..) for every input row, streaming the group's weights: eight rows per pass
-     * while eight are left ({@link #matvec8}, where {@link #EIGHT_ROW_PASSES}), then four ({@link #matvec4}; three rows run as four,
-     * the last one twice, as decoding the weights costs more than the multiply-adds of the extra
-     * row), then the {@link #streamedTail} in {@link #matvec2} or {@link #matvec}.
+     * while eight are left ({@link #matvec8}, where {@link #EIGHT_ROW_PASSES}), then four ({@link
+     * #matvec4}; three rows run as four, the last one twice, as decoding the weights costs more than
+     * the multiply-adds of the extra row), then the {@link #streamedTail} in {@link #matvec2} or
+     * {@link #matvec}.
      */
     private void matvecRows(int g, float[] x, int batch, float[] out) {
         float[] tile = TILE.get();
