@@ -17,6 +17,7 @@ import io.flinkqwen3.runtime.Qwen3Model;
 import io.flinkqwen3.runtime.SamplingParams;
 import io.flinkqwen3.runtime.TopK;
 import io.flinkqwen3.tensor.DType;
+import io.flinkqwen3.tensor.Kernels;
 import io.flinkqwen3.tensor.Parallel;
 import io.flinkqwen3.tokenizer.ChatMessage;
 import io.flinkqwen3.tokenizer.ChatTemplate;
@@ -337,7 +338,7 @@ public final class Qwen3Cli implements Callable<Integer> {
                         idsNode.add(b);
                         logitNode.add(logits[off + b]);
                     }
-                    line.put("logsumexp", logSumExp(logits, off, vocab));
+                    line.put("logsumexp", Kernels.logSumExp(logits, off, vocab));
                     cli.out.println(line);
                 }
             }
@@ -609,18 +610,6 @@ public final class Qwen3Cli implements Callable<Integer> {
             }
             return 0;
         }
-    }
-
-    static double logSumExp(float[] x, int off, int n) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
-            max = Math.max(max, x[off + i]);
-        }
-        double sum = 0;
-        for (int i = 0; i < n; i++) {
-            sum += Math.exp(x[off + i] - max);
-        }
-        return max + Math.log(sum);
     }
 
     private static String toJson(int[] ids) {

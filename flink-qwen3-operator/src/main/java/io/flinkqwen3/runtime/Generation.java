@@ -1,5 +1,6 @@
 package io.flinkqwen3.runtime;
 
+import io.flinkqwen3.tensor.Kernels;
 import io.flinkqwen3.tokenizer.ChatTemplate;
 import io.flinkqwen3.tokenizer.Qwen3Tokenizer;
 import io.flinkqwen3.tokenizer.StreamingDecoder;
@@ -199,7 +200,7 @@ final class Generation implements SlaBudgetPolicy.Sequence {
         int[] tokens = labels[label];
         for (int j = 1; j < tokens.length; j++) {
             int off = (firstRow + j - 1) * vocab;
-            labelScores[label] += logits[off + tokens[j]] - logSumExp(logits, off, vocab);
+            labelScores[label] += logits[off + tokens[j]] - Kernels.logSumExp(logits, off, vocab);
         }
     }
 
@@ -212,7 +213,7 @@ final class Generation implements SlaBudgetPolicy.Sequence {
 
     /** The answer would start after these logits: every label's first token is scored from them. */
     private void startScoring(float[] logits, int off, int vocab) {
-        double logZ = logSumExp(logits, off, vocab);
+        double logZ = Kernels.logSumExp(logits, off, vocab);
         labelScores = new double[labels.length];
         for (int i = 0; i < labels.length; i++) {
             labelScores[i] = logits[off + labels[i][0]] - logZ;
@@ -220,19 +221,6 @@ final class Generation implements SlaBudgetPolicy.Sequence {
         pending = new int[0];
         pendingFed = 0;
         labelsScored();
-    }
-
-    /** log(sum(exp(x))) over x[off, off + n), in double. */
-    static double logSumExp(float[] x, int off, int n) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
-            max = Math.max(max, x[off + i]);
-        }
-        double sum = 0;
-        for (int i = 0; i < n; i++) {
-            sum += Math.exp(x[off + i] - max);
-        }
-        return max + Math.log(sum);
     }
 
     @Override

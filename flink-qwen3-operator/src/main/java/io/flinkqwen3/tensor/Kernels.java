@@ -192,6 +192,22 @@ public final class Kernels {
         }
     }
 
+    /**
+     * log(sum(exp(x))) over x[off..off+n), max-subtracted, summed in double: the log of softmax's
+     * normalizer (a token's log-probability is its logit minus this). NaN if any x is NaN.
+     */
+    public static double logSumExp(float[] x, int off, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            max = Math.max(max, x[off + i]);
+        }
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            sum += Math.exp(x[off + i] - max);
+        }
+        return max + Math.log(sum);
+    }
+
     /** gate[i] = silu(gate[i]) * up[i] for i in [0, n): the SwiGLU activation. */
     public static void siluAndMultiply(float[] gate, float[] up, int n) {
         int i = 0;

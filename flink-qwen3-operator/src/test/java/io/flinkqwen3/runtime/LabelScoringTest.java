@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.flinkqwen3.tensor.Kernels;
 import io.flinkqwen3.testing.Fixtures;
 import io.flinkqwen3.tokenizer.ChatTemplate;
 import io.flinkqwen3.tokenizer.ChatMessage;
@@ -48,7 +49,7 @@ class LabelScoringTest {
             float[] logits = model.prefill(all, model.newCache(all.length), true, ForwardObserver.NONE);
             for (int j = 0; j < label.length; j++) {
                 int off = (prompt.length + j - 1) * vocab;
-                scores[i] += logits[off + label[j]] - Generation.logSumExp(logits, off, vocab);
+                scores[i] += logits[off + label[j]] - Kernels.logSumExp(logits, off, vocab);
             }
         }
         double max = java.util.Arrays.stream(scores).max().orElseThrow(), sum = 0;

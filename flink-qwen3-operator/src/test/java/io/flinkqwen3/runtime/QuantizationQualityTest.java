@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.flinkqwen3.model.Checkpoints;
 import io.flinkqwen3.model.QuantizedCheckpoint;
 import io.flinkqwen3.tensor.DType;
+import io.flinkqwen3.tensor.Kernels;
 import io.flinkqwen3.tensor.Parallel;
 import io.flinkqwen3.testing.Fixtures;
 import java.nio.file.Path;
@@ -60,22 +61,11 @@ class QuantizationQualityTest {
     }
 
     static double klDivergence(float[] p, float[] q, int off, int n) {
-        double lp = logSumExp(p, off, n), lq = logSumExp(q, off, n), kl = 0;
+        double lp = Kernels.logSumExp(p, off, n), lq = Kernels.logSumExp(q, off, n), kl = 0;
         for (int i = 0; i < n; i++) {
             double logP = p[off + i] - lp;
             kl += Math.exp(logP) * (logP - (q[off + i] - lq));
         }
         return kl;
-    }
-
-    static double logSumExp(float[] x, int off, int n) {
-        double max = Double.NEGATIVE_INFINITY, sum = 0;
-        for (int i = 0; i < n; i++) {
-            max = Math.max(max, x[off + i]);
-        }
-        for (int i = 0; i < n; i++) {
-            sum += Math.exp(x[off + i] - max);
-        }
-        return max + Math.log(sum);
     }
 }

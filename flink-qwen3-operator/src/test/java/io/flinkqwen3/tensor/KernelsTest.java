@@ -435,6 +435,22 @@ class KernelsTest {
         }
     }
 
+    @Test
+    void logSumExpIsTheLogOfTheSoftmaxNormalizer() {
+        float[] x = {Float.NaN, 1000f, 1000f, 999f, Float.NaN};
+        // large logits: exp(1000) overflows a double, the max-subtracted sum does not
+        assertEquals(1000 + Math.log(2 + Math.exp(-1)), Kernels.logSumExp(x, 1, 3), 1e-9);
+        var random = new SplittableRandom(7);
+        float[] logits = new float[1000];
+        double sum = 0;
+        for (int i = 0; i < logits.length; i++) {
+            logits[i] = (float) random.nextDouble(-20, 20);
+            sum += Math.exp(logits[i]);
+        }
+        assertEquals(Math.log(sum), Kernels.logSumExp(logits, 0, logits.length), 1e-9);
+        assertTrue(Double.isNaN(Kernels.logSumExp(x, 0, 2)), "a NaN logit makes the sum NaN");
+    }
+
     /**
      * Q4_K's d and dmin, every finite f16 of either sign, read exactly in every batch path: per f16
      * one row whose only non-zero weight is d * 1 * 1 (sub-block scale 1, quant 1, column 0), and
