@@ -28,6 +28,7 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -574,7 +575,7 @@ public final class Qwen3Cli implements Callable<Integer> {
         @Option(names = "--dtype", paramLabel = "bf16", defaultValue = "bf16",
                 description = "Weight type written: bf16 only (quantize at load time with --quantize).")
         String dtype;
-        @Option(names = "--out", required = true, paramLabel = "DIR", description = "Directory to write.")
+        @Option(names = "--out", required = true, paramLabel = "DIR", description = "Directory to write: a new or empty one.")
         Path out;
         @Option(names = "--tokenizer", paramLabel = "DIR",
                 description = "Copy tokenizer.json and tokenizer_config.json from DIR (e.g. a Qwen3 model directory), "
@@ -600,6 +601,7 @@ public final class Qwen3Cli implements Callable<Integer> {
             if (tokenizer != null && !Files.isRegularFile(tokenizer.resolve("tokenizer.json"))) {
                 throw new ParameterException(spec.commandLine(), "--tokenizer: " + tokenizer.resolve("tokenizer.json") + " does not exist");
             }
+            requireNewOrEmpty(out);
             if (tokenizer == null) {
                 cli.err.println("synth: no --tokenizer: " + out + " will take token ids (--tokens), not --prompt");
             }
@@ -609,6 +611,29 @@ public final class Qwen3Cli implements Callable<Integer> {
                 throw new IOException("cannot write " + out + ": " + e.getMessage(), e);
             }
             return 0;
+        }
+
+        /**
+         * Refuses an --out that exists and is not an empty directory: an engine may have its
+         * model.safetensors mapped (rewritten in place, that engine crashes), and files left from
+         * another model beside the new ones would mix two models.
+         */
+        private void requireNewOrEmpty(Path out) {
+            if (!Files.exists(out, LinkOption.NOFOLLOW_LINKS)) {
+                return;
+            }
+            String problem = "exists and is not an empty directory";
+            if (Files.isDirectory(out)) {
+                try (var entries = Files.list(out)) {
+                    if (entries.findAny().isEmpty()) {
+                        return;
+                    }
+                } catch (IOException e) {
+                    problem = "cannot be listed (" + e.getMessage() + ")";
+                }
+            }
+            throw new ParameterException(spec.commandLine(), "--out " + out + " " + problem
+                    + ": choose a new or empty directory (synth does not overwrite a model)");
         }
     }
 

@@ -17,6 +17,7 @@ import java.nio.file.StandardOpenOption;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * {@code qwen3 synth}: writes a Hugging Face checkpoint with the real shapes of a Qwen3 model and
@@ -54,6 +55,10 @@ final class SyntheticCheckpoint {
 
     private SyntheticCheckpoint() {}
 
+    /**
+     * Writes the checkpoint into {@code out}, a new or empty directory (the synth command refuses
+     * another), each file complete under its final name or not there at all.
+     */
     static void write(Shape s, Path out, Path tokenizerDir, int threads, java.io.PrintStream log) throws IOException {
         Files.createDirectories(out);
         Map<String, long[]> tensors = new LinkedHashMap<>();
@@ -105,42 +110,75 @@ final class SyntheticCheckpoint {
         }
         byte[] headerBytes = ModelConfig.JSON.writeValueAsBytes(header);
         int padded = (headerBytes.length + 7) / 8 * 8;
+        long data = offset, size = 8 + padded + data;
         Path file = out.resolve("model.safetensors");
-        log.printf("synth: writing %s (%.2f GB, %d tensors)%n", file, (8 + padded + offset) / 1e9, tensors.size());
-        try (var channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-                StandardOpenOption.READ, StandardOpenOption.WRITE);
-             var arena = Arena.ofShared();
-             var parallel = new Parallel(threads)) {
-            MemorySegment seg = channel.map(FileChannel.MapMode.READ_WRITE, 0, 8 + padded + offset, arena);
-            seg.set(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, padded);
-            MemorySegment.copy(headerBytes, 0, seg, ValueLayout.JAVA_BYTE, 8, headerBytes.length);
-            for (int i = headerBytes.length; i < padded; i++) {
-                seg.set(ValueLayout.JAVA_BYTE, 8 + i, (byte) ' ');
-            }
-            long at = 8 + padded, written = 0, lastReport = 0;
-            int index = 0;
-            for (var e : tensors.entrySet()) {
-                long[] shape = e.getValue();
-                long elements = shape.length == 1 ? shape[0] : shape[0] * shape[1];
-                boolean norm = shape.length == 1;
-                double range = norm ? 0.25 : Math.sqrt(3.0 / shape[shape.length - 1]);
-                fill(seg.asSlice(at, elements * 2), elements, norm, range, 0x9E3779B97F4A7C15L * ++index, parallel);
-                at += elements * 2;
-                written += elements * 2;
-                if (written - lastReport > 500_000_000L) {
-                    log.printf("synth: %.1f / %.1f GB%n", written / 1e9, offset / 1e9);
-                    lastReport = written;
+        log.printf("synth: writing %s (%.2f GB, %d tensors)%n", file, size / 1e9, tensors.size());
+        writeAtomically(file, tmp -> {
+            try (var channel = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE);
+                 var arena = Arena.ofShared();
+                 var parallel = new Parallel(threads)) {
+                MemorySegment seg = channel.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
+                seg.set(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, padded);
+                MemorySegment.copy(headerBytes, 0, seg, ValueLayout.JAVA_BYTE, 8, headerBytes.length);
+                for (int i = headerBytes.length; i < padded; i++) {
+                    seg.set(ValueLayout.JAVA_BYTE, 8 + i, (byte) ' ');
                 }
+                long at = 8 + padded, written = 0, lastReport = 0;
+                int index = 0;
+                for (var e : tensors.entrySet()) {
+                    long[] shape = e.getValue();
+                    long elements = shape.length == 1 ? shape[0] : shape[0] * shape[1];
+                    boolean norm = shape.length == 1;
+                    double range = norm ? 0.25 : Math.sqrt(3.0 / shape[shape.length - 1]);
+                    fill(seg.asSlice(at, elements * 2), elements, norm, range, 0x9E3779B97F4A7C15L * ++index, parallel);
+                    at += elements * 2;
+                    written += elements * 2;
+                    if (written - lastReport > 500_000_000L) {
+                        log.printf("synth: %.1f / %.1f GB%n", written / 1e9, data / 1e9);
+                        lastReport = written;
+                    }
+                }
+                seg.force();
             }
-            seg.force();
-        }
-        writeConfig(s, out);
+        });
         if (tokenizerDir != null) {
             for (String f : List.of("tokenizer.json", "tokenizer_config.json")) {
-                Files.copy(tokenizerDir.resolve(f), out.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+                writeAtomically(out.resolve(f), tmp -> Files.copy(tokenizerDir.resolve(f), tmp));
             }
         }
+        writeConfig(s, out);
         log.printf("synth: done: %s%n", out);
+    }
+
+    /** Writes one file: {@code writer} creates the path it is given (CREATE_NEW), never the final name itself. */
+    @FunctionalInterface
+    interface FileWriter {
+        void write(Path file) throws IOException;
+    }
+
+    /**
+     * Writes {@code target} through a temporary file in the same directory, synced and then renamed
+     * to {@code target} atomically: a crash or a failed write never leaves a half-written file under
+     * the final name (the temporary file is deleted on failure).
+     */
+    static void writeAtomically(Path target, FileWriter writer) throws IOException {
+        Path tmp = target.resolveSibling("." + target.getFileName() + "."
+                + Long.toUnsignedString(ThreadLocalRandom.current().nextLong(), 36) + ".tmp");
+        try {
+            writer.write(tmp);
+            // on disk before the rename: otherwise a crash can leave the final name on an empty file
+            try (var channel = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+                channel.force(true);
+            }
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException | RuntimeException e) {
+            try {
+                Files.deleteIfExists(tmp);
+            } catch (IOException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
     }
 
     /** Fills bf16 values: uniform in [-range, range], or 1 + uniform for norm weights (xorshift, per chunk seeds). */
@@ -187,8 +225,11 @@ final class SyntheticCheckpoint {
             c.put("decoder_sparse_step", 1);
             c.putArray("mlp_only_layers");
         }
-        Files.writeString(out.resolve("config.json"), c.toPrettyString(), StandardCharsets.UTF_8);
-        Files.writeString(out.resolve("generation_config.json"),
-                "{\"do_sample\": true, \"eos_token_id\": [151645, 151643], \"temperature\": 0.6, \"top_k\": 20, \"top_p\": 0.95}");
+        writeAtomically(out.resolve("generation_config.json"), tmp -> Files.writeString(tmp,
+                "{\"do_sample\": true, \"eos_token_id\": [151645, 151643], \"temperature\": 0.6, \"top_k\": 20, \"top_p\": 0.95}",
+                StandardCharsets.UTF_8, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE));
+        // config.json last: a directory that a crash left incomplete does not read as a model
+        writeAtomically(out.resolve("config.json"), tmp -> Files.writeString(tmp, c.toPrettyString(), StandardCharsets.UTF_8,
+                StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE));
     }
 }

@@ -124,6 +124,26 @@ class CliUsageTest {
         assertTrue(r.err().contains("qwen3 synth: cannot write " + out), r.err());
     }
 
+    /** An existing model directory is never written over: a running engine may have its weights mapped. */
+    @Test
+    void synthRefusesAnOutThatExistsAndIsNotAnEmptyDirectoryBeforeWritingAnything(@TempDir Path dir) throws Exception {
+        Path model = Files.createDirectory(dir.resolve("model"));
+        Path weights = Files.writeString(model.resolve("model.safetensors"), "old weights");
+        Object inode = Files.readAttributes(weights, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
+        Path file = Files.writeString(dir.resolve("file"), "x");
+        for (Path out : new Path[] {model, file}) {
+            Run r = run("synth", "--shape", "qwen3-0.6b", "--layers", "1", "--out", out.toString(), "--threads", "1");
+            assertUsageError(r, "qwen3 synth: --out " + out + " exists and is not an empty directory: choose a new or empty directory");
+            assertTrue(r.err().startsWith("qwen3 synth: --out"), "refused before anything else is said:\n" + r.err());
+        }
+        try (var files = Files.list(model)) {
+            assertEquals(java.util.List.of(weights), files.toList());
+        }
+        assertEquals("old weights", Files.readString(weights));
+        assertEquals(inode, Files.readAttributes(weights, java.nio.file.attribute.BasicFileAttributes.class).fileKey());
+        assertEquals("x", Files.readString(file));
+    }
+
     @Test
     void filesOfOptionsAreCheckedBeforeLoadingWithTheOptionAndTheProblem(@TempDir Path dir) throws Exception {
         String model = Fixtures.DENSE.toString();
