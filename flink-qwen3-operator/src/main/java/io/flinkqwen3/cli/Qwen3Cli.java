@@ -154,6 +154,33 @@ public final class Qwen3Cli implements Callable<Integer> {
         }
     }
 
+    /** Comma-separated token ids: as {@link IntsConverter}, and a negative id is refused while parsing, before any model loads. */
+    static final class TokenIdsConverter implements ITypeConverter<Ints> {
+        @Override
+        public Ints convert(String value) {
+            Ints ids = new IntsConverter().convert(value);
+            for (int id : ids.values()) {
+                if (id < 0) {
+                    throw new TypeConversionException("token id " + id + " is negative (token ids are 0 or more)");
+                }
+            }
+            return ids;
+        }
+    }
+
+    /**
+     * Refuses, as a usage error, a token id at or beyond the model's vocabulary ({@code vocab}, from
+     * the checkpoint's config: known before the weights load).
+     */
+    static void checkTokenIds(CommandSpec spec, String option, int[] ids, int vocab) {
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] >= vocab) {
+                throw new ParameterException(spec.commandLine(), option + ": token id " + ids[i] + " (item " + (i + 1)
+                        + ") is outside the model's vocabulary [0, " + vocab + ")");
+            }
+        }
+    }
+
     /** Comma-separated labels, one option value: "positive, negative" is [positive, negative] (Labels refuses an empty one). */
     record LabelList(List<String> values) {}
 
@@ -282,6 +309,22 @@ public final class Qwen3Cli implements Callable<Integer> {
         return list;
     }
 
+    /** A --json-schema file: its text and the grammar compiled from it. */
+    record JsonSchemaFile(String text, JsonSchemaGrammar grammar) {}
+
+    /**
+     * Reads and compiles a --json-schema file; a usage error as {@link #readOptionFile} also for a
+     * schema that is no JSON or that the grammar does not support, so it is refused before any model loads.
+     */
+    static JsonSchemaFile readJsonSchema(CommandSpec spec, Path file) {
+        String text = readOptionFile(spec, file, "--json-schema", "a JSON Schema");
+        try {
+            return new JsonSchemaFile(text, JsonSchemaGrammar.compile(text));
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), "--json-schema " + file + ": " + e.getMessage());
+        }
+    }
+
     /** The chat turns of a --messages file; a usage error naming the file and the turn. */
     static List<ChatMessage> readMessages(CommandSpec spec, Path file) {
         JsonNode list = readJsonList(spec, file, "--messages", "chat turns");
@@ -305,7 +348,7 @@ public final class Qwen3Cli implements Callable<Integer> {
         CommandSpec spec;
         @Mixin
         ModelOption model;
-        @Option(names = "--tokens", required = true, paramLabel = "IDS", converter = IntsConverter.class,
+        @Option(names = "--tokens", required = true, paramLabel = "IDS", converter = TokenIdsConverter.class,
                 description = "Comma-separated token ids.")
         Ints ids;
         @Option(names = "--top", paramLabel = "K", defaultValue = "10", description = "Logits listed per position (default: ${DEFAULT-VALUE}).")
@@ -318,29 +361,26 @@ public final class Qwen3Cli implements Callable<Integer> {
             inRange(spec, "--top", top, 1, Integer.MAX_VALUE, "a positive count");
             int[] ids = this.ids.values();
             Path dir = ModelLocator.resolve(model.location);
-            try (Checkpoint checkpoint = Checkpoints.open(dir);
-                 var parallel = new Parallel(threads.threads);
-                 var loaded = Qwen3Model.load(checkpoint, parallel)) {
-                int vocab = loaded.config().vocabSize();
-                for (int id : ids) {
-                    if (id < 0 || id >= vocab) {
-                        throw new IllegalArgumentException("token id " + id + " is outside the vocabulary [0, " + vocab + ")");
+            try (Checkpoint checkpoint = Checkpoints.open(dir)) {
+                int vocab = checkpoint.config().vocabSize();
+                checkTokenIds(spec, "--tokens", ids, vocab); // before the weights load
+                try (var parallel = new Parallel(threads.threads);
+                     var loaded = Qwen3Model.load(checkpoint, parallel)) {
+                    float[] logits = loaded.prefill(ids, loaded.newCache(ids.length), true, ForwardObserver.NONE);
+                    for (int p = 0; p < ids.length; p++) {
+                        int off = p * vocab;
+                        int[] best = TopK.indices(logits, off, vocab, Math.min(top, vocab));
+                        ObjectNode line = JSON.createObjectNode();
+                        line.put("position", p);
+                        var idsNode = line.putArray("top_ids");
+                        var logitNode = line.putArray("top_logits");
+                        for (int b : best) {
+                            idsNode.add(b);
+                            logitNode.add(logits[off + b]);
+                        }
+                        line.put("logsumexp", Kernels.logSumExp(logits, off, vocab));
+                        cli.out.println(line);
                     }
-                }
-                float[] logits = loaded.prefill(ids, loaded.newCache(ids.length), true, ForwardObserver.NONE);
-                for (int p = 0; p < ids.length; p++) {
-                    int off = p * vocab;
-                    int[] best = TopK.indices(logits, off, vocab, Math.min(top, vocab));
-                    ObjectNode line = JSON.createObjectNode();
-                    line.put("position", p);
-                    var idsNode = line.putArray("top_ids");
-                    var logitNode = line.putArray("top_logits");
-                    for (int b : best) {
-                        idsNode.add(b);
-                        logitNode.add(logits[off + b]);
-                    }
-                    line.put("logsumexp", Kernels.logSumExp(logits, off, vocab));
-                    cli.out.println(line);
                 }
             }
             return 0;
@@ -385,7 +425,7 @@ public final class Qwen3Cli implements Callable<Integer> {
         static final class Input {
             @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "One user turn (needs the model's tokenizer).")
             String prompt;
-            @Option(names = "--tokens", required = true, paramLabel = "IDS", converter = IntsConverter.class,
+            @Option(names = "--tokens", required = true, paramLabel = "IDS", converter = TokenIdsConverter.class,
                     description = "Raw comma-separated token ids.")
             Ints tokens;
         }
@@ -410,13 +450,12 @@ public final class Qwen3Cli implements Callable<Integer> {
             boolean thinking = !noThinking;
             request.enableThinking(thinking).thinkingBudget(thinkingBudget).maxTokens(maxTokens);
             if (jsonSchema != null) {
-                String schema = readOptionFile(spec, jsonSchema, "--json-schema", "a JSON Schema");
-                try {
-                    JsonSchemaGrammar.compile(schema); // refused before the model loads
-                } catch (IllegalArgumentException e) {
-                    throw new ParameterException(spec.commandLine(), "--json-schema " + jsonSchema + ": " + e.getMessage());
+                request.jsonSchema(readJsonSchema(spec, jsonSchema).text());
+            }
+            if (input.tokens != null) {
+                try (Checkpoint checkpoint = Checkpoints.open(ModelLocator.resolve(model.location))) { // the header only, no weights
+                    checkTokenIds(spec, "--tokens", input.tokens.values(), checkpoint.config().vocabSize());
                 }
-                request.jsonSchema(schema);
             }
             long loadStart = System.nanoTime();
             var options = EngineOptions.defaults().withThreads(threads.threads).withQuantize(quantize.type);

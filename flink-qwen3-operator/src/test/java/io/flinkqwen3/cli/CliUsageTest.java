@@ -124,6 +124,29 @@ class CliUsageTest {
         assertTrue(r.err().contains("qwen3 synth: cannot write " + out), r.err());
     }
 
+    @Test
+    void tokenIdsAreCheckedBeforeTheWeightsLoad() {
+        // a negative id while parsing: the model location is not even looked at
+        assertUsageError(run("generate", "--model", "/no/such/model", "--tokens", "1,-1"), "qwen3 generate: Invalid value for option "
+                + "'--tokens': token id -1 is negative (token ids are 0 or more)");
+        assertUsageError(run("logits", "--model", "/no/such/model", "--tokens", "-3"), "token id -3 is negative");
+        // an id beyond the vocabulary from the checkpoint's config, before the weights load
+        String model = Fixtures.DENSE.toString();
+        for (String command : new String[] {"generate", "logits"}) {
+            assertUsageError(run(command, "--model", model, "--tokens", "1,999999"),
+                    "qwen3 " + command + ": --tokens: token id 999999 (item 2) is outside the model's vocabulary [0, ");
+        }
+    }
+
+    @Test
+    void benchSchemaRefusesASchemaThatIsNoJsonBeforeReadingTheModel(@TempDir Path dir) throws Exception {
+        Path notJson = Files.writeString(dir.resolve("schema.json"), "{\"type\": ");
+        assertUsageError(run("bench-schema", "--model", "/no/such/model", "--json-schema", notJson.toString()),
+                "qwen3 bench-schema: --json-schema " + notJson + ": json_schema is not JSON");
+        assertUsageError(run("bench-schema", "--model", "/no/such/model", "--json-schema", dir.resolve("missing.json").toString()),
+                "--json-schema " + dir.resolve("missing.json") + ": no such file (a JSON Schema)");
+    }
+
     /** An existing model directory is never written over: a running engine may have its weights mapped. */
     @Test
     void synthRefusesAnOutThatExistsAndIsNotAnEmptyDirectoryBeforeWritingAnything(@TempDir Path dir) throws Exception {

@@ -205,6 +205,6 @@ class Qwen3CliTest {
         assertEquals(2, run("generate", "--model", Fixtures.MOE.toString()).code(), "neither --prompt nor --tokens");
         assertEquals(2, run("frobnicate").code());
         assertEquals(1, run("tokenize", "--model", "/no/such/dir", "--text", "x").code());
-        assertEquals(1, run("logits", "--model", Fixtures.YARN.toString(), "--tokens", "1,99999").code());
+        assertEquals(2, run("logits", "--model", Fixtures.YARN.toString(), "--tokens", "1,99999").code(), "outside the vocabulary");
     }
 }
