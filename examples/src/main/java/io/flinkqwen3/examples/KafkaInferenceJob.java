@@ -127,8 +127,7 @@ public final class KafkaInferenceJob implements Callable<Integer> {
             existing = new TreeSet<>(admin.listTopics().names().get(timeout.toMillis(), TimeUnit.MILLISECONDS));
         } catch (TimeoutException | ExecutionException | KafkaException e) {
             throw new IllegalStateException("no Kafka broker answered at " + topics.bootstrapServers() + " within "
-                    + timeout.toSeconds() + " s (check --bootstrap-servers, or wait longer with --broker-timeout-s): "
-                    + (e.getCause() != null ? e.getCause().getMessage() : e.getMessage()), e);
+                    + timeout.toSeconds() + " s (check --bootstrap-servers, or wait longer with --broker-timeout-s): " + reason(e), e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while waiting for " + topics.bootstrapServers(), e);
@@ -137,6 +136,21 @@ public final class KafkaInferenceJob implements Callable<Integer> {
             throw new IllegalStateException("the input topic '" + topics.input() + "' does not exist at " + topics.bootstrapServers()
                     + " (topics there: " + (existing.isEmpty() ? "none" : String.join(", ", existing)) + ")");
         }
+    }
+
+    /**
+     * Why a broker call failed, for a message: the first message down the cause chain (an
+     * ExecutionException unwrapped), else the class name of the failure (our own wait timing out
+     * throws a TimeoutException without a message).
+     */
+    static String reason(Throwable e) {
+        Throwable failure = e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
+        for (Throwable t = failure; t != null; t = t.getCause()) {
+            if (t.getMessage() != null && !t.getMessage().isBlank()) {
+                return t.getMessage();
+            }
+        }
+        return failure.getClass().getName();
     }
 
     /** A model path that exists here, made absolute: the task managers do not share this working directory. */

@@ -1,6 +1,7 @@
 package io.flinkqwen3.examples;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.flinkqwen3.cli.Commands;
@@ -103,6 +104,18 @@ class LaunchersCommandLineTest {
         assertEquals(1, r.code(), r.err());
         assertTrue(r.err().startsWith("kafka-job: no Kafka broker answered at localhost:1 within 2 s (check --bootstrap-servers, "
                 + "or wait longer with --broker-timeout-s)"), r.err());
+        assertFalse(r.err().strip().endsWith(": null"), "the reason is said, not a null message: " + r.err());
         System.out.printf("kafka-job gave up after %.1f s%n", seconds);
+    }
+
+    @Test
+    void theReasonABrokerCallFailedIsAMessageOrTheFailuresClassNeverNull() {
+        assertEquals("java.util.concurrent.TimeoutException", KafkaInferenceJob.reason(new java.util.concurrent.TimeoutException()));
+        var refused = new org.apache.kafka.common.KafkaException("Connection refused");
+        assertEquals("Connection refused", KafkaInferenceJob.reason(new java.util.concurrent.ExecutionException(refused)));
+        assertEquals("Connection refused", KafkaInferenceJob.reason(new RuntimeException(null, refused)),
+                "a failure without a message of its own says its cause's");
+        assertEquals("org.apache.kafka.common.errors.TimeoutException", KafkaInferenceJob.reason(
+                new java.util.concurrent.ExecutionException(new org.apache.kafka.common.errors.TimeoutException((String) null))));
     }
 }
