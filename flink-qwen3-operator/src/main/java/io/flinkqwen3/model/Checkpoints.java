@@ -34,10 +34,17 @@ public final class Checkpoints {
             boolean gguf = checkpoint.location().getFileName().toString().endsWith(".gguf");
             throw new ModelFormatException((gguf ? checkpoint.location() : checkpoint.location().resolve("tokenizer.json"))
                     + ": the tokenizer has ids up to " + (tokenizer.vocabSize() - 1) + " but the model's vocabulary ("
-                    + (gguf ? "rows of token_embd.weight" : "vocab_size in config.json") + ") is " + vocab
-                    + ": the tokenizer does not belong to this model");
+                    + vocabSource(checkpoint) + ") is " + vocab + ": the tokenizer does not belong to this model");
         }
         return tokenizer;
+    }
+
+    private static String vocabSource(Checkpoint checkpoint) {
+        return switch (checkpoint) {
+            case QuantizedCheckpoint quantized -> vocabSource(quantized.source());
+            case GgufCheckpoint gguf -> gguf.vocabSource();
+            default -> "vocab_size in config.json";
+        };
     }
 
     /** The tokenizer at a local model location (directory or .gguf) without mapping the weights, or null. */

@@ -110,15 +110,18 @@ public final class GgufCheckpoint implements Checkpoint {
         var rope = new RopeScaling(scaling.equals("yarn") ? "yarn" : "default", keys.number("rope.freq_base", 1_000_000.0),
                 keys.number("rope.scaling.factor", 1.0),
                 keys.integer("rope.scaling.original_context_length", (long) maxPos, 1, ModelConfig.MAX_POSITIONS));
-        var embed = gguf.tensors().get("token_embd.weight");
-        if (embed == null) {
-            throw new ModelFormatException(file + ": tensor 'token_embd.weight' missing");
+        String vocabSource = vocabSource(m, a);
+        int vocab;
+        if (vocabSource.equals(VOCAB_FROM_EMBEDDING)) {
+            vocab = embeddingRows(gguf);
+        } else if (vocabSource.equals(VOCAB_FROM_TOKENS)) {
+            if (!(m.get(VOCAB_FROM_TOKENS) instanceof List<?> tokens)) {
+                throw new ModelFormatException(file + ": metadata 'tokenizer.ggml.tokens' is not an array");
+            }
+            vocab = ModelConfig.checkInt(file, "tokenizer.ggml.tokens (its length, the vocabulary)", tokens.size(), 1, ModelConfig.MAX_VOCAB);
+        } else {
+            vocab = keys.integer("vocab_size", null, 1, ModelConfig.MAX_VOCAB);
         }
-        if (embed.dims().length != 2) {
-            throw new ModelFormatException(file + ": tensor 'token_embd.weight' has dimensions " + java.util.Arrays.toString(embed.dims())
-                    + ", expected [hidden, vocab]");
-        }
-        int vocab = ModelConfig.checkInt(file, "token_embd.weight rows (the vocabulary)", embed.dims()[1], 1, ModelConfig.MAX_VOCAB);
         boolean moe = a.equals("qwen3moe");
         int ff = keys.integer("feed_forward_length", null, 1, ModelConfig.MAX_DIM);
         int experts = moe ? keys.integer("expert_count", null, 1, ModelConfig.MAX_EXPERTS) : 0;
@@ -135,6 +138,43 @@ public final class GgufCheckpoint implements Checkpoint {
         config.checkConsistency(file, field -> field.startsWith("eos_") || field.startsWith("bos_")
                 ? "tokenizer.ggml." + field : a + "." + GGUF_KEYS.getOrDefault(field, field));
         return config;
+    }
+
+    private static final String VOCAB_FROM_TOKENS = "tokenizer.ggml.tokens", VOCAB_FROM_EMBEDDING = "token_embd.weight";
+
+    /**
+     * Where the vocabulary size comes from, as llama.cpp takes it: the metadata key
+     * {@code <arch>.vocab_size}, else the length of tokenizer.ggml.tokens. Only a file with neither
+     * (no vocabulary to check against) takes it from token_embd.weight's rows; otherwise the rows are
+     * checked against it like every other shape.
+     */
+    private static String vocabSource(Map<String, Object> m, String arch) {
+        return m.containsKey(arch + ".vocab_size") ? arch + ".vocab_size"
+                : m.containsKey(VOCAB_FROM_TOKENS) ? VOCAB_FROM_TOKENS : VOCAB_FROM_EMBEDDING;
+    }
+
+    /** Where the vocabulary size was read from, for error messages: "qwen3.vocab_size", "length of tokenizer.ggml.tokens", ... */
+    public String vocabSource() {
+        String source = vocabSource(gguf.metadata(), (String) gguf.metadata().get("general.architecture"));
+        return switch (source) {
+            case VOCAB_FROM_TOKENS -> "length of " + source;
+            case VOCAB_FROM_EMBEDDING -> "rows of " + source;
+            default -> source;
+        };
+    }
+
+    private static int embeddingRows(GgufFile gguf) {
+        String file = gguf.path().toString();
+        var embed = gguf.tensors().get(VOCAB_FROM_EMBEDDING);
+        if (embed == null) {
+            throw new ModelFormatException(file + ": tensor 'token_embd.weight' missing (and no vocab_size or tokenizer.ggml.tokens"
+                    + " in the metadata to take the vocabulary from)");
+        }
+        if (embed.dims().length != 2) {
+            throw new ModelFormatException(file + ": tensor 'token_embd.weight' has dimensions " + java.util.Arrays.toString(embed.dims())
+                    + ", expected [hidden, vocab]");
+        }
+        return ModelConfig.checkInt(file, "token_embd.weight rows (the vocabulary)", embed.dims()[1], 1, ModelConfig.MAX_VOCAB);
     }
 
     /** The Jinja chat template in the metadata (tokenizer.chat_template), or null. */

@@ -71,12 +71,13 @@ final class Attention {
         this.eps = config.rmsNormEps();
         this.scale = (float) (1.0 / Math.sqrt(headDim));
         this.parallel = parallel;
-        qProj = w.matrix(prefix + "q_proj.weight", config.qDim(), h);
-        kProj = w.matrix(prefix + "k_proj.weight", config.kvDim(), h);
-        vProj = w.matrix(prefix + "v_proj.weight", config.kvDim(), h);
-        oProj = w.matrix(prefix + "o_proj.weight", h, config.qDim());
-        qNorm = w.vector(prefix + "q_norm.weight", headDim);
-        kNorm = w.vector(prefix + "k_norm.weight", headDim);
+        String q = "num_attention_heads * head_dim", kv = "num_key_value_heads * head_dim";
+        qProj = w.matrix(prefix + "q_proj.weight", config.qDim(), h, q + " x hidden_size");
+        kProj = w.matrix(prefix + "k_proj.weight", config.kvDim(), h, kv + " x hidden_size");
+        vProj = w.matrix(prefix + "v_proj.weight", config.kvDim(), h, kv + " x hidden_size");
+        oProj = w.matrix(prefix + "o_proj.weight", h, config.qDim(), "hidden_size x " + q);
+        qNorm = w.vector(prefix + "q_norm.weight", headDim, "head_dim");
+        kNorm = w.vector(prefix + "k_norm.weight", headDim, "head_dim");
     }
 
     /** Binds {@code <prefix>{q,k,v,o}_proj.weight} and {@code <prefix>{q,k}_norm.weight} of decoder layer {@code layer}. */

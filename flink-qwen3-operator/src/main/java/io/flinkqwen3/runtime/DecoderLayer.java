@@ -21,9 +21,9 @@ record DecoderLayer(float[] inputNorm, Attention selfAttn, float[] postAttention
         var selfAttn = Attention.bind(w, p + "self_attn.", layer, config, parallel);
         FeedForward mlp = config.isMoeLayer(layer)
                 ? SparseMoeBlock.bind(w, p + "mlp.", layer, config, expertShards, parallel)
-                : Mlp.bind(w, p + "mlp.", h, config.intermediateSize(), parallel);
-        return new DecoderLayer(w.vector(p + "input_layernorm.weight", h), selfAttn,
-                w.vector(p + "post_attention_layernorm.weight", h), mlp, config.rmsNormEps());
+                : Mlp.bind(w, p + "mlp.", h, config.intermediateSize(), "intermediate_size", parallel);
+        return new DecoderLayer(w.vector(p + "input_layernorm.weight", h, "hidden_size"), selfAttn,
+                w.vector(p + "post_attention_layernorm.weight", h, "hidden_size"), mlp, config.rmsNormEps());
     }
 
     /** hidden: [n, hiddenSize], the residual stream, updated in place. */

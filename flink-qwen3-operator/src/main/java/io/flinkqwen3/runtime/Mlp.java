@@ -9,11 +9,14 @@ import io.flinkqwen3.tensor.Parallel;
  * expert of a {@link SparseMoeBlock}.
  */
 record Mlp(Matrix gateProj, Matrix upProj, Matrix downProj, Parallel parallel) implements FeedForward {
-    /** Binds {@code <prefix>gate_proj.weight} [intermediate, hidden], up_proj alike and down_proj [hidden, intermediate]. */
-    static Mlp bind(WeightBinder w, String prefix, int hidden, int intermediate, Parallel parallel) {
-        return new Mlp(w.matrix(prefix + "gate_proj.weight", intermediate, hidden),
-                w.matrix(prefix + "up_proj.weight", intermediate, hidden),
-                w.matrix(prefix + "down_proj.weight", hidden, intermediate), parallel);
+    /**
+     * Binds {@code <prefix>gate_proj.weight} [intermediate, hidden], up_proj alike and down_proj
+     * [hidden, intermediate]; {@code intermediateField} is the config field of the intermediate size.
+     */
+    static Mlp bind(WeightBinder w, String prefix, int hidden, int intermediate, String intermediateField, Parallel parallel) {
+        return new Mlp(w.matrix(prefix + "gate_proj.weight", intermediate, hidden, intermediateField + " x hidden_size"),
+                w.matrix(prefix + "up_proj.weight", intermediate, hidden, intermediateField + " x hidden_size"),
+                w.matrix(prefix + "down_proj.weight", hidden, intermediate, "hidden_size x " + intermediateField), parallel);
     }
 
     @Override

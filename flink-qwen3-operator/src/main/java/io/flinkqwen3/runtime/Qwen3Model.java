@@ -50,7 +50,7 @@ public final class Qwen3Model implements AutoCloseable {
         this.expertShards = expertShards;
         var w = new WeightBinder(checkpoint, parallel, packed, new LongAdder());
         int h = config.hiddenSize();
-        embedTokens = w.matrix("model.embed_tokens.weight", config.vocabSize(), h);
+        embedTokens = w.matrix("model.embed_tokens.weight", config.vocabSize(), h, "vocab_size x hidden_size");
         layers = new DecoderLayer[config.numLayers()];
         // converting (QuantizedCheckpoint converts as it is read) and packing take a while for large models
         var progress = new ProgressLog(LOG, "loading " + checkpoint.location().getFileName()
@@ -60,9 +60,9 @@ public final class Qwen3Model implements AutoCloseable {
             layers[l] = DecoderLayer.bind(w, l, config, expertShards, parallel);
             progress.update(l + 1, w.bound().sum());
         }
-        finalNorm = w.vector("model.norm.weight", h);
+        finalNorm = w.vector("model.norm.weight", h, "hidden_size");
         lmHead = config.tieWordEmbeddings() && !checkpoint.contains("lm_head.weight")
-                ? embedTokens : w.matrix("lm_head.weight", config.vocabSize(), h);
+                ? embedTokens : w.matrix("lm_head.weight", config.vocabSize(), h, "vocab_size x hidden_size");
         rope = new RotaryEmbedding(config.headDim(), config.rope());
     }
 

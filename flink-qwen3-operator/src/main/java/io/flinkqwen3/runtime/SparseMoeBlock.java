@@ -56,9 +56,10 @@ record SparseMoeBlock(int layer, Matrix router, Mlp[] experts, int topK, boolean
     static SparseMoeBlock bind(WeightBinder w, String prefix, int layer, ModelConfig config, int expertShards, Parallel parallel) {
         var experts = new Mlp[config.numExperts()];
         for (int e = 0; e < experts.length; e++) {
-            experts[e] = Mlp.bind(w, prefix + "experts." + e + ".", config.hiddenSize(), config.moeIntermediateSize(), parallel);
+            experts[e] = Mlp.bind(w, prefix + "experts." + e + ".", config.hiddenSize(), config.moeIntermediateSize(),
+                    "moe_intermediate_size", parallel);
         }
-        return new SparseMoeBlock(layer, w.matrix(prefix + "gate.weight", config.numExperts(), config.hiddenSize()),
+        return new SparseMoeBlock(layer, w.matrix(prefix + "gate.weight", config.numExperts(), config.hiddenSize(), "num_experts x hidden_size"),
                 experts, config.numExpertsPerTok(), config.normTopkProb(), new ExpertShards(layer, experts.length, expertShards),
                 parallel);
     }

@@ -15,12 +15,15 @@ import java.util.concurrent.atomic.LongAdder;
  * in {@code bound} (for the load's progress). A packed matrix's mapped pages leave the resident set.
  */
 record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed, LongAdder bound) {
-    /** A [rows, cols] weight, repacked into the kernels' layout. */
-    Matrix matrix(String name, int rows, int cols) {
+    /**
+     * A [rows, cols] weight, repacked into the kernels' layout; {@code fields} names the config fields
+     * that give its shape ("vocab_size x hidden_size"), for the error when the tensor does not fit.
+     */
+    Matrix matrix(String name, int rows, int cols, String fields) {
         Tensor t = checkpoint.tensor(name);
         if (t.shape().length != 2 || t.shape()[0] != rows || t.shape()[1] != cols) {
             throw new ModelFormatException(t.file() + ": tensor '" + name + "' has shape " + t.shapeString()
-                    + ", the config implies [" + rows + ", " + cols + "]");
+                    + ", expected [" + rows + ", " + cols + "] (" + fields + ")");
         }
         Matrix source = Matrix.of(t.type(), t.data(), rows, cols);
         Matrix matrix;
@@ -43,12 +46,12 @@ record WeightBinder(Checkpoint checkpoint, Parallel parallel, Arena packed, Long
         return matrix;
     }
 
-    /** A [size] weight (a norm's scale), copied to fp32. */
-    float[] vector(String name, int size) {
+    /** A [size] weight (a norm's scale), copied to fp32; {@code field} names the config field that gives its size. */
+    float[] vector(String name, int size, String field) {
         Tensor t = checkpoint.tensor(name);
         if (t.elements() != size || t.shape().length != 1) {
             throw new ModelFormatException(t.file() + ": tensor '" + name + "' has shape " + t.shapeString()
-                    + ", the config implies [" + size + "]");
+                    + ", expected [" + size + "] (" + field + ")");
         }
         float[] out = new float[size];
         Matrix.of(t.type(), t.data(), 1, size).rowTo(0, out, 0);

@@ -226,14 +226,20 @@ class GgufValidationTest {
     }
 
     @Test
-    void theTokenizerMustFitTheEmbeddingAndItsMetadataIsTypeChecked(@TempDir Path dir) throws Exception {
+    void theTokenizerMustFitTheVocabularyAndItsMetadataIsTypeChecked(@TempDir Path dir) throws Exception {
         Gguf g = Gguf.valid().string("tokenizer.ggml.model", "gpt2").kv("tokenizer.ggml.tokens", ARRAY, strings(byteSymbols()));
-        Path file = g.write(dir.resolve("tok.gguf"));
+        try (var ckpt = GgufCheckpoint.open(g.write(dir.resolve("tokens.gguf")))) {
+            // as llama.cpp: the vocabulary is the tokenizer's, and token_embd.weight (8 rows) is checked against it at load
+            assertEquals(256, ckpt.config().vocabSize());
+            assertEquals(256, Checkpoints.tokenizer(ckpt).vocabSize());
+        }
+        Path file = g.u32("qwen3.vocab_size", 8).write(dir.resolve("tok.gguf"));
         try (var ckpt = GgufCheckpoint.open(file)) {
+            assertEquals(8, ckpt.config().vocabSize(), "qwen3.vocab_size comes first");
             assertEquals(256, ckpt.tokenizer().vocabSize(), "the tokenizer itself loads");
             var e = assertThrows(ModelFormatException.class, () -> Checkpoints.tokenizer(ckpt));
             assertTrue(e.getMessage().startsWith(file + ": the tokenizer has ids up to 255")
-                    && e.getMessage().contains("(rows of token_embd.weight) is 8"), e.getMessage());
+                    && e.getMessage().contains("(qwen3.vocab_size) is 8"), e.getMessage());
         }
         List<String> broken = new ArrayList<>(byteSymbols());
         broken.remove(0);

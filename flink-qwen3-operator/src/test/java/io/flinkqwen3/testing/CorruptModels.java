@@ -2,6 +2,8 @@ package io.flinkqwen3.testing;
 
 import io.flinkqwen3.model.GgufFile;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -72,6 +74,59 @@ public final class CorruptModels {
         return copy;
     }
 
+    /**
+     * A copy of the dense fixture whose config.json gives {@code vocabSize} as vocab_size, which its
+     * embedding ([151936, 64]) and the tokenizer do not share.
+     */
+    public static Path withVocabSize(Path dir, int vocabSize) throws Exception {
+        Files.createDirectories(dir);
+        try (var files = Files.list(Fixtures.DENSE)) {
+            for (Path f : files.toList()) {
+                Files.copy(f, dir.resolve(f.getFileName()));
+            }
+        }
+        Path config = dir.resolve("config.json");
+        var json = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper().readTree(config.toFile());
+        json.put("vocab_size", vocabSize);
+        config.toFile().setWritable(true);
+        Files.writeString(config, json.toPrettyString());
+        return dir;
+    }
+
+    /**
+     * A copy of the GGUF fixture {@code fixture} whose header gives tensor {@code tensor} the value
+     * {@code value} for dimension {@code dim} (ggml order: fastest first); the data is left as it is.
+     */
+    public static Path withTensorDim(Path dir, String fixture, String tensor, int dim, long value) throws Exception {
+        return withTensorInfo(dir, fixture, tensor, (header, nDims) -> {
+            if (dim >= nDims) {
+                throw new IllegalArgumentException(tensor + " has " + nDims + " dimensions, not " + (dim + 1));
+            }
+            header.putLong(header.position() + 4 + 8 * dim, value);
+        });
+    }
+
+    /** Changes a tensor info in place: {@code change} gets the file positioned at its n_dims field, and n_dims. */
+    private static Path withTensorInfo(Path dir, String fixture, String tensor, java.util.function.ObjIntConsumer<ByteBuffer> change)
+            throws Exception {
+        Files.createDirectories(dir);
+        Path source = Fixtures.GGUF.resolve(fixture), copy = dir.resolve(fixture.replace(".gguf", "-damaged.gguf"));
+        byte[] bytes = Files.readAllBytes(source);
+        byte[] name = tensor.getBytes(StandardCharsets.UTF_8);
+        byte[] pattern = ByteBuffer.allocate(8 + name.length).order(ByteOrder.LITTLE_ENDIAN).putLong(name.length).put(name).array();
+        var file = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        // the tensor info is the occurrence followed by a plausible n_dims (a token spelling could hold the name too)
+        for (int at = indexOf(bytes, pattern, 0); at >= 0; at = indexOf(bytes, pattern, at + 1)) {
+            int nDims = file.getInt(at + pattern.length);
+            if (nDims >= 1 && nDims <= 4) { // GGML_MAX_DIMS
+                change.accept(file.position(at + pattern.length), nDims);
+                Files.write(copy, bytes);
+                return copy;
+            }
+        }
+        throw new IllegalStateException(source + ": no tensor info for " + tensor);
+    }
+
     /** Renames the tensor in place (same length, so offsets and the header length stay valid). */
     private static void rename(Path file) throws Exception {
         byte[] bytes = Files.readAllBytes(file);
@@ -87,8 +142,12 @@ public final class CorruptModels {
     }
 
     private static int indexOf(byte[] bytes, byte[] pattern) {
+        return indexOf(bytes, pattern, 0);
+    }
+
+    private static int indexOf(byte[] bytes, byte[] pattern, int from) {
         outer:
-        for (int i = 0; i + pattern.length <= bytes.length; i++) {
+        for (int i = from; i + pattern.length <= bytes.length; i++) {
             for (int j = 0; j < pattern.length; j++) {
                 if (bytes[i + j] != pattern[j]) {
                     continue outer;
