@@ -163,9 +163,17 @@ public final class GgufFile implements AutoCloseable {
                 throw error("tensor '" + p.name() + "' has data offset " + Long.toUnsignedString(p.offset())
                         + ", expected a multiple of the alignment " + alignment);
             }
-            if (p.offset() > dataBytes || bytes > dataBytes - p.offset()) {
-                throw new ModelFormatException(path + ": truncated: tensor '" + p.name() + "' ends at byte " + (dataStart + p.offset() + bytes)
-                        + " but the file has " + file.byteSize() + " bytes");
+            // bytes and offset are each checked against the file before they are added: a corrupt one overflows the sum
+            if (bytes > dataBytes) {
+                throw error("tensor '" + p.name() + "' has dimensions " + java.util.Arrays.toString(p.dims()) + ": " + elements
+                        + " elements of " + type + " take " + bytes + " bytes, more than the file's data section holds (" + dataBytes
+                        + " of the file's " + file.byteSize() + " bytes): a dimension is corrupt or the file is truncated");
+            }
+            if (p.offset() > dataBytes - bytes) {
+                throw error(p.offset() <= dataBytes ? "truncated: tensor '" + p.name() + "' ends at byte " + (dataStart + p.offset() + bytes)
+                        + " but the file has " + file.byteSize() + " bytes"
+                        : "tensor '" + p.name() + "' has data offset " + p.offset() + " + size " + bytes + " bytes, past the end of the file ("
+                        + file.byteSize() + " bytes, data section from byte " + dataStart + "): the offset is corrupt or the file is truncated");
             }
             if (tensors.containsKey(p.name())) {
                 throw error("tensor '" + p.name() + "' appears twice");

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.flinkqwen3.tensor.DType;
+import io.flinkqwen3.testing.CorruptModels;
 import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -151,12 +152,34 @@ class GgufValidationTest {
             g.tensor("blk.0.attn_norm.weight", new long[] {32}, 0, 992);
             g.data = new byte[2048];
         }, "'token_embd.weight' [0, 1024)", "'blk.0.attn_norm.weight' [992, 1120)", "overlap");
-        assertRefused(dir, g -> g.tensor("t", new long[] {32}, 0, 1024), "truncated: tensor 't'");
+        assertRefused(dir, g -> g.tensor("t", new long[] {32}, 0, 1024), "truncated: tensor 't' ends at byte 1472 but the file has 1344 bytes");
+        // an absurd offset is reported as it is, not as the negative byte the overflowing sum gave
+        assertRefused(dir, g -> g.tensor("t", new long[] {32}, 0, Long.MAX_VALUE - 63),
+                "tensor 't' has data offset 9223372036854775744 + size 128 bytes, past the end of the file (1344 bytes, data section from byte 320)");
+        // a dimension too large for the file is named, not taken for truncation
+        assertRefused(dir, g -> g.tensor("t", new long[] {1L << 40}, 0, 1024),
+                "tensor 't' has dimensions [1099511627776]: 1099511627776 elements of F32 take 4398046511104 bytes,"
+                        + " more than the file's data section holds (1024 of the file's 1344 bytes)");
         assertRefused(dir, g -> g.tensor("t", new long[] {32}, 0, -32), "tensor 't' has data offset 18446744073709551584");
         assertRefused(dir, g -> {
             g.tensor("token_embd.weight", new long[] {32}, 0, 1024);
             g.data = new byte[1024 + 128];
         }, "tensor 'token_embd.weight' appears twice");
+    }
+
+    /** The two header values above in a real file, as a user reported them. */
+    @Test
+    void anAbsurdOffsetOrDimensionInARealFileIsNamed(@TempDir Path dir) throws Exception {
+        Path offset = CorruptModels.withTensorOffset(dir.resolve("offset"), "qwen3-dense-tiny-bf16.gguf", "token_embd.weight",
+                Long.MAX_VALUE - 63);
+        var e = assertThrows(ModelFormatException.class, () -> GgufCheckpoint.open(offset).close());
+        assertTrue(e.getMessage().startsWith(offset + ": tensor 'token_embd.weight' has data offset 9223372036854775744"
+                + " + size 19447808 bytes, past the end of the file (" + Files.size(offset) + " bytes"), e.getMessage());
+        Path dimension = CorruptModels.withTensorDim(dir.resolve("dimension"), "qwen3-dense-tiny-bf16.gguf", "token_embd.weight", 0,
+                1L << 40);
+        e = assertThrows(ModelFormatException.class, () -> GgufCheckpoint.open(dimension).close());
+        assertTrue(e.getMessage().startsWith(dimension + ": tensor 'token_embd.weight' has dimensions [1099511627776, 151936]:"
+                + " 167055398677774336 elements of BF16 take 334110797355548672 bytes, more than the file's data section holds"), e.getMessage());
     }
 
     @Test

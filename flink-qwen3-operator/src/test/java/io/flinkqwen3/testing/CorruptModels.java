@@ -106,6 +106,11 @@ public final class CorruptModels {
         });
     }
 
+    /** A copy of the GGUF fixture {@code fixture} whose header gives tensor {@code tensor} the data offset {@code offset}. */
+    public static Path withTensorOffset(Path dir, String fixture, String tensor, long offset) throws Exception {
+        return withTensorInfo(dir, fixture, tensor, (header, nDims) -> header.putLong(header.position() + 4 + 8 * nDims + 4, offset));
+    }
+
     /** Changes a tensor info in place: {@code change} gets the file positioned at its n_dims field, and n_dims. */
     private static Path withTensorInfo(Path dir, String fixture, String tensor, java.util.function.ObjIntConsumer<ByteBuffer> change)
             throws Exception {
