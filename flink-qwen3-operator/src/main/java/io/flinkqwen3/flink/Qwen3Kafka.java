@@ -136,6 +136,9 @@ public final class Qwen3Kafka {
                 key = prompt.id;
             } catch (RuntimeException e) { // IllegalArgumentException saying what is wrong; anything else still must not fail the job
                 invalid = e instanceof IllegalArgumentException ? e.getMessage() : "cannot decode the record: " + e;
+                if (e instanceof RecordCodec.PromptDecodeException bad && bad.id() != null) {
+                    key = bad.id(); // as for a record that decodes: its own id before the Kafka key
+                }
             }
             // rejected here, so that the dead letter carries the bytes exactly as they came
             var bad = PromptRecord.undecodable(value == null ? new byte[0] : value,

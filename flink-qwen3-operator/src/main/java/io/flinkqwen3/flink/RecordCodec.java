@@ -1,14 +1,19 @@
 package io.flinkqwen3.flink;
 
+import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.core.exc.InputCoercionException;
+import com.fasterxml.jackson.core.io.JsonStringEncoder;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonMappingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.exc.MismatchedInputException;
+import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import java.io.ByteArrayOutputStream;
 import java.io.EOFException;
@@ -17,6 +22,7 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -62,6 +68,10 @@ public final class RecordCodec {
     /** Avro's message for a null where the schema has no null: "null value for (non-nullable) TYPE at RECORD.PATH". */
     private static final Pattern AVRO_NULL_VALUE = Pattern.compile("null value for \\(non-nullable\\) (\\S+) at \\w+\\.(.+)");
     private static final Pattern AVRO_NULL_KEY = Pattern.compile("null key in map at \\w+\\.(.+)");
+    /** Where Jackson's messages name the input: " (start marker at [Source: ...])", "\n at [Source: ...]". */
+    private static final Pattern JACKSON_SOURCE = Pattern.compile("\\s*\\(?(start marker )?at \\[Source: .*", Pattern.DOTALL);
+    /** Reads only the id of a record that failed: no duplicate detection, so it reads whatever the strict parse refused. */
+    private static final JsonFactory LENIENT_JSON = new JsonFactory();
     private static final Pattern INDEX_OUT_OF_BOUNDS = Pattern.compile("Index (-?\\d+) out of bounds for length (\\d+)");
 
     private RecordCodec() {}
@@ -77,12 +87,37 @@ public final class RecordCodec {
         }
     }
 
-    /** Decodes Avro binary or JSON; throws IllegalArgumentException saying what is wrong. */
+    /**
+     * Decodes Avro binary or JSON; throws IllegalArgumentException saying what is wrong, a
+     * {@link PromptDecodeException} with the record's id for a JSON object whose id could be read.
+     */
     public static PromptRecord decodePrompt(byte[] bytes) {
         if (bytes == null || bytes.length == 0) {
             throw new IllegalArgumentException("empty record");
         }
-        return startsJson(bytes[0]) ? decodeJson(bytes) : decodeAvro(bytes);
+        if (!startsJson(bytes[0])) {
+            return decodeAvro(bytes);
+        }
+        try {
+            return decodeJson(bytes);
+        } catch (IllegalArgumentException e) {
+            throw new PromptDecodeException(jsonId(bytes), e.getMessage(), e);
+        }
+    }
+
+    /** A prompt that does not decode, with its id when that much of it could be read (null otherwise). */
+    public static final class PromptDecodeException extends IllegalArgumentException {
+        private final String id;
+
+        PromptDecodeException(String id, String message, Throwable cause) {
+            super(message, cause);
+            this.id = id;
+        }
+
+        /** The record's id, so that its dead letter can carry it; null when none could be read. */
+        public String id() {
+            return id;
+        }
     }
 
     /**
@@ -98,37 +133,128 @@ public final class RecordCodec {
 
     private static PromptRecord decodeJson(byte[] bytes) {
         try (JsonParser parser = JSON.createParser(bytes)) {
-            JsonToken first = parser.nextToken();
-            if (first != JsonToken.START_OBJECT) {
-                throw new IllegalArgumentException("invalid JSON prompt: expected an object {...}, got " + describe(first));
+            try {
+                return readJson(parser);
+            } catch (JsonMappingException e) { // described while the parser still holds the value it failed on
+                throw new IllegalArgumentException("invalid JSON prompt: " + fieldError(e, parser), e);
             }
-            PromptRecord record = JSON.readValue(parser, PromptRecord.class);
-            if (parser.nextToken() != null) {
-                throw new IllegalArgumentException("invalid JSON prompt: more data after the object"
-                        + at(parser.currentTokenLocation()));
-            }
-            if (record == null) {
-                throw new IllegalArgumentException("invalid JSON prompt: expected an object {...}, got null");
-            }
-            if (record.messages != null) {
-                for (ChatTurn t : record.messages) {
-                    if (t != null && t.content == null && t.toolCalls != null && !t.toolCalls.isEmpty()) {
-                        t.content = ""; // OpenAI's form of a turn that only calls tools
-                    }
-                }
-            }
-            return record;
-        } catch (JsonMappingException e) {
-            String path = jsonPath(e.getPath());
-            throw new IllegalArgumentException("invalid JSON prompt" + (path.isEmpty() ? "" : " at '" + path + "'") + ": "
-                    + e.getOriginalMessage());
         } catch (JsonProcessingException e) {
-            throw new IllegalArgumentException("invalid JSON prompt: " + e.getOriginalMessage() + at(e.getLocation()));
+            throw new IllegalArgumentException("invalid JSON prompt: " + withoutSource(e.getOriginalMessage()) + at(e.getLocation()), e);
         } catch (IOException | RuntimeException e) {
             if (e instanceof IllegalArgumentException iae && String.valueOf(iae.getMessage()).startsWith("invalid JSON")) {
                 throw iae;
             }
-            throw new IllegalArgumentException("invalid JSON prompt: " + e);
+            throw new IllegalArgumentException("invalid JSON prompt: " + e, e);
+        }
+    }
+
+    private static PromptRecord readJson(JsonParser parser) throws IOException {
+        JsonToken first = parser.nextToken();
+        if (first != JsonToken.START_OBJECT) {
+            throw new IllegalArgumentException("invalid JSON prompt: expected an object {...}, got " + describe(first));
+        }
+        PromptRecord record = JSON.readValue(parser, PromptRecord.class);
+        if (parser.nextToken() != null) {
+            throw new IllegalArgumentException("invalid JSON prompt: more data after the object"
+                    + at(parser.currentTokenLocation()));
+        }
+        if (record == null) {
+            throw new IllegalArgumentException("invalid JSON prompt: expected an object {...}, got null");
+        }
+        if (record.messages != null) {
+            for (ChatTurn t : record.messages) {
+                if (t != null && t.content == null && t.toolCalls != null && !t.toolCalls.isEmpty()) {
+                    t.content = ""; // OpenAI's form of a turn that only calls tools
+                }
+            }
+        }
+        return record;
+    }
+
+    /**
+     * A field that does not read, in one line: "unknown field 'colour' (known: attributes, ...)",
+     * "field 'max_tokens': expected an integer (32-bit), got 3.5", or the parser's own message for
+     * broken JSON inside a field. The parser is still on the value Jackson failed on.
+     */
+    private static String fieldError(JsonMappingException e, JsonParser parser) {
+        String path = jsonPath(e.getPath());
+        if (e instanceof UnrecognizedPropertyException u) {
+            var known = new ArrayList<String>();
+            u.getKnownPropertyIds().forEach(k -> known.add(String.valueOf(k)));
+            known.sort(null); // Jackson's order is a hash set's
+            return "unknown field '" + path + "' (known: " + String.join(", ", known) + ")";
+        }
+        Class<?> target = e instanceof MismatchedInputException m ? m.getTargetType()
+                : e.getCause() instanceof InputCoercionException c ? c.getTargetType() : null; // an int out of range
+        String field = path.isEmpty() ? "" : "field '" + path + "': ";
+        if (target == null) {
+            return field + withoutSource(e.getOriginalMessage());
+        }
+        return field + "expected " + expected(target) + ", got " + found(parser);
+    }
+
+    private static String expected(Class<?> type) {
+        if (type == Integer.class || type == int.class) {
+            return "an integer (32-bit)";
+        }
+        if (type == Long.class || type == long.class) {
+            return "an integer (64-bit)";
+        }
+        if (type == Boolean.class || type == boolean.class) {
+            return "true or false";
+        }
+        if (type == String.class) {
+            return "a string";
+        }
+        if (Collection.class.isAssignableFrom(type) || type.isArray()) {
+            return "an array";
+        }
+        return Map.class.isAssignableFrom(type) ? "an object of strings" : "an object";
+    }
+
+    /** The value the parser is on: a scalar as written (a string quoted, at most 40 characters), else its kind. */
+    private static String found(JsonParser parser) {
+        JsonToken token = parser.currentToken();
+        try {
+            if (token == JsonToken.VALUE_STRING) {
+                String text = parser.getText();
+                text = text.length() > 40 ? text.substring(0, 40) + "..." : text;
+                return "\"" + new String(JsonStringEncoder.getInstance().quoteAsString(text)) + "\"";
+            }
+            if (token != null && token.isScalarValue()) {
+                return parser.getText();
+            }
+        } catch (IOException e) {
+            // described by its kind below
+        }
+        return describe(token);
+    }
+
+    /** Jackson's message without the "[Source: ...; line: 1, column: 9]" it may embed (the location is reported apart). */
+    private static String withoutSource(String message) {
+        return JACKSON_SOURCE.matcher(String.valueOf(message)).replaceAll("");
+    }
+
+    /**
+     * The "id" of a JSON object that did not decode, read leniently (duplicate fields allowed, the
+     * first id wins, the rest of the record need not be valid): a string, or a number as the codec
+     * reads it into a string. Null when there is none; never throws.
+     */
+    private static String jsonId(byte[] bytes) {
+        try (JsonParser parser = LENIENT_JSON.createParser(bytes)) {
+            if (parser.nextToken() != JsonToken.START_OBJECT) {
+                return null;
+            }
+            for (JsonToken t = parser.nextToken(); t == JsonToken.FIELD_NAME; t = parser.nextToken()) {
+                JsonToken value = parser.nextToken();
+                if ("id".equals(parser.currentName())) {
+                    return value == JsonToken.VALUE_STRING || value.isNumeric() ? parser.getText() : null;
+                }
+                parser.skipChildren();
+            }
+            return null;
+        } catch (IOException | RuntimeException e) {
+            return null; // not even the id reads: the dead letter goes without it
         }
     }
 
@@ -138,6 +264,7 @@ public final class RecordCodec {
         }
         return switch (token) {
             case START_ARRAY -> "an array";
+            case START_OBJECT -> "an object";
             case VALUE_STRING -> "a string";
             case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> "a number";
             case VALUE_TRUE, VALUE_FALSE -> "a boolean";

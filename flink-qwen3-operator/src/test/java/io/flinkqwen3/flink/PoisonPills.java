@@ -73,11 +73,15 @@ final class PoisonPills {
         p.add(raw("json-truncated", "{\"id\":\"json-truncated\",\"prompt\":\"hi", "invalid JSON prompt"));
         p.add(new Pill("json-invalid-utf8", concat(bytes("{\"id\":\"json-invalid-utf8\",\"prompt\":\""), new byte[] {(byte) 0xC3, 0x28},
                 bytes("\"}")), "Invalid UTF-8", false));
-        p.add(json("json-deep", "\"prompt\":\"hi\",\"attributes\":{\"a\":" + "[".repeat(100_000), "at 'attributes.a'"));
+        p.add(json("json-deep", "\"prompt\":\"hi\",\"attributes\":{\"a\":" + "[".repeat(100_000),
+                "field 'attributes.a': expected a string, got an array"));
         p.add(new Pill("bom-garbage", new byte[] {(byte) 0xEF, (byte) 0xBB, (byte) 0xBF, 1, 2}, "invalid JSON prompt", false));
-        p.add(json("unknown-field", "\"prompt\":\"hi\",\"colour\":\"blue\"", "Unrecognized field \"colour\""));
-        p.add(json("enable-thinking-text", "\"prompt\":\"hi\",\"enable_thinking\":\"maybe\"", "at 'enable_thinking'"));
-        p.add(json("options-array", "\"prompt\":\"hi\",\"options\":[1]", "at 'options'"));
+        p.add(json("unknown-field", "\"prompt\":\"hi\",\"colour\":\"blue\"",
+                "unknown field 'colour' (known: attributes, deadline_ms, enable_thinking, id, json_schema, labels, max_tokens, "
+                + "messages, options, prompt, sla_ms, system_prompt, thinking_budget, tools)"));
+        p.add(json("enable-thinking-text", "\"prompt\":\"hi\",\"enable_thinking\":\"maybe\"",
+                "field 'enable_thinking': expected true or false, got \"maybe\""));
+        p.add(json("options-array", "\"prompt\":\"hi\",\"options\":[1]", "field 'options': expected an object of strings, got an array"));
         // structure and values
         p.add(json("message-null", "\"messages\":[null]", "messages[0] is null, but the schema requires a ChatTurn"));
         p.add(json("role-null", "\"messages\":[{\"role\":null,\"content\":\"x\"}]", "messages[0].role is null"));
@@ -98,10 +102,12 @@ final class PoisonPills {
         p.add(option("unknown-option", "colour", "blue", "unknown option 'colour'"));
         p.add(json("max-tokens-zero", "\"prompt\":\"hi\",\"max_tokens\":0", "max_tokens must be >= 1, got 0"));
         p.add(json("max-tokens-min", "\"prompt\":\"hi\",\"max_tokens\":-2147483648", "max_tokens must be >= 1, got -2147483648"));
-        p.add(json("max-tokens-fraction", "\"prompt\":\"hi\",\"max_tokens\":3.5", "at 'max_tokens': Cannot coerce Floating-point value (3.5)"));
-        p.add(json("max-tokens-overflow", "\"prompt\":\"hi\",\"max_tokens\":2147483648", "at 'max_tokens': Numeric value (2147483648) out of range"));
+        p.add(json("max-tokens-fraction", "\"prompt\":\"hi\",\"max_tokens\":3.5", "field 'max_tokens': expected an integer (32-bit), got 3.5"));
+        p.add(json("max-tokens-overflow", "\"prompt\":\"hi\",\"max_tokens\":2147483648",
+                "field 'max_tokens': expected an integer (32-bit), got 2147483648"));
         p.add(json("sla-negative", "\"prompt\":\"hi\",\"sla_ms\":-1", "negative sla_ms: -1"));
-        p.add(json("sla-overflow", "\"prompt\":\"hi\",\"sla_ms\":9223372036854775808", "at 'sla_ms': Numeric value"));
+        p.add(json("sla-overflow", "\"prompt\":\"hi\",\"sla_ms\":9223372036854775808",
+                "field 'sla_ms': expected an integer (64-bit), got 9223372036854775808"));
         p.add(json("deadline-negative", "\"prompt\":\"hi\",\"deadline_ms\":-9223372036854775808", "negative deadline_ms: -9223372036854775808"));
         p.add(json("thinking-budget-negative", "\"prompt\":\"hi\",\"thinking_budget\":-2", "thinking_budget must be -1 (unlimited) or >= 0, got -2"));
         p.add(option("top-k-negative", "top_k", "-1", "option 'top_k' must be an integer between 0 and 2147483647, got -1"));
@@ -121,7 +127,7 @@ final class PoisonPills {
         p.add(json("labels-duplicate", "\"prompt\":\"x\",\"labels\":[\"spam\",\"ham\",\"spam\"]", "labels[2] 'spam' is a duplicate"));
         p.add(json("labels-empty-label", "\"prompt\":\"x\",\"labels\":[\"spam\",\"\"]", "labels[1] is empty"));
         p.add(json("labels-null-label", "\"prompt\":\"x\",\"labels\":[\"spam\",null]", "labels[1] is null, but the schema requires a string"));
-        p.add(json("labels-not-a-list", "\"prompt\":\"x\",\"labels\":\"spam,ham\"", "at 'labels': Cannot construct instance of `java.util.ArrayList`"));
+        p.add(json("labels-not-a-list", "\"prompt\":\"x\",\"labels\":\"spam,ham\"", "field 'labels': expected an array, got \"spam,ham\""));
         p.add(json("labels-and-schema", "\"prompt\":\"x\",\"labels\":[\"a\",\"b\"],\"json_schema\":{\"type\":\"object\"}",
                 "give either 'labels' (classify) or 'json_schema'"));
         // only the engine can tell: the prompt does not fit the context; the answer the schema needs does not fit max_tokens;

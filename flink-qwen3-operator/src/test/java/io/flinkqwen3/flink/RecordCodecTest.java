@@ -101,6 +101,47 @@ class RecordCodecTest {
     }
 
     @Test
+    void aJsonRecordThatDoesNotDecodeKeepsItsIdAndGetsAOneLineReason() {
+        record Bad(String json, String id, String reason) {}
+        var cases = List.of(
+                new Bad("{\"id\":\"unknownfield\",\"prompt\":\"a\",\"colour\":\"red\"}", "unknownfield",
+                        "invalid JSON prompt: unknown field 'colour' (known: attributes, deadline_ms, enable_thinking, id, json_schema, "
+                                + "labels, max_tokens, messages, options, prompt, sla_ms, system_prompt, thinking_budget, tools)"),
+                new Bad("{\"id\":\"fraction\",\"prompt\":\"a\",\"max_tokens\":3.5}", "fraction",
+                        "invalid JSON prompt: field 'max_tokens': expected an integer (32-bit), got 3.5"),
+                new Bad("{\"id\":\"thinking\",\"prompt\":\"a\",\"enable_thinking\":\"yes\"}", "thinking",
+                        "invalid JSON prompt: field 'enable_thinking': expected true or false, got \"yes\""),
+                new Bad("{\"id\":\"twice\",\"prompt\":\"a\",\"prompt\":\"b\"}", "twice",
+                        "invalid JSON prompt: Duplicate field 'prompt' (line 1, column 36)"),
+                new Bad("{\"id\":\"turn\",\"messages\":[{\"role\":\"user\",\"colour\":1}]}", "turn",
+                        "invalid JSON prompt: unknown field 'messages[0].colour' (known: content, reasoning_content, role, tool_calls)"),
+                new Bad("{\"prompt\":\"a\",\"max_tokens\":3.5,\"id\":\"id-last\"}", "id-last",
+                        "invalid JSON prompt: field 'max_tokens': expected an integer (32-bit), got 3.5"),
+                new Bad("{\"id\":42,\"prompt\":\"a\",\"sla_ms\":true}", "42",
+                        "invalid JSON prompt: field 'sla_ms': expected an integer (64-bit), got true"),
+                new Bad("{\"id\":\"cut\",\"prompt\":\"a\"", "cut",
+                        "invalid JSON prompt: Unexpected end-of-input: expected close marker for Object (line 1, column 25)"),
+                new Bad("{\"id\":\"x\",\"id\":\"y\",\"prompt\":\"a\"}", "x", "invalid JSON prompt: Duplicate field 'id' (line 1, column 15)"),
+                new Bad("{\"id\":{\"a\":1},\"prompt\":\"a\"}", null, "invalid JSON prompt: field 'id': expected a string, got an object"),
+                new Bad("{\"prompt\":\"a\",\"colour\":\"red\"}", null, "invalid JSON prompt: unknown field 'colour' (known: attributes, "
+                        + "deadline_ms, enable_thinking, id, json_schema, labels, max_tokens, messages, options, prompt, sla_ms, "
+                        + "system_prompt, thinking_budget, tools)"),
+                new Bad("[{\"id\":\"in-array\"}]", null, "invalid JSON prompt: expected an object {...}, got an array"));
+        for (var c : cases) {
+            byte[] value = bytes(c.json());
+            var e = assertThrows(RecordCodec.PromptDecodeException.class, () -> RecordCodec.decodePrompt(value), c.json());
+            assertEquals(c.id(), e.id(), c.json());
+            assertEquals(c.reason(), e.getMessage(), c.json());
+            // the Kafka source's dead letter: the record's id, even without a key
+            PromptRecord dead = Qwen3Kafka.PromptDeserializer.decode(new ConsumerRecord<>("prompts", 0, 7, null, value));
+            assertEquals(c.id(), dead.id, c.json());
+            assertEquals(c.reason() + " (prompts-0@7)", dead.decodeError, c.json());
+        }
+        PromptRecord keyed = Qwen3Kafka.PromptDeserializer.decode(new ConsumerRecord<>("prompts", 0, 8, bytes("key"), bytes("{\"prompt\":3.5,\"x\":1}")));
+        assertEquals("key", keyed.id, "no id in the record: the Kafka key");
+    }
+
+    @Test
     void completionAndDeadLetterRoundTrip() {
         var c = new CompletionRecord();
         c.id = "x";
