@@ -11,7 +11,10 @@ import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The quickstart with a model that cannot be loaded ends at once with the loader's message, instead of restarting forever. */
+/**
+ * The quickstart with a model that cannot be loaded, or that has no tokenizer to read prompts with,
+ * ends at once with the reason, instead of restarting forever.
+ */
 class QuickstartModelUnavailableTest {
     @Test
     void aModelThatCannotBeLoadedEndsTheQuickstartWithTheLoadersMessage(@TempDir Path dir) throws Exception {
@@ -32,5 +35,19 @@ class QuickstartModelUnavailableTest {
         assertTrue(log.contains("quickstart: the job failed: Qwen3 model '" + model + "' cannot be used: " + model
                 + ": neither a model directory (config.json + *.safetensors) nor a .gguf file"), log);
         System.out.printf("quickstart ended in %.1f s%n", (System.nanoTime() - start) / 1e9);
+    }
+
+    @Test
+    void aModelWithoutATokenizerEndsTheQuickstartSayingWhatToAdd(@TempDir Path dir) throws Exception {
+        Path moe = Path.of("../../shared/fixtures/qwen3-moe-tiny").toAbsolutePath().normalize();
+        for (String f : new String[] {"config.json", "model.safetensors"}) {
+            Files.createSymbolicLink(dir.resolve(f), moe.resolve(f));
+        }
+        var run = LaunchersCommandLineTest.quickstart("--model", dir.toString(), "--prompts", "2", "--max-tokens", "4");
+        assertEquals(1, run.code(), run.err());
+        assertEquals("", run.out(), "no dead letters: the job fails before it reads a record");
+        assertTrue(run.err().contains("quickstart: the job failed: Qwen3 model '" + dir + "' cannot be used: it has no tokenizer.json"
+                + " (or tokenizer.ggml.* metadata): the Flink operator needs a tokenizer to read prompts; put the model's"
+                + " tokenizer.json beside config.json"), run.err());
     }
 }

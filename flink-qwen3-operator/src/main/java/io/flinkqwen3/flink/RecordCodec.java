@@ -88,8 +88,8 @@ public final class RecordCodec {
     }
 
     /**
-     * Decodes Avro binary or JSON; throws IllegalArgumentException saying what is wrong, a
-     * {@link PromptDecodeException} with the record's id for a JSON object whose id could be read.
+     * Decodes Avro binary or JSON; throws IllegalArgumentException saying what is wrong. For JSON
+     * it is a {@link PromptDecodeException}, with the record's id when that could be read.
      */
     public static PromptRecord decodePrompt(byte[] bytes) {
         if (bytes == null || bytes.length == 0) {
@@ -248,7 +248,9 @@ public final class RecordCodec {
             for (JsonToken t = parser.nextToken(); t == JsonToken.FIELD_NAME; t = parser.nextToken()) {
                 JsonToken value = parser.nextToken();
                 if ("id".equals(parser.currentName())) {
-                    return value == JsonToken.VALUE_STRING || value.isNumeric() ? parser.getText() : null;
+                    boolean text = value == JsonToken.VALUE_STRING || value == JsonToken.VALUE_NUMBER_INT
+                            || value == JsonToken.VALUE_NUMBER_FLOAT;
+                    return text ? parser.getText() : null;
                 }
                 parser.skipChildren();
             }

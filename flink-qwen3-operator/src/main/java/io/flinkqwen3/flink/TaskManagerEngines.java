@@ -47,13 +47,20 @@ public final class TaskManagerEngines {
      * failed) or engine options that cannot work are not transient: restarting the task would
      * only fail again, forever. They leave as Flink's {@link SuppressRestartsException}, so the
      * job fails at once whatever its restart strategy, with the loader's message in the cause.
-     * So does a JVM without the Vector API module ({@link VectorApiCheck}), checked first.
+     * So does a model without a tokenizer (records hold text, no record could ever be answered),
+     * and a JVM without the Vector API module ({@link VectorApiCheck}), checked first.
      */
     public static Qwen3Engine acquireForTask(ReadableConfig options) {
         VectorApiCheck.requireVectorApi();
         String model = options.get(Qwen3Options.MODEL);
         try {
-            return acquire(model, Qwen3Options.engineOptions(options));
+            Qwen3Engine engine = acquire(model, Qwen3Options.engineOptions(options));
+            if (engine.tokenizer() == null) {
+                release(engine);
+                throw new IllegalArgumentException("it has no tokenizer.json (or tokenizer.ggml.* metadata): the Flink operator "
+                        + "needs a tokenizer to read prompts; put the model's tokenizer.json beside config.json");
+            }
+            return engine;
         } catch (ModelFormatException | IllegalArgumentException e) {
             LOG.error("Qwen3 model {} cannot be used, failing the job without restarts: {}", model, e.getMessage());
             throw new SuppressRestartsException(new ModelUnavailableException(

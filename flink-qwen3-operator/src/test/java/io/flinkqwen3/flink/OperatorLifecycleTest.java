@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.flinkqwen3.runtime.Qwen3Engine;
 import io.flinkqwen3.testing.CorruptModels;
 import io.flinkqwen3.testing.Fixtures;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -73,12 +74,21 @@ class OperatorLifecycleTest {
     void aModelThatCannotBeLoadedFailsTheJobAtOnceWithTheLoadersMessage(@TempDir Path dir) throws Exception {
         Path corrupt = CorruptModels.withoutFinalNorm(dir.resolve("corrupt"));
         Path missing = dir.resolve("no-such-model");
+        Path noTokenizer = Files.createDirectory(dir.resolve("no-tokenizer")); // loads, but no record could ever be read
+        try (var files = Files.list(Fixtures.MOE)) {
+            for (Path f : files.filter(f -> !f.getFileName().toString().startsWith("tokenizer")).toList()) {
+                Files.copy(f, noTokenizer.resolve(f.getFileName()));
+            }
+        }
         int tooManyThreads = io.flinkqwen3.tensor.Parallel.maxThreads() + 1; // passes the build (<= 256), not the task manager
         record Case(Qwen3Inference.Builder job, String loaderSays) {}
         var cases = List.of(
                 new Case(Qwen3Inference.builder().model(corrupt.toString()).threads(2), "tensor 'model.norm.weight'"),
                 new Case(Qwen3Inference.builder().model(missing.toString()).threads(2),
                         "model location '" + missing + "' is neither an existing directory or .gguf file"),
+                new Case(Qwen3Inference.builder().model(noTokenizer.toString()).threads(2), "cannot be used: it has no tokenizer.json"
+                        + " (or tokenizer.ggml.* metadata): the Flink operator needs a tokenizer to read prompts; put the model's"
+                        + " tokenizer.json beside config.json"),
                 new Case(Qwen3Inference.builder().model(Fixtures.DENSE.toString()).threads(tooManyThreads),
                         "threads must be between 1 and " + (tooManyThreads - 1)));
         for (var c : cases) {
@@ -93,6 +103,7 @@ class OperatorLifecycleTest {
             assertTrue(!unavailable.getMessage().contains("(null)"), unavailable.getMessage());
             System.out.printf("failed without restarts in %.1f s: %s%n", (System.nanoTime() - start) / 1e9, unavailable.getMessage());
         }
+        assertEquals(0, TaskManagerEngines.openEngines(), "the engine without a tokenizer was closed again");
     }
 
     @Test
