@@ -68,15 +68,17 @@ final class PackedInt8 extends PackedMatrix {
      * of a scale pair holds row l's scale of the even panel in its low half and of the odd panel in
      * its high half.
      *
-     * The one- and two-row passes run their 32-column loops on the weights' long offset (at), with
-     * the column as a second counter: C2 unrolls an int loop of 32 whole, and the bounds checks of
-     * its long segment offsets then stay in the code, ~20 scalar instructions per 64-byte load
-     * (seen in the compiled code: cmov clamps per load); a loop counted on the offset keeps its
-     * checks hoisted. Intel Xeon VM, 2 threads, builds alternating: MatBench Q8_0 768x2048 one row
-     * 130/141 -> 97/106 us; the MoE file's decode 15.3/15.9 -> 18.7/18.8 tok/s (one sequence) and
-     * 42.7/42.0 -> 46.4/47.0 (16), Qwen3-0.6B Q8_0 19.6/17.5 -> 20.9/19.9. The four- and eight-row
-     * passes, bound by their FMAs, ran as fast or slower so (16 rows 76-77 -> 69-72 G weight-rows/s)
-     * and keep the int loop.
+     * The one- and two-row passes count their 32-column loops on the weights' long offset (at), the
+     * column k a second counter. C2 unrolls an int loop of 32 iterations completely, and with no loop
+     * left the bounds checks of the long segment offsets stay at every load: ~20 scalar instructions
+     * (cmov clamps) per 64-byte (512-bit) load, read in the compiled code. Counted on the offset, the
+     * loop has its segment checks hoisted (the input array's index check remains). Intel Xeon VM,
+     * 2 threads, builds alternating: MatBench Q8_0 768x2048 one row 130/141 -> 97/106 us; the MoE
+     * file's decode 15.3/15.9 -> 18.7/18.8 tok/s (one sequence) and 42.7/42.0 -> 46.4/47.0 (16);
+     * Qwen3-0.6B Q8_0, one sequence, 19.6/17.5 -> 20.9/19.9. The four- and eight-row passes, bound by
+     * their FMAs, keep the int loop: so counted, MatBench Q8_0 2048x1024 16 rows (two eight-row
+     * passes) ran 76-77 -> 69-72 G weight-rows/s, and 4, 5 and 12 rows (matvec4 alone so counted)
+     * within the noise (4 rows, best of five, 184-206 against 182-185 us).
      *
      * The kernels below write their Vector API calls out instead of calling helpers of this class:
      * past C2's parse-time node limit (NodeCountInliningCutoff) it refuses to inline ordinary
