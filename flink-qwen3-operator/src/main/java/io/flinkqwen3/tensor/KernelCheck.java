@@ -42,7 +42,7 @@ public final class KernelCheck {
                 return String.format("vector FMA rate %.2f GFLOP/s on one thread, expected more than %.0f: the JIT does not compile"
                         + " Vector API code (is C2 disabled, e.g. -XX:TieredStopAtLevel=1?)", gflops, expectedGflops);
             }
-            // a busy machine (another process on the cores) can keep a kernel in C2's queue through every attempt
+            // a busy machine (another process on the cores) can keep a kernel in C2's queue through the whole warm-up
             return String.format("%s matmul at batch %d runs at %.2f GFLOP/s, expected about %.1f: the Vector API falls back to"
                     + " Java code on this CPU/JVM (check that --add-modules jdk.incubator.vector is set and the JIT is enabled),"
                     + " or the JIT had not compiled it yet because other processes kept the cores busy at start-up (then it"

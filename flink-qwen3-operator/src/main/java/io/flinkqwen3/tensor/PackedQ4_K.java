@@ -269,7 +269,7 @@ final class PackedQ4_K extends PackedMatrix {
         java.util.Arrays.fill(out, 0, 2 * GROUP, 0f);
         long gs = groupSuper(4 * group, 0), step = 4L * SUPER_BYTES;
         int xb = 0;
-        for (long end = gs + step * (cols / SUPER); gs < end; gs += step) { // on the offset: see PackedInt8
+        for (long end = gs + step * (cols / SUPER); gs < end; gs += step) { // counted on the offset: see matvec
             var d01 = IntVector.fromMemorySegment(I, data, gs, LE);
             var d23 = IntVector.fromMemorySegment(I, data, gs + 4 * P, LE);
             var d0 = d01.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, 0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
